@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs what seqmt's build and tests need from Debian's packages. Does
+# nothing when every package is already installed.
+set -eu
+
+packages="cmake make gcc libc6-dev pkg-config libopenblas-dev libutf8proc-dev libcjson-dev
+libmicrohttpd-dev libcunit1-dev zlib1g-dev curl ca-certificates"
+
+missing=""
+for p in $packages; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+else
+    echo "setup.sh: missing packages:$missing; run as root or install sudo" >&2
+    exit 1
+fi
+echo "setup.sh: installing$missing" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

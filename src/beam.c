@@ -1,0 +1,442 @@
+/* Beam search over a batch of sentences.
+ *
+ * Each sentence keeps up to K live hypotheses; a hypothesis that emits
+ * </s> moves to the sentence's finished list, scored by its summed log
+ * probability divided by length^alpha. A sentence stops when it has K
+ * finished hypotheses or reaches its maximum length, at which point its
+ * live hypotheses are finished as they stand. <unk>, <pad> and <s> are
+ * never emitted.
+ */
+#include "beam.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corpus.h"
+#include "text.h"
+
+beam_options beam_default_options(void)
+{
+    beam_options o = {5, 1.0f, 2.0f, 32};
+    return o;
+}
+
+typedef struct {
+    int32_t *tokens; /* [len] */
+    int len;
+    float score;     /* summed log probability */
+} hyp;
+
+typedef struct {
+    int max_len;
+    int n_live;
+    hyp live[64];
+    int n_done;
+    hyp done[64];
+    float done_norm[64];
+    int finished;
+} sentence_state;
+
+typedef struct {
+    float score;
+    int row, token;
+} candidate;
+
+static int cmp_candidate(const void *a, const void *b)
+{
+    const candidate *x = a, *y = b;
+
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    if (x->row != y->row)
+        return x->row < y->row ? -1 : 1;
+    return x->token < y->token ? -1 : x->token > y->token;
+}
+
+/* Keeps the k best (score, token) pairs of one row of log probabilities in
+ * best[0..k-1], sorted best first. */
+static int top_k_row(const float *logp, int V, int k, int row, float base, candidate *best)
+{
+    int n = 0;
+
+    for (int v = VOCAB_N_SPECIAL - 1; v < V; v++) {
+        float s = base + logp[v];
+        int pos;
+
+        if (v != VOCAB_EOS && v < VOCAB_N_SPECIAL)
+            continue;
+        if (n == k && s <= best[k - 1].score)
+            continue;
+        pos = n < k ? n++ : k - 1;
+        while (pos > 0 && best[pos - 1].score < s) {
+            best[pos] = best[pos - 1];
+            pos--;
+        }
+        best[pos] = (candidate){s, row, v};
+    }
+    return n;
+}
+
+static void log_softmax_rows(float *z, int rows, int V)
+{
+    for (int r = 0; r < rows; r++) {
+        float *x = z + (size_t)r * V, mx = -FLT_MAX, sum = 0.0f;
+
+        for (int v = 0; v < V; v++)
+            if (x[v] > mx)
+                mx = x[v];
+        for (int v = 0; v < V; v++)
+            sum += expf(x[v] - mx);
+        float lse = mx + logf(sum);
+        for (int v = 0; v < V; v++)
+            x[v] -= lse;
+    }
+}
+
+static int finish(sentence_state *st, const hyp *h, float alpha, int add_eos)
+{
+    hyp *d;
+
+    if (st->n_done >= 64)
+        return 0;
+    d = &st->done[st->n_done];
+    d->len = h->len;
+    d->score = h->score;
+    d->tokens = malloc(sizeof(int32_t) * (h->len + 1));
+    if (!d->tokens)
+        return -1;
+    memcpy(d->tokens, h->tokens, sizeof(int32_t) * h->len);
+    /* Length counts </s> when the hypothesis really ended with it. */
+    st->done_norm[st->n_done] = h->score / powf((float)(h->len + add_eos), alpha);
+    st->n_done++;
+    return 0;
+}
+
+static void free_state(sentence_state *st)
+{
+    for (int i = 0; i < st->n_live; i++)
+        free(st->live[i].tokens);
+    for (int i = 0; i < st->n_done; i++)
+        free(st->done[i].tokens);
+    st->n_live = st->n_done = 0;
+}
+
+/* Decodes sentences [0, n) of one group, all with non-empty sources. */
+static int search_group(const model *m, const beam_options *opt, const int32_t *const *src,
+                        const int32_t *src_len, int n, int32_t **out, int32_t *out_len)
+{
+    const model_config *cfg = &m->cfg;
+    const model_views *w = &m->w;
+    int L = cfg->layers, E = cfg->embed, H = cfg->hidden, V = cfg->tgt_vocab;
+    int K = opt->beam_size < 1 ? 1 : opt->beam_size > 64 ? 64 : opt->beam_size;
+    int S = 0, rmax = n * K, rc = -1;
+    corpus c = {0};
+    size_t *idx = NULL;
+    model_batch bt = {0};
+    sentence_state *st = calloc(n, sizeof(sentence_state));
+    float *enc_buf = NULL, *h = NULL, *cc = NULL, *h2 = NULL, *c2 = NULL, *x = NULL;
+    float *gates = NULL, *logits = NULL;
+    int32_t *row_sent = NULL;
+    candidate *cand = NULL, *rowbest = NULL;
+
+    for (int i = 0; i < n; i++)
+        if (src_len[i] > S)
+            S = src_len[i];
+
+    /* Encoder: one padded batch of the group, layer by layer. */
+    c.n = n;
+    c.src = (int32_t **)src;
+    c.src_len = (int32_t *)src_len;
+    c.tgt = (int32_t **)src;
+    c.tgt_len = calloc(n, sizeof(int32_t));
+    idx = malloc(sizeof(size_t) * n);
+    size_t cache_floats = lstm_cache_floats(S, n, H);
+    enc_buf = malloc(sizeof(float) * (cache_floats * 2 + (size_t)S * n * E));
+    size_t state = (size_t)L * rmax * H;
+    h = malloc(sizeof(float) * state);
+    cc = malloc(sizeof(float) * state);
+    h2 = malloc(sizeof(float) * state);
+    c2 = malloc(sizeof(float) * state);
+    x = malloc(sizeof(float) * (size_t)rmax * (E > H ? E : H));
+    gates = malloc(sizeof(float) * (size_t)rmax * 4 * H);
+    logits = malloc(sizeof(float) * (size_t)rmax * V);
+    row_sent = malloc(sizeof(int32_t) * rmax);
+    cand = malloc(sizeof(candidate) * (size_t)K * 2 * K);
+    rowbest = malloc(sizeof(candidate) * 2 * K);
+    if (!st || !c.tgt_len || !idx || !enc_buf || !h || !cc || !h2 || !c2 || !x || !gates ||
+        !logits || !row_sent || !cand || !rowbest)
+        goto done;
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    if (corpus_fill_batch(&c, idx, n, &bt))
+        goto done;
+
+    {
+        lstm_cache caches[2];
+        float *emb = enc_buf + 2 * cache_floats;
+
+        lstm_cache_bind(&caches[0], S, n, H, enc_buf);
+        lstm_cache_bind(&caches[1], S, n, H, enc_buf + cache_floats);
+        for (size_t r = 0; r < (size_t)S * n; r++)
+            memcpy(emb + r * E, w->src_embed + (size_t)bt.src[r] * E, sizeof(float) * E);
+        for (int l = 0; l < L; l++) {
+            lstm_cache *cur = &caches[l & 1];
+            const float *in = l == 0 ? emb : caches[(l - 1) & 1].h + (size_t)n * H;
+
+            lstm_forward(&w->enc[l], S, n, in, NULL, NULL, bt.src_mask, cur);
+            /* Row i of the decoder state starts as sentence i's final state. */
+            memcpy(h + (size_t)l * rmax * H, cur->h + (size_t)S * n * H, sizeof(float) * n * H);
+            memcpy(cc + (size_t)l * rmax * H, cur->c + (size_t)S * n * H, sizeof(float) * n * H);
+        }
+    }
+
+    int R = n; /* live rows, grouped by sentence in order */
+    for (int i = 0; i < n; i++) {
+        st[i].max_len = (int)(opt->max_length_ratio * src_len[i]) + 10;
+        st[i].n_live = 1;
+        st[i].live[0].tokens = malloc(sizeof(int32_t) * (st[i].max_len + 1));
+        if (!st[i].live[0].tokens)
+            goto done;
+        row_sent[i] = i;
+    }
+
+    for (int step = 0; R > 0; step++) {
+        /* Embed each row's last token and run one decoder step. */
+        int r = 0;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < st[i].n_live; k++, r++) {
+                const hyp *hp = &st[i].live[k];
+                int32_t tok = hp->len ? hp->tokens[hp->len - 1] : VOCAB_BOS;
+
+                memcpy(x + (size_t)r * E, w->tgt_embed + (size_t)tok * E, sizeof(float) * E);
+            }
+        for (int l = 0; l < L; l++) {
+            size_t off = (size_t)l * rmax * H;
+
+            lstm_step(&w->dec[l], R, l == 0 ? x : h2 + off - (size_t)rmax * H, h + off, cc + off,
+                      h2 + off, c2 + off, gates);
+        }
+        for (int q = 0; q < R; q++)
+            memcpy(logits + (size_t)q * V, w->out_b, sizeof(float) * V);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, H, 1.0f,
+                    h2 + (size_t)(L - 1) * rmax * H, H, w->out_w, H, 1.0f, logits, V);
+        log_softmax_rows(logits, R, V);
+
+        /* Per sentence: the 2K best extensions of its rows, </s> ones to
+         * the finished list, the first K others become the new live set. */
+        int new_R = 0, base = 0;
+        for (int i = 0; i < n; i++) {
+            sentence_state *s = &st[i];
+            int nl = s->n_live, nc = 0, kept = 0;
+            hyp next[64];
+
+            for (int k = 0; k < nl; k++) {
+                int got = top_k_row(logits + (size_t)(base + k) * V, V, 2 * K, base + k,
+                                    s->live[k].score, rowbest);
+
+                memcpy(cand + nc, rowbest, sizeof(candidate) * got);
+                nc += got;
+            }
+            qsort(cand, nc, sizeof(candidate), cmp_candidate);
+            for (int j = 0; j < nc && kept < K && s->n_done < K; j++) {
+                const hyp *parent = &s->live[cand[j].row - base];
+
+                if (cand[j].token == VOCAB_EOS) {
+                    hyp tmp = *parent;
+
+                    tmp.score = cand[j].score;
+                    if (finish(s, &tmp, opt->length_penalty, 1))
+                        goto done;
+                    continue;
+                }
+                next[kept].tokens = malloc(sizeof(int32_t) * (s->max_len + 1));
+                if (!next[kept].tokens)
+                    goto done;
+                memcpy(next[kept].tokens, parent->tokens, sizeof(int32_t) * parent->len);
+                next[kept].tokens[parent->len] = cand[j].token;
+                next[kept].len = parent->len + 1;
+                next[kept].score = cand[j].score;
+                /* Copy the parent's new state into output row new_R + kept. */
+                for (int l = 0; l < L; l++) {
+                    size_t off = (size_t)l * rmax * H;
+
+                    memcpy(h + off + (size_t)(new_R + kept) * H,
+                           h2 + off + (size_t)cand[j].row * H, sizeof(float) * H);
+                    memcpy(cc + off + (size_t)(new_R + kept) * H,
+                           c2 + off + (size_t)cand[j].row * H, sizeof(float) * H);
+                }
+                kept++;
+            }
+            base += nl;
+            for (int k = 0; k < nl; k++)
+                free(s->live[k].tokens);
+            s->n_live = 0;
+            if (s->n_done >= K || step + 1 >= s->max_len) {
+                for (int k = 0; k < kept; k++) {
+                    if (s->n_done < K && finish(s, &next[k], opt->length_penalty, 0))
+                        goto done;
+                    free(next[k].tokens);
+                }
+                kept = 0;
+            }
+            memcpy(s->live, next, sizeof(hyp) * kept);
+            s->n_live = kept;
+            new_R += kept;
+        }
+        R = new_R;
+    }
+
+    /* The best finished hypothesis of each sentence. */
+    for (int i = 0; i < n; i++) {
+        int best = -1;
+
+        for (int d = 0; d < st[i].n_done; d++)
+            if (best < 0 || st[i].done_norm[d] > st[i].done_norm[best])
+                best = d;
+        out_len[i] = best < 0 ? 0 : st[i].done[best].len;
+        out[i] = malloc(sizeof(int32_t) * (out_len[i] + 1));
+        if (!out[i])
+            goto done;
+        if (out_len[i])
+            memcpy(out[i], st[i].done[best].tokens, sizeof(int32_t) * out_len[i]);
+    }
+    rc = 0;
+
+done:
+    if (st)
+        for (int i = 0; i < n; i++)
+            free_state(&st[i]);
+    free(st);
+    free(c.tgt_len);
+    free(idx);
+    corpus_batch_free(&bt);
+    free(enc_buf);
+    free(h);
+    free(cc);
+    free(h2);
+    free(c2);
+    free(x);
+    free(gates);
+    free(logits);
+    free(row_sent);
+    free(cand);
+    free(rowbest);
+    return rc;
+}
+
+int beam_search(const model *m, const beam_options *opt, const int32_t *const *src,
+                const int32_t *src_len, size_t n, int32_t **out, int32_t *out_len)
+{
+    size_t *order = malloc(sizeof(size_t) * (n + 1));
+    const int32_t **gs = malloc(sizeof(int32_t *) * (n + 1));
+    int32_t *gl = malloc(sizeof(int32_t) * (n + 1)), **go = malloc(sizeof(int32_t *) * (n + 1));
+    int32_t *gol = malloc(sizeof(int32_t) * (n + 1));
+    int bs = opt->batch_size < 1 ? 1 : opt->batch_size, rc = -1;
+    size_t m_nonempty = 0;
+
+    if (!order || !gs || !gl || !go || !gol)
+        goto done;
+
+    /* Empty sources translate to empty outputs; the rest are sorted by
+     * length (insertion order kept for ties) so each group pads little. */
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        out_len[i] = 0;
+        if (src_len[i] > 0)
+            order[m_nonempty++] = i;
+    }
+    for (size_t i = 1; i < m_nonempty; i++) {
+        size_t v = order[i], j = i;
+
+        while (j > 0 && src_len[order[j - 1]] > src_len[v]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+    for (size_t first = 0; first < m_nonempty; first += bs) {
+        int g = (int)(m_nonempty - first < (size_t)bs ? m_nonempty - first : (size_t)bs);
+
+        for (int k = 0; k < g; k++) {
+            gs[k] = src[order[first + k]];
+            gl[k] = src_len[order[first + k]];
+        }
+        if (search_group(m, opt, gs, gl, g, go, gol))
+            goto done;
+        for (int k = 0; k < g; k++) {
+            out[order[first + k]] = go[k];
+            out_len[order[first + k]] = gol[k];
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!out[i] && !(out[i] = malloc(sizeof(int32_t))))
+            goto done;
+    rc = 0;
+
+done:
+    free(order);
+    free(gs);
+    free(gl);
+    free(go);
+    free(gol);
+    return rc;
+}
+
+int beam_translate_lines(const model *m, const beam_options *opt, const char *const *lines,
+                         size_t n, char **out)
+{
+    int32_t **src = calloc(n + 1, sizeof(int32_t *)), *len = calloc(n + 1, sizeof(int32_t));
+    int32_t **hyp = calloc(n + 1, sizeof(int32_t *)), *hyp_len = calloc(n + 1, sizeof(int32_t));
+    tok_list toks = {0};
+    const char **words = NULL;
+    int rc = -1;
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (!src || !len || !hyp || !hyp_len)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        if (corpus_tokenize(lines[i], m->cfg.src_lang, &toks, NULL))
+            goto done;
+        src[i] = corpus_ids(m->src_vocab, &toks);
+        if (!src[i])
+            goto done;
+        len[i] = (int32_t)toks.count;
+    }
+    if (beam_search(m, opt, (const int32_t *const *)src, len, n, hyp, hyp_len))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        const char **nw = realloc(words, sizeof(char *) * (hyp_len[i] + 1));
+
+        if (!nw)
+            goto done;
+        words = nw;
+        for (int j = 0; j < hyp_len[i]; j++)
+            words[j] = vocab_token(m->tgt_vocab, hyp[i][j]);
+        out[i] = tok_detokenize(words, hyp_len[i], m->cfg.tgt_lang);
+        if (!out[i])
+            goto done;
+    }
+    rc = 0;
+
+done:
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++) {
+            free(out[i]);
+            out[i] = NULL;
+        }
+    for (size_t i = 0; src && i < n; i++)
+        free(src[i]);
+    for (size_t i = 0; hyp && i < n; i++)
+        free(hyp[i]);
+    free(src);
+    free(len);
+    free(hyp);
+    free(hyp_len);
+    free(words);
+    tok_list_clear(&toks);
+    return rc;
+}

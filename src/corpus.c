@@ -1,0 +1,368 @@
+/* Corpus reading and batching. zlib's gz* functions read gzip and plain
+ * files alike, so the format is detected from the bytes, not the name. */
+#include "corpus.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+int corpus_read_lines(const char *path, char ***lines_out, size_t *n_out, char *err,
+                      size_t err_size)
+{
+    gzFile f = gzopen(path, "rb");
+    char **lines = NULL, *line = NULL;
+    size_t n = 0, cap = 0, len = 0, line_cap = 0;
+    int c;
+
+    if (!f) {
+        snprintf(err, err_size, "cannot open %s: %s", path, errno ? strerror(errno) : "gzopen failed");
+        return -1;
+    }
+    gzbuffer(f, 1 << 17);
+    for (;;) {
+        c = gzgetc(f);
+        if (c == -1 && len == 0 && gzeof(f))
+            break;
+        if (c == -1 && !gzeof(f)) {
+            int code;
+            const char *msg = gzerror(f, &code);
+
+            snprintf(err, err_size, "cannot read %s at line %zu: %s", path, n + 1, msg);
+            goto fail;
+        }
+        if (c != -1 && c != '\n') {
+            if (len + 2 > line_cap) {
+                size_t nc = line_cap ? 2 * line_cap : 256;
+                char *nl = realloc(line, nc);
+
+                if (!nl)
+                    goto oom;
+                line = nl;
+                line_cap = nc;
+            }
+            line[len++] = (char)c;
+            continue;
+        }
+        /* End of a line (or of the file after a last line without '\n'). */
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 1024;
+            char **nl = realloc(lines, nc * sizeof(char *));
+
+            if (!nl)
+                goto oom;
+            lines = nl;
+            cap = nc;
+        }
+        lines[n] = malloc(len + 1);
+        if (!lines[n])
+            goto oom;
+        if (len)
+            memcpy(lines[n], line, len);
+        lines[n++][len] = '\0';
+        len = 0;
+        if (c == -1)
+            break;
+    }
+    gzclose(f);
+    free(line);
+    *lines_out = lines;
+    *n_out = n;
+    return 0;
+
+oom:
+    snprintf(err, err_size, "out of memory reading %s", path);
+fail:
+    gzclose(f);
+    free(line);
+    corpus_free_lines(lines, n);
+    return -1;
+}
+
+void corpus_free_lines(char **lines, size_t n)
+{
+    if (!lines)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+int corpus_tokenize(const char *line, const char *lang, tok_list *out, size_t *n_invalid)
+{
+    char *norm = text_normalize(line, strlen(line), n_invalid);
+    int rc;
+
+    tok_list_clear(out);
+    if (!norm)
+        return -1;
+    rc = tok_tokenize(norm, lang, out);
+    free(norm);
+    return rc;
+}
+
+int32_t *corpus_ids(const vocab *v, const tok_list *list)
+{
+    int32_t *ids = malloc(list->count * sizeof(int32_t) + 1);
+
+    if (!ids)
+        return NULL;
+    for (size_t i = 0; i < list->count; i++)
+        ids[i] = vocab_id(v, list->items[i]);
+    return ids;
+}
+
+void corpus_free_tokens(tok_list *lists, size_t n)
+{
+    if (!lists)
+        return;
+    for (size_t i = 0; i < n; i++)
+        tok_list_clear(&lists[i]);
+    free(lists);
+}
+
+int corpus_load_text(const char *src_path, const char *tgt_path, const char *src_lang,
+                     const char *tgt_lang, int max_len, tok_list **src_tokens,
+                     tok_list **tgt_tokens, size_t *n_out, corpus_stats *stats, char *err,
+                     size_t err_size)
+{
+    char **sl = NULL, **tl = NULL;
+    size_t ns = 0, nt = 0, kept = 0;
+    tok_list *st = NULL, *tt = NULL;
+    int rc = -1;
+
+    memset(stats, 0, sizeof(*stats));
+    if (corpus_read_lines(src_path, &sl, &ns, err, err_size))
+        return -1;
+    if (corpus_read_lines(tgt_path, &tl, &nt, err, err_size))
+        goto done;
+    if (ns != nt) {
+        snprintf(err, err_size,
+                 "source %s has %zu lines but target %s has %zu; a parallel corpus needs one "
+                 "target line per source line",
+                 src_path, ns, tgt_path, nt);
+        goto done;
+    }
+    st = calloc(ns + 1, sizeof(tok_list));
+    tt = calloc(ns + 1, sizeof(tok_list));
+    if (!st || !tt)
+        goto oom;
+    stats->lines = ns;
+    for (size_t i = 0; i < ns; i++) {
+        if (corpus_tokenize(sl[i], src_lang, &st[kept], &stats->invalid_utf8) ||
+            corpus_tokenize(tl[i], tgt_lang, &tt[kept], &stats->invalid_utf8))
+            goto oom;
+        if (st[kept].count == 0 || tt[kept].count == 0) {
+            stats->skipped_empty++;
+            continue;
+        }
+        if ((int)st[kept].count > max_len || (int)tt[kept].count > max_len) {
+            stats->skipped_long++;
+            continue;
+        }
+        kept++;
+    }
+    tok_list_clear(&st[kept]);
+    tok_list_clear(&tt[kept]);
+    stats->kept = kept;
+    *n_out = kept;
+    if (src_tokens) {
+        *src_tokens = st;
+        st = NULL;
+    }
+    if (tgt_tokens) {
+        *tgt_tokens = tt;
+        tt = NULL;
+    }
+    rc = 0;
+    goto done;
+
+oom:
+    snprintf(err, err_size, "out of memory tokenizing %s", src_path);
+done:
+    corpus_free_tokens(st, kept + 1);
+    corpus_free_tokens(tt, kept + 1);
+    corpus_free_lines(sl, ns);
+    corpus_free_lines(tl, nt);
+    return rc;
+}
+
+int corpus_from_tokens(const tok_list *src, const tok_list *tgt, size_t n, const vocab *sv,
+                       const vocab *tv, corpus *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->src = calloc(n + 1, sizeof(int32_t *));
+    out->tgt = calloc(n + 1, sizeof(int32_t *));
+    out->src_len = calloc(n + 1, sizeof(int32_t));
+    out->tgt_len = calloc(n + 1, sizeof(int32_t));
+    if (!out->src || !out->tgt || !out->src_len || !out->tgt_len)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        out->src[i] = corpus_ids(sv, &src[i]);
+        out->tgt[i] = corpus_ids(tv, &tgt[i]);
+        out->n = i + 1;
+        if (!out->src[i] || !out->tgt[i])
+            goto fail;
+        out->src_len[i] = (int32_t)src[i].count;
+        out->tgt_len[i] = (int32_t)tgt[i].count;
+    }
+    out->n = n;
+    return 0;
+
+fail:
+    corpus_free(out);
+    return -1;
+}
+
+void corpus_free(corpus *c)
+{
+    if (c->src)
+        for (size_t i = 0; i < c->n; i++)
+            free(c->src[i]);
+    if (c->tgt)
+        for (size_t i = 0; i < c->n; i++)
+            free(c->tgt[i]);
+    free(c->src);
+    free(c->tgt);
+    free(c->src_len);
+    free(c->tgt_len);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Sort key: source length, target length, then a random tie-breaker. */
+typedef struct {
+    int32_t s, t;
+    uint32_t noise;
+    size_t idx;
+} sort_key;
+
+static int cmp_key(const void *a, const void *b)
+{
+    const sort_key *x = a, *y = b;
+
+    if (x->s != y->s)
+        return x->s < y->s ? -1 : 1;
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    if (x->noise != y->noise)
+        return x->noise < y->noise ? -1 : 1;
+    return 0;
+}
+
+int corpus_make_batches(const corpus *c, int batch_size, rng_state *rng, corpus_batches *out)
+{
+    size_t nb = (c->n + batch_size - 1) / batch_size;
+    sort_key *keys = malloc((c->n + 1) * sizeof(sort_key));
+    size_t *perm = malloc((nb + 1) * sizeof(size_t));
+
+    memset(out, 0, sizeof(*out));
+    out->start = malloc((nb + 1) * sizeof(size_t));
+    out->order = malloc((c->n + 1) * sizeof(size_t));
+    if (!keys || !perm || !out->start || !out->order) {
+        free(keys);
+        free(perm);
+        corpus_batches_free(out);
+        return -1;
+    }
+    for (size_t i = 0; i < c->n; i++)
+        keys[i] = (sort_key){c->src_len[i], c->tgt_len[i], rng_next(rng), i};
+    qsort(keys, c->n, sizeof(sort_key), cmp_key);
+
+    /* Shuffle whole batches (Fisher-Yates), keeping each batch together. */
+    for (size_t i = 0; i < nb; i++)
+        perm[i] = i;
+    for (size_t i = nb; i > 1; i--) {
+        size_t j = rng_below(rng, (uint32_t)i), t = perm[i - 1];
+
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+    size_t pos = 0;
+    for (size_t b = 0; b < nb; b++) {
+        size_t first = perm[b] * batch_size, last = first + batch_size;
+
+        if (last > c->n)
+            last = c->n;
+        out->start[b] = pos;
+        for (size_t i = first; i < last; i++)
+            out->order[pos++] = keys[i].idx;
+    }
+    out->start[nb] = pos;
+    out->n_batches = nb;
+    free(keys);
+    free(perm);
+    return 0;
+}
+
+void corpus_batches_free(corpus_batches *b)
+{
+    free(b->start);
+    free(b->order);
+    memset(b, 0, sizeof(*b));
+}
+
+int corpus_fill_batch(const corpus *c, const size_t *idx, int count, model_batch *bt)
+{
+    int S = 0, T = 0;
+
+    for (int b = 0; b < count; b++) {
+        if (c->src_len[idx[b]] > S)
+            S = c->src_len[idx[b]];
+        if (c->tgt_len[idx[b]] + 1 > T)
+            T = c->tgt_len[idx[b]] + 1;
+    }
+    /* Buffers are sized for the largest shape seen so far. */
+    size_t ns = (size_t)S * count, nt = (size_t)T * count;
+    int32_t *src = realloc(bt->src, (ns + 1) * sizeof(int32_t));
+
+    if (src)
+        bt->src = src;
+    float *mask = realloc(bt->src_mask, (ns + 1) * sizeof(float));
+    if (mask)
+        bt->src_mask = mask;
+    int32_t *ti = realloc(bt->tgt_in, (nt + 1) * sizeof(int32_t));
+    if (ti)
+        bt->tgt_in = ti;
+    int32_t *to = realloc(bt->tgt_out, (nt + 1) * sizeof(int32_t));
+    if (to)
+        bt->tgt_out = to;
+    if (!src || !mask || !ti || !to)
+        return -1;
+
+    bt->B = count;
+    bt->S = S;
+    bt->T = T;
+    bt->n_tokens = 0;
+    for (int b = 0; b < count; b++) {
+        const int32_t *s = c->src[idx[b]], *y = c->tgt[idx[b]];
+        int ls = c->src_len[idx[b]], lt = c->tgt_len[idx[b]], pad = S - ls;
+
+        /* Source reversed and left-padded: step t holds s[S-1-t]. */
+        for (int t = 0; t < S; t++) {
+            size_t r = (size_t)t * count + b;
+
+            bt->src[r] = t < pad ? VOCAB_PAD : s[S - 1 - t];
+            bt->src_mask[r] = t < pad ? 0.0f : 1.0f;
+        }
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)t * count + b;
+
+            bt->tgt_in[r] = t == 0 ? VOCAB_BOS : t <= lt ? y[t - 1] : VOCAB_PAD;
+            bt->tgt_out[r] = t < lt ? y[t] : t == lt ? VOCAB_EOS : VOCAB_PAD;
+        }
+        bt->n_tokens += (size_t)lt + 1;
+    }
+    return 0;
+}
+
+void corpus_batch_free(model_batch *bt)
+{
+    free(bt->src);
+    free(bt->src_mask);
+    free(bt->tgt_in);
+    free(bt->tgt_out);
+    memset(bt, 0, sizeof(*bt));
+}

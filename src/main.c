@@ -1,0 +1,461 @@
+/* seqmt's command line: parses flags and calls the library. This is the
+ * only place that exits the process. */
+#include <cblas.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "beam.h"
+#include "bleu.h"
+#include "corpus.h"
+#include "http.h"
+#include "model.h"
+#include "train.h"
+
+#ifndef SEQMT_DEFAULT_MODEL
+#define SEQMT_DEFAULT_MODEL "models/en-de.seqmt"
+#endif
+
+static void usage(FILE *out)
+{
+    fputs("usage: seqmt <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  train      train a model on a parallel corpus\n"
+          "  translate  translate sentences, one per line\n"
+          "  bleu       score a translation against a reference (sacreBLEU's default BLEU)\n"
+          "  serve      serve translations over HTTP\n"
+          "\n"
+          "Run 'seqmt <command> --help' for the options of a command.\n",
+          out);
+}
+
+/* Parses a whole number in [min, max] or exits naming the flag. */
+static long parse_long(const char *flag, const char *s, long min, long max)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *s == '\0' || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "seqmt: invalid value '%s' for %s: expected a whole number from %ld to "
+                        "%ld\n",
+                s, flag, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+static double parse_double(const char *flag, const char *s, double min, double max)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || *s == '\0' || *end != '\0' || !(v >= min && v <= max)) {
+        fprintf(stderr, "seqmt: invalid value '%s' for %s: expected a number from %g to %g\n", s,
+                flag, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+static void set_threads(long threads)
+{
+    if (threads > 0)
+        openblas_set_num_threads((int)threads);
+}
+
+static const char *default_model_path(void)
+{
+    const char *env = getenv("SEQMT_MODEL");
+
+    return env && *env ? env : SEQMT_DEFAULT_MODEL;
+}
+
+static model *load_model_or_exit(const char *path)
+{
+    char err[1024];
+    model *m = model_load(path, err, sizeof(err));
+
+    if (!m) {
+        fprintf(stderr, "seqmt: %s\n", err);
+        exit(1);
+    }
+    return m;
+}
+
+/* ---- train ---- */
+
+static void log_stderr(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "%s\n", line);
+    fflush(stderr);
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    train_options o = train_default_options();
+    long threads = 0;
+    char err[2048];
+    enum {
+        O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
+        O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
+        O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF
+    };
+    static const struct option opts[] = {
+        {"train-src", required_argument, 0, O_SRC},
+        {"train-tgt", required_argument, 0, O_TGT},
+        {"valid-src", required_argument, 0, O_VSRC},
+        {"valid-tgt", required_argument, 0, O_VTGT},
+        {"src-lang", required_argument, 0, O_SLANG},
+        {"tgt-lang", required_argument, 0, O_TLANG},
+        {"output", required_argument, 0, 'o'},
+        {"layers", required_argument, 0, O_LAYERS},
+        {"embed-size", required_argument, 0, O_EMBED},
+        {"hidden-size", required_argument, 0, O_HIDDEN},
+        {"src-vocab-size", required_argument, 0, O_SVOCAB},
+        {"tgt-vocab-size", required_argument, 0, O_TVOCAB},
+        {"min-count", required_argument, 0, O_MINC},
+        {"batch-size", required_argument, 0, O_BATCH},
+        {"epochs", required_argument, 0, O_EPOCHS},
+        {"max-length", required_argument, 0, O_MAXLEN},
+        {"learning-rate", required_argument, 0, O_LR},
+        {"max-grad-norm", required_argument, 0, O_CLIP},
+        {"init-scale", required_argument, 0, O_INIT},
+        {"dropout", required_argument, 0, O_DROP},
+        {"time-limit", required_argument, 0, O_TIME},
+        {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS},
+        {"decay-after", required_argument, 0, O_DECAY},
+        {"half-precision-model", no_argument, 0, O_HALF},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_SRC: o.train_src = optarg; break;
+        case O_TGT: o.train_tgt = optarg; break;
+        case O_VSRC: o.valid_src = optarg; break;
+        case O_VTGT: o.valid_tgt = optarg; break;
+        case O_SLANG: o.src_lang = optarg; break;
+        case O_TLANG: o.tgt_lang = optarg; break;
+        case 'o': o.output = optarg; break;
+        case O_LAYERS: o.layers = (int)parse_long("--layers", optarg, 1, MODEL_MAX_LAYERS); break;
+        case O_EMBED: o.embed = (int)parse_long("--embed-size", optarg, 1, 8192); break;
+        case O_HIDDEN: o.hidden = (int)parse_long("--hidden-size", optarg, 1, 8192); break;
+        case O_SVOCAB:
+            o.src_vocab_size = (size_t)parse_long("--src-vocab-size", optarg, 5, 10000000);
+            break;
+        case O_TVOCAB:
+            o.tgt_vocab_size = (size_t)parse_long("--tgt-vocab-size", optarg, 5, 10000000);
+            break;
+        case O_MINC: o.min_count = (uint64_t)parse_long("--min-count", optarg, 1, 1L << 40); break;
+        case O_BATCH: o.batch_size = (int)parse_long("--batch-size", optarg, 1, 100000); break;
+        case O_EPOCHS: o.epochs = (int)parse_long("--epochs", optarg, 1, 100000); break;
+        case O_MAXLEN: o.max_len = (int)parse_long("--max-length", optarg, 1, 100000); break;
+        case O_LR: o.learning_rate = (float)parse_double("--learning-rate", optarg, 1e-9, 1e3); break;
+        case O_CLIP: o.max_grad_norm = (float)parse_double("--max-grad-norm", optarg, 1e-9, 1e9); break;
+        case O_INIT: o.init_scale = (float)parse_double("--init-scale", optarg, 0, 10); break;
+        case O_DROP: o.dropout = (float)parse_double("--dropout", optarg, 0, 0.95); break;
+        case O_TIME: o.time_limit_minutes = parse_double("--time-limit", optarg, 0, 1e7); break;
+        case O_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
+        case O_THREADS: threads = parse_long("--threads", optarg, 1, 1024); break;
+        case O_DECAY: o.decay_after = (int)parse_long("--decay-after", optarg, 0, 100000); break;
+        case O_HALF: o.half_precision_model = 1; break;
+        case 'h':
+            printf("usage: seqmt train --train-src FILE --train-tgt FILE --valid-src FILE "
+                   "--valid-tgt FILE -o MODEL [options]\n"
+                   "\n"
+                   "Corpora are plain text or gzip, one sentence per line, source and target\n"
+                   "files line-aligned.\n"
+                   "  --src-lang, --tgt-lang L  languages for tokenization (en, de)\n"
+                   "  --layers N                LSTM layers in encoder and decoder (2)\n"
+                   "  --embed-size N            embedding size (256)\n"
+                   "  --hidden-size N           LSTM hidden size (512)\n"
+                   "  --src-vocab-size N        maximum source vocabulary entries (10000)\n"
+                   "  --tgt-vocab-size N        maximum target vocabulary entries (10000)\n"
+                   "  --min-count N             rarer tokens become <unk> (2)\n"
+                   "  --batch-size N            sentence pairs per batch (64)\n"
+                   "  --epochs N                passes over the training data (10)\n"
+                   "  --max-length N            pairs with a longer side are skipped (50)\n"
+                   "  --learning-rate X         SGD learning rate (1.0)\n"
+                   "  --max-grad-norm X         clip the gradient to this norm (5)\n"
+                   "  --init-scale X            uniform initialization range (0.08)\n"
+                   "  --dropout X               dropout between layers (0.2)\n"
+                   "  --decay-after N           halve the learning rate after every epoch from\n"
+                   "                            epoch N on, besides when validation perplexity\n"
+                   "                            stops improving (never)\n"
+                   "  --half-precision-model    store the best model's weights as float16\n"
+                   "  --time-limit MINUTES      stop training after this time (no limit)\n"
+                   "  --seed N                  random seed (1)\n"
+                   "  --threads N               OpenBLAS threads (all cores)\n");
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    if (!o.train_src || !o.train_tgt || !o.valid_src || !o.valid_tgt || !o.output) {
+        fprintf(stderr, "seqmt train: --train-src, --train-tgt, --valid-src, --valid-tgt and "
+                        "--output are required (see seqmt train --help)\n");
+        return 2;
+    }
+    set_threads(threads);
+    if (train_run(&o, log_stderr, NULL, err, sizeof(err))) {
+        fprintf(stderr, "seqmt train: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- translate ---- */
+
+static int cmd_translate(int argc, char **argv)
+{
+    const char *model_path = default_model_path(), *input = NULL, *output = NULL;
+    beam_options bo = beam_default_options();
+    long threads = 0;
+    char err[1024];
+    char **lines = NULL, **out = NULL;
+    size_t n = 0;
+    FILE *fo = stdout;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"beam-size", required_argument, 0, 'b'},
+        {"input", required_argument, 0, 'i'},
+        {"output", required_argument, 0, 'o'},
+        {"length-penalty", required_argument, 0, 'p'},
+        {"max-length-ratio", required_argument, 0, 'r'},
+        {"batch-size", required_argument, 0, 'B'},
+        {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "m:b:i:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'b': bo.beam_size = (int)parse_long("--beam-size", optarg, 1, 64); break;
+        case 'i': input = optarg; break;
+        case 'o': output = optarg; break;
+        case 'p': bo.length_penalty = (float)parse_double("--length-penalty", optarg, 0, 10); break;
+        case 'r': bo.max_length_ratio = (float)parse_double("--max-length-ratio", optarg, 0.1, 100); break;
+        case 'B': bo.batch_size = (int)parse_long("--batch-size", optarg, 1, 4096); break;
+        case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+        case 'h':
+            printf("usage: seqmt translate [--model FILE] [--input FILE] [--output FILE] [options]\n"
+                   "\n"
+                   "Reads one sentence per line (standard input by default) and writes one\n"
+                   "translation per line; an empty line gives an empty line.\n"
+                   "  --model FILE            model file (%s, or $SEQMT_MODEL)\n"
+                   "  --beam-size N           beam width, 1 for greedy search (5)\n"
+                   "  --length-penalty X      divide scores by length^X (1.0)\n"
+                   "  --max-length-ratio X    stop outputs at X * source length + 10 (2.0)\n"
+                   "  --batch-size N          sentences decoded together (32)\n"
+                   "  --threads N             OpenBLAS threads (all cores)\n",
+                   SEQMT_DEFAULT_MODEL);
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    set_threads(threads);
+    model *m = load_model_or_exit(model_path);
+    if (corpus_read_lines(input ? input : "/dev/stdin", &lines, &n, err, sizeof(err))) {
+        fprintf(stderr, "seqmt translate: %s\n", err);
+        model_free(m);
+        return 1;
+    }
+    out = calloc(n + 1, sizeof(char *));
+    if (!out || beam_translate_lines(m, &bo, (const char *const *)lines, n, out)) {
+        fprintf(stderr, "seqmt translate: out of memory translating %zu lines\n", n);
+        return 1;
+    }
+    if (output && !(fo = fopen(output, "w"))) {
+        fprintf(stderr, "seqmt translate: cannot write %s: %s\n", output, strerror(errno));
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        fprintf(fo, "%s\n", out[i]);
+    if (fflush(fo) != 0 || (fo != stdout && fclose(fo) != 0)) {
+        fprintf(stderr, "seqmt translate: cannot write output: %s\n", strerror(errno));
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(out[i]);
+    free(out);
+    corpus_free_lines(lines, n);
+    model_free(m);
+    return 0;
+}
+
+/* ---- bleu ---- */
+
+static int cmd_bleu(int argc, char **argv)
+{
+    char **hyp = NULL, **ref = NULL, err[1024], summary[512];
+    size_t nh = 0, nr = 0;
+    bleu_result r;
+
+    if (argc != 3 || strcmp(argv[1], "--help") == 0) {
+        fprintf(argc == 2 ? stdout : stderr,
+                "usage: seqmt bleu HYPOTHESIS REFERENCE\n"
+                "Prints corpus BLEU as sacreBLEU computes it by default (13a tokenization,\n"
+                "cased): the score, the four n-gram precisions, the brevity penalty and both\n"
+                "lengths. Files are plain text or gzip, one segment per line.\n");
+        return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    }
+    if (corpus_read_lines(argv[1], &hyp, &nh, err, sizeof(err)) ||
+        corpus_read_lines(argv[2], &ref, &nr, err, sizeof(err))) {
+        fprintf(stderr, "seqmt bleu: %s\n", err);
+        return 1;
+    }
+    if (nh != nr) {
+        fprintf(stderr, "seqmt bleu: hypothesis %s has %zu lines but reference %s has %zu; "
+                        "they must be line-aligned\n",
+                argv[1], nh, argv[2], nr);
+        return 1;
+    }
+    if (bleu_corpus((const char *const *)hyp, (const char *const *)ref, nh, &r)) {
+        fprintf(stderr, "seqmt bleu: out of memory\n");
+        return 1;
+    }
+    bleu_format(&r, summary, sizeof(summary));
+    printf("%s\n", summary);
+    corpus_free_lines(hyp, nh);
+    corpus_free_lines(ref, nr);
+    return 0;
+}
+
+/* ---- serve ---- */
+
+typedef struct {
+    const model *m;
+    beam_options bo;
+} serve_ctx;
+
+static int serve_translate(void *ctx, const char *const *texts, size_t n, char **out, char *err,
+                           size_t err_size)
+{
+    serve_ctx *s = ctx;
+
+    if (beam_translate_lines(s->m, &s->bo, texts, n, out)) {
+        snprintf(err, err_size, "out of memory translating %zu texts", n);
+        return -1;
+    }
+    return 0;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *model_path = default_model_path(), *address = "127.0.0.1";
+    long port = 5000, threads = 2, blas_threads = 1;
+    serve_ctx sc;
+    http_config hc = {0};
+    char err[1024];
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"port", required_argument, 0, 'p'},
+        {"host", required_argument, 0, 'H'},
+        {"threads", required_argument, 0, 't'},
+        {"blas-threads", required_argument, 0, 'T'},
+        {"beam-size", required_argument, 0, 'b'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+
+    sc.bo = beam_default_options();
+    while ((c = getopt_long(argc, argv, "m:p:H:t:b:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'p': port = parse_long("--port", optarg, 0, 65535); break;
+        case 'H': address = optarg; break;
+        case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+        case 'T': blas_threads = parse_long("--blas-threads", optarg, 1, 1024); break;
+        case 'b': sc.bo.beam_size = (int)parse_long("--beam-size", optarg, 1, 64); break;
+        case 'h':
+            printf("usage: seqmt serve [--model FILE] [--port N] [--host ADDRESS] [options]\n"
+                   "\n"
+                   "Serves POST /translate (LibreTranslate's JSON shape) and GET /health.\n"
+                   "  --model FILE        model file (%s, or $SEQMT_MODEL)\n"
+                   "  --port N            TCP port (5000)\n"
+                   "  --host ADDRESS      address to bind, 0.0.0.0 for all interfaces (127.0.0.1)\n"
+                   "  --threads N         request worker threads (2)\n"
+                   "  --blas-threads N    OpenBLAS threads per product (1)\n"
+                   "  --beam-size N       beam width (5)\n",
+                   SEQMT_DEFAULT_MODEL);
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    set_threads(blas_threads);
+    model *m = load_model_or_exit(model_path);
+    sc.m = m;
+    hc.address = address;
+    hc.port = (unsigned short)port;
+    hc.threads = (unsigned)threads;
+    hc.source_lang = m->cfg.src_lang;
+    hc.target_lang = m->cfg.tgt_lang;
+    hc.translate = serve_translate;
+    hc.translate_ctx = &sc;
+
+    http_server *srv = http_server_start(&hc, err, sizeof(err));
+    if (!srv) {
+        fprintf(stderr, "seqmt serve: %s\n", err);
+        model_free(m);
+        return 1;
+    }
+    fprintf(stderr, "seqmt serve: model %s (%s->%s), listening on http://%s:%u\n", model_path,
+            m->cfg.src_lang, m->cfg.tgt_lang, address, http_server_port(srv));
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    while (!stop_requested)
+        pause();
+    fprintf(stderr, "seqmt serve: stopping\n");
+    http_server_stop(srv);
+    model_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
+    if (strcmp(argv[1], "translate") == 0)
+        return cmd_translate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bleu") == 0)
+        return cmd_bleu(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "seqmt: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,333 @@
+/* The training driver. One step: zero the gradient block, run the loss
+ * with its gradient on a batch, scale the gradient down to the maximum
+ * norm, and take an SGD step. All of it is single-process; OpenBLAS uses
+ * the cores for the matrix products. */
+#include "train.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "corpus.h"
+#include "model.h"
+
+train_options train_default_options(void)
+{
+    train_options o = {0};
+
+    o.src_lang = "en";
+    o.tgt_lang = "de";
+    o.layers = 2;
+    o.embed = 256;
+    o.hidden = 512;
+    o.src_vocab_size = 10000;
+    o.tgt_vocab_size = 10000;
+    o.min_count = 2;
+    o.batch_size = 64;
+    o.epochs = 10;
+    o.max_len = 50;
+    o.learning_rate = 1.0f;
+    o.max_grad_norm = 5.0f;
+    o.init_scale = 0.08f;
+    o.dropout = 0.2f;
+    o.seed = 1;
+    return o;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void logf_line(train_log_fn log, void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void logf_line(train_log_fn log, void *ctx, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    if (!log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    log(ctx, line);
+}
+
+static vocab *build_vocab(const tok_list *lists, size_t n, size_t max_size, uint64_t min_count)
+{
+    vocab_counter *counter = vocab_counter_new();
+    vocab *v = NULL;
+
+    if (!counter)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < lists[i].count; j++)
+            if (vocab_counter_add(counter, lists[i].items[j]))
+                goto done;
+    v = vocab_build(counter, max_size, min_count);
+done:
+    vocab_counter_free(counter);
+    return v;
+}
+
+/* Mean per-token loss of a corpus without dropout; -1 when out of memory. */
+static double evaluate(const model *m, const corpus *c, int batch_size, model_workspace *ws)
+{
+    corpus_batches batches;
+    model_batch bt = {0};
+    rng_state rng;
+    double total = 0;
+    size_t tokens = 0;
+
+    rng_seed(&rng, 0);
+    if (corpus_make_batches(c, batch_size, &rng, &batches))
+        return -1;
+    for (size_t b = 0; b < batches.n_batches; b++) {
+        double loss;
+        int count = (int)(batches.start[b + 1] - batches.start[b]);
+
+        if (corpus_fill_batch(c, batches.order + batches.start[b], count, &bt) ||
+            model_loss(m, &bt, NULL, 0.0f, NULL, ws, &loss)) {
+            total = -1;
+            tokens = 1;
+            break;
+        }
+        total += loss;
+        tokens += bt.n_tokens;
+    }
+    corpus_batch_free(&bt);
+    corpus_batches_free(&batches);
+    return tokens ? total / tokens : 0.0;
+}
+
+static void format_duration(double s, char *buf, size_t size)
+{
+    long t = (long)(s + 0.5);
+
+    if (t >= 3600)
+        snprintf(buf, size, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else
+        snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
+}
+
+int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
+              size_t err_size)
+{
+    tok_list *tr_src = NULL, *tr_tgt = NULL, *va_src = NULL, *va_tgt = NULL;
+    size_t n_train = 0, n_valid = 0;
+    corpus_stats stats;
+    corpus train = {0}, valid = {0};
+    vocab *sv = NULL, *tv = NULL;
+    model *m = NULL;
+    float *grads = NULL;
+    model_views gv;
+    model_workspace *ws = NULL;
+    corpus_batches batches = {0};
+    model_batch bt = {0};
+    rng_state rng;
+    int rc = -1;
+    char ckpt[4096];
+    const char *why;
+
+    if (opt->batch_size < 1 || opt->epochs < 1 || opt->max_len < 1 || opt->learning_rate <= 0 ||
+        opt->max_grad_norm <= 0 || opt->dropout < 0 || opt->dropout >= 1) {
+        snprintf(err, err_size, "invalid training options: batch size, epochs, maximum length, "
+                                "learning rate and maximum gradient norm must be positive and "
+                                "dropout in [0, 1)");
+        return -1;
+    }
+    if (snprintf(ckpt, sizeof(ckpt), "%s.checkpoint", opt->output) >= (int)sizeof(ckpt)) {
+        snprintf(err, err_size, "output path too long: %s", opt->output);
+        return -1;
+    }
+    rng_seed(&rng, opt->seed);
+
+    /* Corpora and vocabularies. */
+    if (corpus_load_text(opt->train_src, opt->train_tgt, opt->src_lang, opt->tgt_lang,
+                         opt->max_len, &tr_src, &tr_tgt, &n_train, &stats, err, err_size))
+        goto done;
+    logf_line(log, log_ctx,
+              "training corpus: %zu pairs read, %zu kept, %zu skipped as empty, %zu longer than "
+              "%d tokens, %zu invalid UTF-8 sequences replaced",
+              stats.lines, stats.kept, stats.skipped_empty, stats.skipped_long, opt->max_len,
+              stats.invalid_utf8);
+    if (n_train == 0) {
+        snprintf(err, err_size, "no usable sentence pairs in %s and %s", opt->train_src,
+                 opt->train_tgt);
+        goto done;
+    }
+    if (corpus_load_text(opt->valid_src, opt->valid_tgt, opt->src_lang, opt->tgt_lang, 1000000,
+                         &va_src, &va_tgt, &n_valid, &stats, err, err_size))
+        goto done;
+    if (n_valid == 0) {
+        snprintf(err, err_size, "no usable sentence pairs in %s and %s", opt->valid_src,
+                 opt->valid_tgt);
+        goto done;
+    }
+    sv = build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
+    tv = build_vocab(tr_tgt, n_train, opt->tgt_vocab_size, opt->min_count);
+    if (!sv || !tv || corpus_from_tokens(tr_src, tr_tgt, n_train, sv, tv, &train) ||
+        corpus_from_tokens(va_src, va_tgt, n_valid, sv, tv, &valid)) {
+        snprintf(err, err_size, "out of memory building vocabularies");
+        goto done;
+    }
+    corpus_free_tokens(tr_src, n_train);
+    corpus_free_tokens(tr_tgt, n_train);
+    corpus_free_tokens(va_src, n_valid);
+    corpus_free_tokens(va_tgt, n_valid);
+    tr_src = tr_tgt = va_src = va_tgt = NULL;
+
+    /* Model. */
+    model_config cfg = {opt->layers, opt->embed, opt->hidden, (int32_t)vocab_size(sv),
+                        (int32_t)vocab_size(tv), "", ""};
+    snprintf(cfg.src_lang, sizeof(cfg.src_lang), "%s", opt->src_lang);
+    snprintf(cfg.tgt_lang, sizeof(cfg.tgt_lang), "%s", opt->tgt_lang);
+    if ((why = model_config_check(&cfg)) != NULL) {
+        snprintf(err, err_size, "invalid model configuration: %s", why);
+        goto done;
+    }
+    m = model_new(&cfg, sv, tv);
+    sv = tv = NULL;
+    grads = m ? calloc(m->n_params, sizeof(float)) : NULL;
+    ws = model_workspace_new();
+    if (!m || !grads || !ws) {
+        snprintf(err, err_size, "out of memory allocating the model");
+        goto done;
+    }
+    model_bind(&cfg, grads, &gv);
+    model_init_uniform(m, opt->init_scale, &rng);
+    logf_line(log, log_ctx,
+              "model: %d layers, embedding %d, hidden %d, vocabularies %d (%s) and %d (%s), "
+              "%zu parameters",
+              cfg.layers, cfg.embed, cfg.hidden, cfg.src_vocab, cfg.src_lang, cfg.tgt_vocab,
+              cfg.tgt_lang, m->n_params);
+
+    /* Epochs. */
+    size_t train_tokens = 0;
+    for (size_t i = 0; i < train.n; i++)
+        train_tokens += (size_t)train.tgt_len[i] + 1;
+    double lr = opt->learning_rate, best_ppl = INFINITY, start = now_seconds();
+    double limit = opt->time_limit_minutes * 60.0;
+    size_t done_tokens = 0, total_tokens = train_tokens * opt->epochs;
+    int stop = 0;
+
+    for (int epoch = 1; epoch <= opt->epochs && !stop; epoch++) {
+        double window_loss = 0, window_start = now_seconds();
+        size_t window_tokens = 0;
+
+        if (corpus_make_batches(&train, opt->batch_size, &rng, &batches))
+            goto oom;
+        for (size_t b = 0; b < batches.n_batches; b++) {
+            int count = (int)(batches.start[b + 1] - batches.start[b]);
+            double loss, norm2 = 0;
+
+            if (corpus_fill_batch(&train, batches.order + batches.start[b], count, &bt))
+                goto oom;
+            memset(grads, 0, sizeof(float) * m->n_params);
+            if (model_loss(m, &bt, &gv, opt->dropout, &rng, ws, &loss))
+                goto oom;
+
+            /* Clip the whole gradient to the maximum norm, then step. */
+            for (size_t i = 0; i < m->n_params; i++)
+                norm2 += (double)grads[i] * grads[i];
+            double norm = sqrt(norm2);
+            float step = (float)(norm > opt->max_grad_norm ? lr * opt->max_grad_norm / norm : lr);
+            if (!isfinite(norm)) {
+                snprintf(err, err_size,
+                         "training diverged at epoch %d step %zu (gradient norm %g); lower "
+                         "--learning-rate or --max-grad-norm",
+                         epoch, b + 1, norm);
+                goto done;
+            }
+            for (size_t i = 0; i < m->n_params; i++)
+                m->params[i] -= step * grads[i];
+
+            window_loss += loss;
+            window_tokens += bt.n_tokens;
+            done_tokens += bt.n_tokens;
+            double t = now_seconds();
+            if (t - window_start >= 10.0 || b + 1 == batches.n_batches) {
+                double elapsed = t - start, rate = done_tokens / elapsed;
+                double left = (total_tokens - done_tokens) / rate;
+                char eta[32];
+
+                if (limit > 0 && limit - elapsed < left)
+                    left = limit - elapsed > 0 ? limit - elapsed : 0;
+                format_duration(left, eta, sizeof(eta));
+                logf_line(log, log_ctx,
+                          "epoch %d step %zu/%zu loss %.3f ppl %.2f lr %.4g %.0f tok/s left %s",
+                          epoch, b + 1, batches.n_batches, window_loss / window_tokens,
+                          exp(window_loss / window_tokens), lr,
+                          window_tokens / (t - window_start), eta);
+                window_loss = 0;
+                window_tokens = 0;
+                window_start = t;
+            }
+            if (limit > 0 && now_seconds() - start >= limit) {
+                logf_line(log, log_ctx, "time limit of %.1f minutes reached in epoch %d",
+                          opt->time_limit_minutes, epoch);
+                stop = 1;
+                break;
+            }
+        }
+        corpus_batches_free(&batches);
+
+        /* Validate, checkpoint, keep the best, adjust the learning rate. */
+        double vloss = evaluate(m, &valid, opt->batch_size, ws);
+        if (vloss < 0)
+            goto oom;
+        double ppl = exp(vloss);
+        if (model_save(m, ckpt, MODEL_F32, err, err_size))
+            goto done;
+        int improved = ppl < best_ppl;
+        if (improved) {
+            best_ppl = ppl;
+            if (model_save(m, opt->output, opt->half_precision_model ? MODEL_F16 : MODEL_F32, err,
+                           err_size))
+                goto done;
+        }
+        logf_line(log, log_ctx, "epoch %d validation ppl %.2f%s, checkpoint %s%s%s", epoch, ppl,
+                  improved ? " (best)" : "", ckpt, improved ? ", best model " : "",
+                  improved ? opt->output : "");
+        if (!improved || (opt->decay_after > 0 && epoch >= opt->decay_after)) {
+            lr *= 0.5;
+            logf_line(log, log_ctx, "learning rate halved to %.4g (%s)", lr,
+                      improved ? "scheduled decay" : "validation perplexity did not improve");
+        }
+    }
+    {
+        char took[32];
+
+        format_duration(now_seconds() - start, took, sizeof(took));
+        logf_line(log, log_ctx, "training finished in %s, best validation ppl %.2f", took,
+                  best_ppl);
+    }
+    rc = 0;
+    goto done;
+
+oom:
+    snprintf(err, err_size, "out of memory during training");
+done:
+    corpus_free_tokens(tr_src, n_train);
+    corpus_free_tokens(tr_tgt, n_train);
+    corpus_free_tokens(va_src, n_valid);
+    corpus_free_tokens(va_tgt, n_valid);
+    corpus_free(&train);
+    corpus_free(&valid);
+    vocab_free(sv);
+    vocab_free(tv);
+    corpus_batches_free(&batches);
+    corpus_batch_free(&bt);
+    model_workspace_free(ws);
+    free(grads);
+    model_free(m);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* Training: builds vocabularies from the training corpus, then runs SGD
+ * with gradient-norm clipping over batches of similar length, validates
+ * after every epoch, halves the learning rate when validation perplexity
+ * stops improving, checkpoints, and keeps the best model. */
+#ifndef SEQMT_TRAIN_H
+#define SEQMT_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *train_src, *train_tgt; /* plain or gzip, one sentence per line */
+    const char *valid_src, *valid_tgt;
+    const char *output;                /* best model; the checkpoint is OUTPUT.checkpoint */
+    const char *src_lang, *tgt_lang;
+    int layers, embed, hidden;
+    size_t src_vocab_size, tgt_vocab_size; /* maximum entries, special tokens included */
+    uint64_t min_count;                    /* tokens seen fewer times become <unk> */
+    int batch_size, epochs, max_len;
+    float learning_rate, max_grad_norm, init_scale, dropout;
+    double time_limit_minutes; /* stop after this much training time; 0 means no limit */
+    int decay_after;           /* from this epoch on, halve the learning rate every epoch; 0: never */
+    int half_precision_model;  /* write the best model with float16 weights */
+    uint64_t seed;
+} train_options;
+
+/* Defaults: 2 layers, embedding 256, hidden 512, vocabularies of at most
+ * 10000 entries with min count 2, batch 64, 10 epochs, sentences up to 50
+ * tokens, learning rate 1.0, maximum gradient norm 5, initialization
+ * [-0.08, 0.08], dropout 0.2, seed 1. */
+train_options train_default_options(void);
+
+/* Progress sink: one complete line without newline per call. */
+typedef void (*train_log_fn)(void *ctx, const char *line);
+
+/* Trains a model as opt describes. Returns 0, or -1 with a message in err
+ * (unreadable or mismatched corpora, invalid options, out of memory, a
+ * model that cannot be written). */
+int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
+              size_t err_size);
+
+#endif

@@ -1,0 +1,371 @@
+/* Translation tests on a small model trained here on real Multi30k pairs:
+ * beam 1 equals an independent greedy decoder, save and load give the same
+ * translations, line counts are kept, and bad model files are rejected
+ * with a message that says why. */
+#include <CUnit/CUnit.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "beam.h"
+#include "corpus.h"
+#include "model.h"
+#include "testutil.h"
+#include "train.h"
+
+static char workdir[256];
+static char model_path[320];
+static model *trained;
+
+/* Sentences used for translation checks, from the training side. */
+static const char *sample[] = {
+    "A man in an orange hat starring at something.",
+    "Two dogs play in the snow.",
+    "",
+    "A little girl is sitting on a bench.",
+    "   ",
+    "A group of people are standing in front of a building.",
+};
+#define N_SAMPLE (sizeof(sample) / sizeof(sample[0]))
+
+static int write_head(const char *src, const char *dst, size_t lines)
+{
+    char **all, err[512];
+    size_t n;
+    FILE *f;
+
+    if (corpus_read_lines(src, &all, &n, err, sizeof(err)))
+        return -1;
+    f = fopen(dst, "w");
+    if (!f)
+        return -1;
+    for (size_t i = 0; i < n && i < lines; i++)
+        fprintf(f, "%s\n", all[i]);
+    fclose(f);
+    corpus_free_lines(all, n);
+    return 0;
+}
+
+/* Trains a small model on the first 600 Multi30k training pairs. */
+static int suite_init(void)
+{
+    const char *data = test_data_dir();
+    char in[512], out[4][320], err[1024];
+    static const char *names[4] = {"train.en.gz", "train.de.gz", "val.en.gz", "val.de.gz"};
+    train_options o = train_default_options();
+
+    if (!data)
+        return 0;
+    snprintf(workdir, sizeof(workdir), "/tmp/seqmt-test-XXXXXX");
+    if (!mkdtemp(workdir))
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        snprintf(in, sizeof(in), "%s/multi30k/%s", data, names[i]);
+        snprintf(out[i], sizeof(out[i]), "%s/%.*s", workdir, 8, names[i]);
+        if (write_head(in, out[i], i < 2 ? 600 : 50))
+            return -1;
+    }
+    snprintf(model_path, sizeof(model_path), "%s/small.seqmt", workdir);
+    o.train_src = out[0];
+    o.train_tgt = out[1];
+    o.valid_src = out[2];
+    o.valid_tgt = out[3];
+    o.output = model_path;
+    o.layers = 2;
+    o.embed = 32;
+    o.hidden = 48;
+    o.min_count = 1;
+    o.epochs = 2;
+    o.batch_size = 32;
+    if (train_run(&o, NULL, NULL, err, sizeof(err))) {
+        fprintf(stderr, "training the test model failed: %s\n", err);
+        return -1;
+    }
+    trained = model_load(model_path, err, sizeof(err));
+    return trained ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+    char cmd[400];
+
+    model_free(trained);
+    if (workdir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+#define NEED_MODEL()                                                                             \
+    do {                                                                                         \
+        if (!trained) {                                                                          \
+            fprintf(stderr, "SKIP: no corpus, no test model\n");                                 \
+            return;                                                                              \
+        }                                                                                        \
+    } while (0)
+
+/* Greedy decoding written out step by step, independent of beam.c. */
+static int greedy(const model *m, const int32_t *src, int len, int max_len, int32_t *out)
+{
+    const model_config *cfg = &m->cfg;
+    int L = cfg->layers, E = cfg->embed, H = cfg->hidden, V = cfg->tgt_vocab, n = 0;
+    float *x = malloc(sizeof(float) * (E > H ? E : H)), *gates = malloc(sizeof(float) * 4 * H);
+    float *h = calloc((size_t)L * H, sizeof(float)), *c = calloc((size_t)L * H, sizeof(float));
+    float *h2 = malloc(sizeof(float) * L * H), *c2 = malloc(sizeof(float) * L * H);
+    float *logit = malloc(sizeof(float) * V);
+    int32_t tok = VOCAB_BOS;
+
+    /* Encoder: the source from its last word to its first. */
+    for (int t = len - 1; t >= 0; t--) {
+        memcpy(x, m->w.src_embed + (size_t)src[t] * E, sizeof(float) * E);
+        for (int l = 0; l < L; l++) {
+            lstm_step(&m->w.enc[l], 1, x, h + l * H, c + l * H, h2 + l * H, c2 + l * H, gates);
+            memcpy(x, h2 + l * H, sizeof(float) * H);
+        }
+        memcpy(h, h2, sizeof(float) * L * H);
+        memcpy(c, c2, sizeof(float) * L * H);
+    }
+    while (n < max_len) {
+        int best = -1;
+
+        memcpy(x, m->w.tgt_embed + (size_t)tok * E, sizeof(float) * E);
+        for (int l = 0; l < L; l++) {
+            lstm_step(&m->w.dec[l], 1, x, h + l * H, c + l * H, h2 + l * H, c2 + l * H, gates);
+            memcpy(x, h2 + l * H, sizeof(float) * H);
+        }
+        memcpy(h, h2, sizeof(float) * L * H);
+        memcpy(c, c2, sizeof(float) * L * H);
+        for (int v = 0; v < V; v++) {
+            float z = m->w.out_b[v];
+
+            for (int j = 0; j < H; j++)
+                z += m->w.out_w[(size_t)v * H + j] * x[j];
+            logit[v] = z;
+        }
+        for (int v = VOCAB_EOS; v < V; v++)
+            if (v == VOCAB_EOS || v >= VOCAB_N_SPECIAL)
+                if (best < 0 || logit[v] > logit[best])
+                    best = v;
+        if (best == VOCAB_EOS)
+            break;
+        out[n++] = tok = best;
+    }
+    free(x);
+    free(gates);
+    free(h);
+    free(c);
+    free(h2);
+    free(c2);
+    free(logit);
+    return n;
+}
+
+static void test_beam_one_equals_greedy(void)
+{
+    beam_options bo = beam_default_options();
+    tok_list toks = {0};
+
+    NEED_MODEL();
+    bo.beam_size = 1;
+    for (size_t i = 0; i < N_SAMPLE; i++) {
+        int32_t *src, *hyp = NULL, len, hyp_len = 0, ref[128];
+        int ref_len;
+
+        corpus_tokenize(sample[i], "en", &toks, NULL);
+        if (toks.count == 0)
+            continue;
+        src = corpus_ids(trained->src_vocab, &toks);
+        len = (int32_t)toks.count;
+        CU_ASSERT_EQUAL_FATAL(beam_search(trained, &bo, (const int32_t *const *)&src, &len, 1,
+                                          &hyp, &hyp_len), 0);
+        ref_len = greedy(trained, src, len, (int)(bo.max_length_ratio * len) + 10, ref);
+        CU_ASSERT_EQUAL(hyp_len, ref_len);
+        CU_ASSERT(hyp_len == ref_len && memcmp(hyp, ref, sizeof(int32_t) * ref_len) == 0);
+        free(src);
+        free(hyp);
+    }
+    tok_list_clear(&toks);
+}
+
+/* Decoding sentences together must give what decoding each alone gives. */
+static void test_batched_equals_single(void)
+{
+    beam_options bo = beam_default_options();
+    char *together[N_SAMPLE], *alone[1];
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(trained, &bo, sample, N_SAMPLE, together), 0);
+    for (size_t i = 0; i < N_SAMPLE; i++) {
+        CU_ASSERT_EQUAL_FATAL(beam_translate_lines(trained, &bo, &sample[i], 1, alone), 0);
+        CU_ASSERT_STRING_EQUAL(together[i], alone[0]);
+        free(alone[0]);
+        free(together[i]);
+    }
+}
+
+static void test_empty_lines_stay_empty(void)
+{
+    beam_options bo = beam_default_options();
+    char *out[N_SAMPLE];
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(trained, &bo, sample, N_SAMPLE, out), 0);
+    CU_ASSERT_STRING_EQUAL(out[2], "");
+    CU_ASSERT_STRING_EQUAL(out[4], "");
+    CU_ASSERT(strlen(out[0]) > 0);
+    CU_ASSERT(strlen(out[1]) > 0);
+    for (size_t i = 0; i < N_SAMPLE; i++) {
+        CU_ASSERT_PTR_NULL(strstr(out[i], "<unk>"));
+        CU_ASSERT_PTR_NULL(strstr(out[i], "</s>"));
+        CU_ASSERT_PTR_NULL(strchr(out[i], '\n'));
+        free(out[i]);
+    }
+}
+
+static void test_save_load_same_translations(void)
+{
+    beam_options bo = beam_default_options();
+    char path[400], err[1024], *a[N_SAMPLE], *b[N_SAMPLE];
+    model *copy;
+
+    NEED_MODEL();
+    snprintf(path, sizeof(path), "%s/copy.seqmt", workdir);
+    CU_ASSERT_EQUAL_FATAL(model_save(trained, path, MODEL_F32, err, sizeof(err)), 0);
+    copy = model_load(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+    CU_ASSERT_EQUAL(copy->n_params, trained->n_params);
+    CU_ASSERT(memcmp(copy->params, trained->params, sizeof(float) * copy->n_params) == 0);
+    CU_ASSERT_EQUAL(vocab_size(copy->src_vocab), vocab_size(trained->src_vocab));
+    CU_ASSERT_STRING_EQUAL(vocab_token(copy->tgt_vocab, 10), vocab_token(trained->tgt_vocab, 10));
+    CU_ASSERT_EQUAL(beam_translate_lines(trained, &bo, sample, N_SAMPLE, a), 0);
+    CU_ASSERT_EQUAL(beam_translate_lines(copy, &bo, sample, N_SAMPLE, b), 0);
+    for (size_t i = 0; i < N_SAMPLE; i++) {
+        CU_ASSERT_STRING_EQUAL(a[i], b[i]);
+        free(a[i]);
+        free(b[i]);
+    }
+    CU_ASSERT_PTR_NULL(strstr(path, ".tmp"));
+    CU_ASSERT_EQUAL(access(path, F_OK), 0);
+    model_free(copy);
+}
+
+/* float16 files are half the size and keep weights within float16's
+ * relative precision (2^-11). */
+static void test_half_precision_file(void)
+{
+    char path[400], err[1024];
+    model *half;
+    size_t bad = 0;
+
+    NEED_MODEL();
+    snprintf(path, sizeof(path), "%s/half.seqmt", workdir);
+    CU_ASSERT_EQUAL_FATAL(model_save(trained, path, MODEL_F16, err, sizeof(err)), 0);
+    half = model_load(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(half);
+    for (size_t i = 0; i < half->n_params; i++) {
+        float a = trained->params[i], b = half->params[i];
+
+        bad += fabsf(a - b) > 1e-3f * fabsf(a) + 1e-7f;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    model_free(half);
+}
+
+/* Writes bytes to path; returns 0 on success. */
+static int write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(data, 1, n, f) == n;
+
+    if (f)
+        fclose(f);
+    return ok ? 0 : -1;
+}
+
+static unsigned char *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *d;
+    long size;
+
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    d = malloc(size);
+    *n = fread(d, 1, size, f);
+    fclose(f);
+    return d;
+}
+
+static void expect_load_error(const char *path, const char *needle)
+{
+    char err[1024] = "";
+    model *m = model_load(path, err, sizeof(err));
+
+    CU_ASSERT_PTR_NULL(m);
+    if (!strstr(err, needle))
+        fprintf(stderr, "expected '%s' in: %s\n", needle, err);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, needle));
+    model_free(m);
+}
+
+static void test_bad_model_files_rejected(void)
+{
+    char path[400];
+    unsigned char *d;
+    size_t n = 0;
+
+    NEED_MODEL();
+    d = read_file(model_path, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    snprintf(path, sizeof(path), "%s/bad.seqmt", workdir);
+
+    expect_load_error("/nonexistent/model.seqmt", "cannot open");
+
+    write_file(path, d, n / 2);
+    expect_load_error(path, "truncated");
+
+    write_file(path, d, n - 100);
+    expect_load_error(path, "truncated");
+
+    d[n / 2] ^= 0x40;
+    write_file(path, d, n);
+    expect_load_error(path, "checksum");
+    d[n / 2] ^= 0x40;
+
+    d[8] = 99; /* format version */
+    write_file(path, d, n);
+    expect_load_error(path, "format version 99");
+    d[8] = MODEL_FILE_VERSION;
+
+    d[0] = 'X';
+    write_file(path, d, n);
+    expect_load_error(path, "not a seqmt model");
+
+    write_file(path, "", 0);
+    expect_load_error(path, "not a seqmt model");
+    free(d);
+}
+
+int main(void)
+{
+    CU_pSuite s;
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    s = CU_add_suite("translate", suite_init, suite_clean);
+    CU_add_test(s, "beam one equals greedy", test_beam_one_equals_greedy);
+    CU_add_test(s, "batched equals single", test_batched_equals_single);
+    CU_add_test(s, "empty lines stay empty", test_empty_lines_stay_empty);
+    CU_add_test(s, "save load same translations", test_save_load_same_translations);
+    CU_add_test(s, "half precision file", test_half_precision_file);
+    CU_add_test(s, "bad model files rejected", test_bad_model_files_rejected);
+    return test_run_all();
+}
