@@ -1,0 +1,323 @@
+/* End-to-end tests of the seqmt binary as a user runs it: train on real
+ * Multi30k pairs, translate files and standard input, score with bleu,
+ * serve over HTTP on 127.0.0.1 (requests sent with curl), and the bundled
+ * model's quality on part of the Multi30k test set. */
+#include <CUnit/CUnit.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static const char *bin;
+static char dir[256];
+static char model[320];
+static int have_model;
+
+/* Runs cmd with sh; returns its exit status and its stdout+stderr in out
+ * (malloc'd, may be NULL). */
+static int run(const char *cmd, char **out)
+{
+    FILE *p = popen(cmd, "r");
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    int status, c;
+
+    if (!p || !buf)
+        return -1;
+    while ((c = fgetc(p)) != EOF) {
+        if (len + 2 > cap)
+            buf = realloc(buf, cap *= 2);
+        buf[len++] = (char)c;
+    }
+    buf[len] = '\0';
+    status = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int runf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int runf(char **out, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return run(cmd, out);
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static int suite_init(void)
+{
+    const char *data = test_data_dir();
+    char *out = NULL;
+    int rc;
+
+    bin = getenv("SEQMT_BIN");
+    if (!bin) {
+        fprintf(stderr, "SEQMT_BIN is not set; run these tests with ctest\n");
+        return -1;
+    }
+    snprintf(dir, sizeof(dir), "/tmp/seqmt-cli-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    if (!data)
+        return 0;
+
+    /* A small model trained by the CLI on the first 500 training pairs. */
+    rc = runf(&out,
+              "cd %s && zcat %s/multi30k/train.en.gz | head -500 > train.en && "
+              "zcat %s/multi30k/train.de.gz | head -500 > train.de && "
+              "zcat %s/multi30k/val.en.gz | head -40 > val.en && "
+              "zcat %s/multi30k/val.de.gz | head -40 > val.de && "
+              "%s train --train-src train.en --train-tgt train.de --valid-src val.en "
+              "--valid-tgt val.de -o small.seqmt --layers 1 --embed-size 32 --hidden-size 32 "
+              "--epochs 2 --min-count 1 --threads 1 2>&1",
+              dir, data, data, data, data, bin);
+    if (rc != 0) {
+        fprintf(stderr, "training the test model failed:\n%s\n", out ? out : "");
+        free(out);
+        return -1;
+    }
+    free(out);
+    snprintf(model, sizeof(model), "%s/small.seqmt", dir);
+    have_model = 1;
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    if (dir[0])
+        runf(NULL, "rm -rf '%s'", dir);
+    return 0;
+}
+
+#define NEED_MODEL()                                                                             \
+    do {                                                                                         \
+        if (!have_model) {                                                                       \
+            fprintf(stderr, "SKIP: no corpus, no test model\n");                                 \
+            return;                                                                              \
+        }                                                                                        \
+    } while (0)
+
+static void test_train_writes_model_and_checkpoint(void)
+{
+    char path[400];
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(access(model, R_OK), 0);
+    snprintf(path, sizeof(path), "%s.checkpoint", model);
+    CU_ASSERT_EQUAL(access(path, R_OK), 0);
+    snprintf(path, sizeof(path), "%s.tmp", model);
+    CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+}
+
+static void test_train_rejects_mismatched_corpus(void)
+{
+    char *out = NULL;
+    int rc;
+
+    NEED_MODEL();
+    rc = runf(&out,
+              "cd %s && head -10 train.de > short.de && %s train --train-src train.en "
+              "--train-tgt short.de --valid-src val.en --valid-tgt val.de -o never.seqmt 2>&1",
+              dir, bin);
+    CU_ASSERT_NOT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "train.en has 500 lines"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "short.de has 10"));
+    CU_ASSERT_NOT_EQUAL(runf(NULL, "test -e %s/never.seqmt", dir), 0);
+    free(out);
+}
+
+static void test_train_rejects_bad_flag_value(void)
+{
+    char *out = NULL;
+
+    CU_ASSERT_EQUAL(runf(&out, "%s train --hidden-size -3 2>&1", bin), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "'-3' for --hidden-size"));
+    free(out);
+}
+
+static void test_translate_keeps_line_count(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(runf(&out,
+                         "printf 'A man is walking.\\n\\nTwo dogs run.\\n   \\nA woman.' | "
+                         "%s translate --model %s --beam-size 3",
+                         bin, model),
+                    0);
+    CU_ASSERT_EQUAL(count_lines(out), 5);
+    /* Lines 2 and 4 (empty and blank input) must be empty. */
+    char *l2 = strchr(out, '\n') + 1;
+    CU_ASSERT_EQUAL(*l2, '\n');
+    char *l4 = strchr(l2 + 1, '\n') + 1;
+    CU_ASSERT_EQUAL(*l4, '\n');
+    CU_ASSERT_NOT_EQUAL(out[0], '\n');
+    free(out);
+}
+
+static void test_translate_file_equals_stdin(void)
+{
+    char *a = NULL, *b = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(runf(&a, "cd %s && head -20 val.en | %s translate --model %s", dir, bin,
+                         model), 0);
+    CU_ASSERT_EQUAL(runf(&b, "cd %s && head -20 val.en > in.txt && %s translate --model %s "
+                             "--input in.txt --output out.txt && cat out.txt",
+                         dir, bin, model), 0);
+    CU_ASSERT_EQUAL(count_lines(a), 20);
+    CU_ASSERT_STRING_EQUAL(a, b);
+    free(a);
+    free(b);
+}
+
+static void test_translate_missing_model_fails(void)
+{
+    char *out = NULL;
+
+    CU_ASSERT_EQUAL(runf(&out, "echo hi | %s translate --model %s/none.seqmt 2>&1", bin, dir), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "none.seqmt"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "No such file"));
+    free(out);
+}
+
+static void test_bleu_command_output(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && %s bleu val.de val.de", dir, bin), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "BLEU = 100.00"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "BP = 1.000"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && %s bleu short.de val.de 2>&1", dir, bin), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "10 lines"));
+    free(out);
+}
+
+/* Waits up to 10 s for the daemon's health check to succeed. */
+static int wait_healthy(int port)
+{
+    for (int i = 0; i < 100; i++) {
+        if (runf(NULL, "curl -sf -m 2 http://127.0.0.1:%d/health > /dev/null", port) == 0)
+            return 0;
+        usleep(100000);
+    }
+    return -1;
+}
+
+static void test_serve_matches_translate(void)
+{
+    char *cli = NULL, *http = NULL, *health = NULL, *bad = NULL;
+    int port = 20000 + (int)(getpid() % 20000), status;
+    pid_t pid;
+
+    NEED_MODEL();
+    pid = fork();
+    if (pid == 0) {
+        char p[16];
+
+        snprintf(p, sizeof(p), "%d", port);
+        freopen("/dev/null", "w", stderr);
+        execl(bin, bin, "serve", "--model", model, "--port", p, (char *)NULL);
+        _exit(127);
+    }
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_EQUAL(wait_healthy(port), 0);
+    runf(&health, "curl -s -m 5 http://127.0.0.1:%d/health", port);
+    CU_ASSERT_PTR_NOT_NULL(strstr(health, "\"ok\""));
+    runf(&cli, "printf 'Two dogs run.\\nA man is walking.\\n' | %s translate --model %s", bin,
+         model);
+    runf(&http,
+         "curl -s -m 30 -H 'Content-Type: application/json' -d '{\"q\": [\"Two dogs run.\", "
+         "\"A man is walking.\"], \"source\": \"en\", \"target\": \"de\"}' "
+         "http://127.0.0.1:%d/translate",
+         port);
+    /* The CLI's two lines must appear in the JSON array in order. */
+    char *nl = strchr(cli, '\n');
+    CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
+    *nl = '\0';
+    char *first = strstr(http, cli);
+    CU_ASSERT_PTR_NOT_NULL(first);
+    nl[1 + strcspn(nl + 1, "\n")] = '\0';
+    CU_ASSERT(first && strstr(first + strlen(cli), nl + 1) != NULL);
+
+    runf(&bad, "curl -s -m 5 -o /dev/null -w '%%{http_code}' -d '{oops' "
+               "http://127.0.0.1:%d/translate", port);
+    CU_ASSERT_STRING_EQUAL(bad, "400");
+    CU_ASSERT_EQUAL(runf(NULL, "curl -sf -m 5 http://127.0.0.1:%d/health >/dev/null", port), 0);
+
+    kill(pid, SIGTERM);
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(cli);
+    free(http);
+    free(health);
+    free(bad);
+}
+
+/* The bundled model on the first 200 sentences of Multi30k
+ * test_2016_flickr. The floor is well below its full-test score, so only a
+ * broken model, tokenizer or decoder fails it. */
+static void test_bundled_model_quality(void)
+{
+    const char *src = getenv("SEQMT_SOURCE_DIR");
+    char *out = NULL;
+    double bleu = 0;
+
+    if (!src || runf(NULL, "test -f %s/models/en-de.seqmt", src) != 0) {
+        fprintf(stderr, "SKIP: no bundled model in models/\n");
+        return;
+    }
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && zcat %s/data/multi30k/test_2016_flickr.en.gz | head -200 > "
+                         "t.en && zcat %s/data/multi30k/test_2016_flickr.de.gz | head -200 > "
+                         "t.de && %s translate --model %s/models/en-de.seqmt --input t.en "
+                         "--output t.hyp && %s bleu t.hyp t.de",
+                         dir, src, src, bin, src, bin),
+                    0);
+    CU_ASSERT_EQUAL(sscanf(out, "BLEU = %lf", &bleu), 1);
+    fprintf(stderr, "bundled model, 200 test sentences: %s", out);
+    CU_ASSERT(bleu >= 15.0);
+    free(out);
+}
+
+int main(void)
+{
+    CU_pSuite s;
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    s = CU_add_suite("cli", suite_init, suite_clean);
+    CU_add_test(s, "train writes model and checkpoint", test_train_writes_model_and_checkpoint);
+    CU_add_test(s, "train rejects mismatched corpus", test_train_rejects_mismatched_corpus);
+    CU_add_test(s, "train rejects bad flag value", test_train_rejects_bad_flag_value);
+    CU_add_test(s, "translate keeps line count", test_translate_keeps_line_count);
+    CU_add_test(s, "translate file equals stdin", test_translate_file_equals_stdin);
+    CU_add_test(s, "translate missing model fails", test_translate_missing_model_fails);
+    CU_add_test(s, "bleu command output", test_bleu_command_output);
+    CU_add_test(s, "serve matches translate", test_serve_matches_translate);
+    CU_add_test(s, "bundled model quality", test_bundled_model_quality);
+    return test_run_all();
+}

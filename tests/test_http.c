@@ -1,0 +1,770 @@
+/* Tests of the HTTP daemon over real TCP sockets on 127.0.0.1.
+ *
+ * The server runs with a test double for the translate callback that
+ * upper-cases ASCII, so these tests cover the daemon layer only, not a
+ * model. The client below speaks just enough
+ * HTTP/1.1 for the tests: one request per connection ("Connection: close"),
+ * read to EOF, 5 s socket timeouts, responses up to 1 MiB.
+ */
+#include "http.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define SOCKET_TIMEOUT_SECONDS 5
+#define MAX_RESPONSE_BYTES (1024 * 1024)
+#define TEST_MAX_BODY 4096
+#define TEST_MAX_TEXTS 8
+
+/* ---- translate test double ---- */
+
+typedef struct {
+    atomic_int calls;
+} double_state;
+
+/* Upper-cases ASCII. Fails the request on "FAIL" and leaves the output NULL
+ * without failing on "NO OUTPUT". */
+static int upper_case_translate(void *ctx, const char *const *texts, size_t n, char **out,
+                                char *err, size_t err_size)
+{
+    double_state *state = ctx;
+
+    atomic_fetch_add(&state->calls, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(texts[i], "FAIL") == 0) {
+            snprintf(err, err_size, "test double refuses FAIL");
+            return -1;
+        }
+        if (strcmp(texts[i], "NO OUTPUT") == 0)
+            continue;
+        out[i] = strdup(texts[i]);
+        if (!out[i])
+            return -1;
+        for (char *p = out[i]; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+    }
+    return 0;
+}
+
+static double_state double_calls;
+static http_server *server;
+static unsigned short port;
+
+static int start_test_server(void)
+{
+    http_config config = {
+        .address = "127.0.0.1",
+        .port = 0,
+        .threads = 4,
+        .max_body_bytes = TEST_MAX_BODY,
+        .max_texts = TEST_MAX_TEXTS,
+        .source_lang = "en",
+        .target_lang = "de",
+        .translate = upper_case_translate,
+        .translate_ctx = &double_calls,
+    };
+    char err[256] = "";
+
+    server = http_server_start(&config, err, sizeof(err));
+    if (!server) {
+        fprintf(stderr, "cannot start test server: %s\n", err);
+        return 1;
+    }
+    port = http_server_port(server);
+    return port == 0;
+}
+
+static int stop_test_server(void)
+{
+    http_server_stop(server);
+    server = NULL;
+    return 0;
+}
+
+/* ---- minimal HTTP/1.1 client ---- */
+
+typedef struct {
+    int status;       /* -1 when no valid status line arrived */
+    char *body;       /* NUL-terminated */
+    size_t body_len;
+    char content_type[128];
+} http_response;
+
+static void response_free(http_response *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+static int connect_to(const char *address, unsigned short to_port)
+{
+    struct sockaddr_storage storage;
+    socklen_t len;
+    struct timeval timeout = {SOCKET_TIMEOUT_SECONDS, 0};
+    int family = strchr(address, ':') ? AF_INET6 : AF_INET;
+    int fd;
+
+    memset(&storage, 0, sizeof(storage));
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&storage;
+
+        a->sin_family = AF_INET;
+        a->sin_port = htons(to_port);
+        inet_pton(AF_INET, address, &a->sin_addr);
+        len = sizeof(*a);
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&storage;
+
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(to_port);
+        inet_pton(AF_INET6, address, &a->sin6_addr);
+        len = sizeof(*a);
+    }
+    fd = socket(family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    if (connect(fd, (struct sockaddr *)&storage, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t sent = send(fd, data, len, MSG_NOSIGNAL);
+
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent <= 0)
+            return -1;
+        data += sent;
+        len -= (size_t)sent;
+    }
+    return 0;
+}
+
+/* Parses a raw response into r. Returns 0, or -1 when it is not HTTP. */
+static int parse_response(char *raw, size_t len, http_response *r)
+{
+    char *header_end = strstr(raw, "\r\n\r\n");
+    char *line, *save = NULL;
+    long content_length = -1;
+
+    if (!header_end || sscanf(raw, "HTTP/1.%*d %d", &r->status) != 1)
+        return -1;
+    *header_end = '\0';
+    for (line = strtok_r(raw, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        if (strncasecmp(line, "Content-Type:", 13) == 0)
+            snprintf(r->content_type, sizeof(r->content_type), "%s", line + 13 + strspn(line + 13, " "));
+        else if (strncasecmp(line, "Content-Length:", 15) == 0)
+            content_length = strtol(line + 15, NULL, 10);
+    }
+    r->body_len = len - (size_t)(header_end + 4 - raw);
+    if (content_length >= 0 && (size_t)content_length < r->body_len)
+        r->body_len = (size_t)content_length;
+    r->body = malloc(r->body_len + 1);
+    if (!r->body)
+        return -1;
+    memcpy(r->body, header_end + 4, r->body_len);
+    r->body[r->body_len] = '\0';
+    return 0;
+}
+
+/* Sends raw bytes to address:to_port and reads the response until the
+ * server closes. Returns 0, or -1 on a socket error, timeout or garbage. */
+static int exchange_at(const char *address, unsigned short to_port, const char *request,
+                       size_t request_len, http_response *r)
+{
+    char *raw = malloc(MAX_RESPONSE_BYTES + 1);
+    size_t len = 0;
+    int fd, rc = -1;
+
+    memset(r, 0, sizeof(*r));
+    r->status = -1;
+    if (!raw)
+        return -1;
+    fd = connect_to(address, to_port);
+    if (fd >= 0 && send_all(fd, request, request_len) == 0) {
+        for (;;) {
+            ssize_t got = recv(fd, raw + len, MAX_RESPONSE_BYTES - len, 0);
+
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0)
+                break;
+            len += (size_t)got;
+            if (len == MAX_RESPONSE_BYTES)
+                break;
+        }
+        raw[len] = '\0';
+        rc = parse_response(raw, len, r);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(raw);
+    return rc;
+}
+
+static int exchange(const char *request, size_t request_len, http_response *r)
+{
+    return exchange_at("127.0.0.1", port, request, request_len, r);
+}
+
+/* Sends a request with the given method, path, content type and body. */
+static int send_request(const char *method, const char *path, const char *content_type,
+                        const char *body, size_t body_len, http_response *r)
+{
+    size_t cap = body_len + 512;
+    char *request = malloc(cap);
+    int head, rc;
+
+    if (!request)
+        return -1;
+    head = snprintf(request, cap,
+                    "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
+                    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                    method, path, content_type, body_len);
+    memcpy(request + head, body, body_len);
+    rc = exchange(request, (size_t)head + body_len, r);
+    free(request);
+    return rc;
+}
+
+static int post_json(const char *body, http_response *r)
+{
+    return send_request("POST", "/translate", "application/json", body, strlen(body), r);
+}
+
+/* Returns the "error" string of a JSON error body, or "" (static). */
+static const char *error_text(const http_response *r, cJSON **json)
+{
+    const cJSON *error;
+
+    *json = cJSON_Parse(r->body ? r->body : "");
+    error = cJSON_GetObjectItemCaseSensitive(*json, "error");
+    return cJSON_IsString(error) ? error->valuestring : "";
+}
+
+/* Asserts a 400 whose error message contains needle. */
+static void check_bad_request(const char *body, const char *needle)
+{
+    http_response r;
+    cJSON *json = NULL;
+    const char *message;
+
+    CU_ASSERT_EQUAL_FATAL(post_json(body, &r), 0);
+    message = error_text(&r, &json);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    if (!strstr(message, needle))
+        fprintf(stderr, "\n  error \"%s\" lacks \"%s\"\n", message, needle);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, needle));
+    cJSON_Delete(json);
+    response_free(&r);
+}
+
+/* Asserts a 200 whose translatedText is the string expected. */
+static void check_translation(const char *body, const char *expected)
+{
+    http_response r;
+    cJSON *json;
+    const cJSON *text;
+
+    CU_ASSERT_EQUAL_FATAL(post_json(body, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    json = cJSON_Parse(r.body);
+    text = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+    CU_ASSERT_TRUE(cJSON_IsString(text));
+    if (cJSON_IsString(text))
+        CU_ASSERT_STRING_EQUAL(text->valuestring, expected);
+    cJSON_Delete(json);
+    response_free(&r);
+}
+
+/* ---- tests ---- */
+
+static void test_translate_single_string(void)
+{
+    check_translation("{\"q\": \"hello world\", \"source\": \"en\", \"target\": \"de\"}",
+                      "HELLO WORLD");
+    check_translation("{\"q\": \"no pair given\"}", "NO PAIR GIVEN");
+    check_translation("{\"q\": \"auto\", \"source\": \"auto\", \"target\": \"de\"}", "AUTO");
+}
+
+static void test_translate_array_keeps_order(void)
+{
+    http_response r;
+    cJSON *json;
+    const cJSON *list;
+    const char *expected[] = {"ONE", "TWO", "THREE"};
+
+    CU_ASSERT_EQUAL_FATAL(post_json("{\"q\": [\"one\", \"two\", \"three\"], \"target\": \"de\"}", &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    json = cJSON_Parse(r.body);
+    list = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+    CU_ASSERT_TRUE_FATAL(cJSON_IsArray(list));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(list), 3);
+    for (int i = 0; i < 3 && i < cJSON_GetArraySize(list); i++) {
+        const cJSON *item = cJSON_GetArrayItem(list, i);
+
+        CU_ASSERT_TRUE(cJSON_IsString(item));
+        if (cJSON_IsString(item))
+            CU_ASSERT_STRING_EQUAL(item->valuestring, expected[i]);
+    }
+    cJSON_Delete(json);
+    response_free(&r);
+}
+
+static void test_translate_empty_array(void)
+{
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(post_json("{\"q\": []}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"translatedText\":[]}");
+    response_free(&r);
+}
+
+static void test_health_ok(void)
+{
+    const char request[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(exchange(request, sizeof(request) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"status\":\"ok\"}");
+    response_free(&r);
+}
+
+static void test_malformed_json_then_good(void)
+{
+    check_bad_request("{\"q\": ", "not valid JSON");
+    check_bad_request("{\"q\": \"a\"} trailing", "after the JSON value");
+    check_bad_request("[\"q\"]", "JSON object");
+    check_translation("{\"q\": \"still serving\"}", "STILL SERVING");
+}
+
+static void test_missing_or_invalid_q(void)
+{
+    check_bad_request("{\"source\": \"en\", \"target\": \"de\"}", "missing field \"q\"");
+    check_bad_request("{\"q\": 5}", "string or an array of strings");
+    check_bad_request("{\"q\": null}", "string or an array of strings");
+    check_bad_request("{\"q\": [\"a\", 3]}", "q[1] is not a string");
+    check_bad_request("{\"q\": \"a\", \"target\": 7}", "\"target\" must be a string");
+}
+
+static void test_too_many_texts(void)
+{
+    check_bad_request("{\"q\": [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}",
+                      "has 9 texts; the maximum is 8");
+}
+
+static void test_empty_and_binary_bodies(void)
+{
+    http_response r;
+    const char nul_body[] = "{\"q\": \"a\0b\"}";
+    cJSON *json = NULL;
+    char deep[3001];
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/json", "", 0, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "empty"));
+    cJSON_Delete(json);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/json", nul_body,
+                                       sizeof(nul_body) - 1, &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "NUL byte"));
+    cJSON_Delete(json);
+    response_free(&r);
+
+    /* 3000 nested arrays pass cJSON's nesting limit of 1000. */
+    memset(deep, '[', sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = '\0';
+    check_bad_request(deep, "not valid JSON");
+    check_translation("{\"q\": \"after bad bodies\"}", "AFTER BAD BODIES");
+}
+
+static void test_wrong_language_pair(void)
+{
+    int calls_before = atomic_load(&double_calls.calls);
+
+    check_bad_request("{\"q\": \"a\", \"source\": \"en\", \"target\": \"fr\"}",
+                      "language pair en-fr is not served; this server translates en-de");
+    check_bad_request("{\"q\": \"a\", \"source\": \"de\", \"target\": \"de\"}", "de-de");
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.calls), calls_before);
+}
+
+static void test_unknown_path_404(void)
+{
+    const char request[] = "GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(exchange(request, sizeof(request) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 404);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"error\""));
+    response_free(&r);
+}
+
+static void test_wrong_method_405(void)
+{
+    const char get_translate[] =
+        "GET /translate HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(exchange(get_translate, sizeof(get_translate) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/health", "application/json", "{}", 2, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    response_free(&r);
+}
+
+/* A Content-Length over the limit gets 413 before any body is sent. */
+static void test_body_too_large_by_length(void)
+{
+    char request[256];
+    http_response r;
+    int len = snprintf(request, sizeof(request),
+                       "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                       "Connection: close\r\n\r\n",
+                       TEST_MAX_BODY * 100);
+
+    CU_ASSERT_EQUAL_FATAL(exchange(request, (size_t)len, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    response_free(&r);
+}
+
+/* A chunked body has no length up front: the limit applies while reading. */
+static void test_body_too_large_chunked(void)
+{
+    char request[16384];
+    size_t len;
+    http_response r;
+
+    len = (size_t)snprintf(request, sizeof(request),
+                           "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                           "Connection: close\r\n\r\n");
+    for (int chunk = 0; chunk < 5; chunk++) {
+        len += (size_t)snprintf(request + len, sizeof(request) - len, "3e8\r\n");
+        memset(request + len, ' ', 1000);
+        len += 1000;
+        len += (size_t)snprintf(request + len, sizeof(request) - len, "\r\n");
+    }
+    len += (size_t)snprintf(request + len, sizeof(request) - len, "0\r\n\r\n");
+
+    CU_ASSERT_EQUAL_FATAL(exchange(request, len, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    response_free(&r);
+    check_translation("{\"q\": \"after 413\"}", "AFTER 413");
+}
+
+/* A body close to the limit arrives in several reads and still parses. */
+static void test_body_near_limit(void)
+{
+    char body[TEST_MAX_BODY];
+    char expected[400];
+    size_t len = 0;
+
+    memset(expected, 'X', 300);
+    expected[300] = '\0';
+    len += (size_t)snprintf(body + len, sizeof(body) - len, "{\"q\": \"");
+    memset(body + len, 'x', 300);
+    len += 300;
+    len += (size_t)snprintf(body + len, sizeof(body) - len, "\"}");
+    memset(body + len, ' ', TEST_MAX_BODY - 1 - len);
+    body[TEST_MAX_BODY - 1] = '\0';
+    check_translation(body, expected);
+}
+
+static void test_callback_failure_500(void)
+{
+    http_response r;
+    cJSON *json = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(post_json("{\"q\": [\"fine\", \"FAIL\"]}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 500);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "test double refuses FAIL"));
+    cJSON_Delete(json);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(post_json("{\"q\": [\"fine\", \"NO OUTPUT\"]}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 500);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "no output for q[1]"));
+    cJSON_Delete(json);
+    response_free(&r);
+    check_translation("{\"q\": \"after 500\"}", "AFTER 500");
+}
+
+static void test_form_encoded_body(void)
+{
+    const char single[] = "q=hello+w%C3%B6rld%21&source=en&target=de";
+    const char repeated[] = "q=one&q=two";
+    const char bad_escape[] = "q=50%";
+    http_response r;
+    cJSON *json;
+    const cJSON *text;
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/x-www-form-urlencoded",
+                                       single, strlen(single), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    json = cJSON_Parse(r.body);
+    text = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+    CU_ASSERT_TRUE(cJSON_IsString(text));
+    if (cJSON_IsString(text))
+        CU_ASSERT_STRING_EQUAL(text->valuestring, "HELLO W\xc3\xb6RLD!");
+    cJSON_Delete(json);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate",
+                                       "application/x-www-form-urlencoded; charset=utf-8",
+                                       repeated, strlen(repeated), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"translatedText\":[\"ONE\",\"TWO\"]}");
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/x-www-form-urlencoded",
+                                       bad_escape, strlen(bad_escape), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/x-www-form-urlencoded",
+                                       "target=fr&q=x", 13, &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    response_free(&r);
+}
+
+/* 300 bodies built from random JSON and form fragments: every reply is
+ * 200 or 400 with a JSON body, and the server still responds afterwards. */
+static void test_random_bodies(void)
+{
+    static const char *const pieces[] = {
+        "{", "}", "[", "]", "\"q\"", "\"source\"", "\"target\"", ":", ",", "\"en\"", "\"de\"",
+        "\"text\"", "null", "true", "1e999", "-0", "\"\\u0000\"", "\"\\ud800\"", "\\", "\"",
+        "q=", "&", "%", "%zz", "+", "\xff", "\xc3", " ", "\n", "\x01",
+    };
+    const size_t piece_count = sizeof(pieces) / sizeof(pieces[0]);
+    unsigned state = 2024;
+    int replies = 0, json_replies = 0, expected_status = 0;
+
+    for (int i = 0; i < 300; i++) {
+        char body[1024];
+        size_t len = 0;
+        int count;
+        const char *type;
+        http_response r;
+        cJSON *json;
+
+        state = state * 1103515245u + 12345u;
+        count = (int)((state >> 16) % 40);
+        type = (state >> 8) % 4 == 0 ? "application/x-www-form-urlencoded" : "application/json";
+        for (int k = 0; k < count; k++) {
+            const char *piece;
+
+            state = state * 1103515245u + 12345u;
+            piece = pieces[(state >> 16) % piece_count];
+            if (len + strlen(piece) >= sizeof(body))
+                break;
+            memcpy(body + len, piece, strlen(piece));
+            len += strlen(piece);
+        }
+        if (send_request("POST", "/translate", type, body, len, &r) != 0)
+            continue;
+        replies++;
+        json = cJSON_ParseWithLength(r.body, r.body_len);
+        json_replies += json != NULL && strcmp(r.content_type, "application/json") == 0;
+        expected_status += r.status == 200 || r.status == 400;
+        cJSON_Delete(json);
+        response_free(&r);
+    }
+    CU_ASSERT_EQUAL(replies, 300);
+    CU_ASSERT_EQUAL(json_replies, 300);
+    CU_ASSERT_EQUAL(expected_status, 300);
+    check_translation("{\"q\": \"after random bodies\"}", "AFTER RANDOM BODIES");
+}
+
+/* ---- concurrency ---- */
+
+enum { CLIENT_THREADS = 8, REQUESTS_PER_THREAD = 10 };
+
+typedef struct {
+    int id;
+    int correct;
+} client_job;
+
+/* Each client sends texts that name its thread and request, so a reply sent
+ * to the wrong connection or in the wrong order shows up as a mismatch. */
+static void *client_thread(void *arg)
+{
+    client_job *job = arg;
+
+    for (int i = 0; i < REQUESTS_PER_THREAD; i++) {
+        char body[128], first[32], second[32];
+        http_response r;
+        cJSON *json;
+        const cJSON *list, *a, *b;
+
+        snprintf(body, sizeof(body), "{\"q\": [\"t%d-r%d-a\", \"t%d-r%d-b\"]}", job->id, i,
+                 job->id, i);
+        snprintf(first, sizeof(first), "T%d-R%d-A", job->id, i);
+        snprintf(second, sizeof(second), "T%d-R%d-B", job->id, i);
+        if (post_json(body, &r) != 0)
+            continue;
+        json = cJSON_Parse(r.body);
+        list = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+        a = cJSON_GetArrayItem(list, 0);
+        b = cJSON_GetArrayItem(list, 1);
+        if (r.status == 200 && cJSON_IsString(a) && cJSON_IsString(b) &&
+            strcmp(a->valuestring, first) == 0 && strcmp(b->valuestring, second) == 0)
+            job->correct++;
+        cJSON_Delete(json);
+        response_free(&r);
+    }
+    return NULL;
+}
+
+static void test_concurrent_clients(void)
+{
+    pthread_t threads[CLIENT_THREADS];
+    client_job jobs[CLIENT_THREADS];
+    int started = 0, correct = 0;
+
+    for (int t = 0; t < CLIENT_THREADS; t++) {
+        jobs[t].id = t;
+        jobs[t].correct = 0;
+        if (pthread_create(&threads[t], NULL, client_thread, &jobs[t]) != 0)
+            break;
+        started++;
+    }
+    CU_ASSERT_EQUAL(started, CLIENT_THREADS);
+    for (int t = 0; t < started; t++) {
+        pthread_join(threads[t], NULL);
+        correct += jobs[t].correct;
+    }
+    CU_ASSERT_EQUAL(correct, CLIENT_THREADS * REQUESTS_PER_THREAD);
+}
+
+/* ---- start and stop ---- */
+
+static void test_start_errors(void)
+{
+    http_config config = {
+        .address = "127.0.0.1",
+        .port = port,
+        .translate = upper_case_translate,
+        .translate_ctx = &double_calls,
+    };
+    char err[256] = "";
+    http_server *second;
+
+    /* The test server is already bound to this port. */
+    second = http_server_start(&config, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(second);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot start"));
+    http_server_stop(second);
+
+    config.address = "localhost";
+    err[0] = '\0';
+    second = http_server_start(&config, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(second);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "invalid listen address"));
+    http_server_stop(second);
+
+    config.address = "127.0.0.1";
+    config.translate = NULL;
+    second = http_server_start(&config, err, sizeof(err));
+    CU_ASSERT_PTR_NULL(second);
+}
+
+/* Starts a second server on ::1 and checks /health. Skips when the host
+ * has no IPv6 loopback. */
+static void test_ipv6_loopback(void)
+{
+    const char request[] = "GET /health HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n";
+    http_config config = {
+        .address = "::1",
+        .port = 0,
+        .translate = upper_case_translate,
+        .translate_ctx = &double_calls,
+    };
+    char err[256] = "";
+    http_server *v6 = http_server_start(&config, err, sizeof(err));
+    http_response r;
+
+    if (!v6) {
+        fprintf(stderr, "\n  SKIP: no IPv6 loopback: %s\n", err);
+        return;
+    }
+    CU_ASSERT_EQUAL(exchange_at("::1", http_server_port(v6), request, sizeof(request) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+    http_server_stop(v6);
+}
+
+int main(void)
+{
+    CU_pSuite suite;
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    suite = CU_add_suite("http_server", start_test_server, stop_test_server);
+    if (!suite)
+        return 1;
+
+    CU_add_test(suite, "translate single string", test_translate_single_string);
+    CU_add_test(suite, "translate array keeps order", test_translate_array_keeps_order);
+    CU_add_test(suite, "translate empty array", test_translate_empty_array);
+    CU_add_test(suite, "health returns ok", test_health_ok);
+    CU_add_test(suite, "malformed JSON then good request", test_malformed_json_then_good);
+    CU_add_test(suite, "missing or invalid q is 400", test_missing_or_invalid_q);
+    CU_add_test(suite, "too many texts is 400", test_too_many_texts);
+    CU_add_test(suite, "empty and binary bodies are 400", test_empty_and_binary_bodies);
+    CU_add_test(suite, "wrong language pair is 400", test_wrong_language_pair);
+    CU_add_test(suite, "unknown path is 404", test_unknown_path_404);
+    CU_add_test(suite, "wrong method is 405", test_wrong_method_405);
+    CU_add_test(suite, "Content-Length over limit is 413", test_body_too_large_by_length);
+    CU_add_test(suite, "chunked body over limit is 413", test_body_too_large_chunked);
+    CU_add_test(suite, "body near limit is accepted", test_body_near_limit);
+    CU_add_test(suite, "callback failure is 500", test_callback_failure_500);
+    CU_add_test(suite, "form-encoded body", test_form_encoded_body);
+    CU_add_test(suite, "random bodies get JSON replies", test_random_bodies);
+    CU_add_test(suite, "8 concurrent clients", test_concurrent_clients);
+    CU_add_test(suite, "start errors are reported", test_start_errors);
+    CU_add_test(suite, "IPv6 loopback", test_ipv6_loopback);
+    return test_run_all();
+}
