@@ -26,20 +26,23 @@ typedef struct {
 char *text_normalize(const char *s, size_t len, size_t *n_invalid);
 
 /* Splits NUL-terminated NFC text into tokens the way Moses' tokenizer.perl
- * does for English and German without escaping: punctuation and symbols
- * are split from words, commas too unless inside a number ("1,000"),
- * hyphens stay inside words, runs of periods ("...") are one token.
+ * does for English and German, without escaping. Punctuation and symbols
+ * are split from words, and so are commas unless inside a number ("1,000").
+ * Hyphens stay inside words, and a run of periods ("...") is one token.
  * English apostrophes split as in Moses ("it's" -> "it 's", "don't" ->
  * "don 't"). In other languages an apostrophe between letters stays inside
- * the word ("geht's"). A word-final period is split off unless the word is
- * a known abbreviation of the language, contains an inner period ("z.B."),
- * precedes a lowercase word, or (German) is an ordinal number; the last
- * token always loses its period. Whitespace, including U+00A0 and control
- * characters, separates tokens; tokens are never empty. Ill-formed UTF-8
- * is read as U+FFFD. lang is "en", "de" (a region suffix such as "en-GB"
- * is ignored), or NULL or any other code for language-neutral rules.
- * Appends to *out. Returns 0, or -1 when out of memory, in which case *out
- * is left as it was. */
+ * the word ("geht's").
+ *
+ * A word-final period is split off unless the word is a known abbreviation
+ * of the language, contains an inner period ("z.B."), precedes a lowercase
+ * word, or is a German ordinal number ("3. Oktober"). The last token always
+ * loses its period. Whitespace, including U+00A0 and control characters,
+ * separates tokens, and tokens are never empty. Ill-formed UTF-8 is read as
+ * U+FFFD.
+ *
+ * lang is "en" or "de" (a region suffix such as "en-GB" is ignored). NULL
+ * or any other code selects language-neutral rules. Appends to *out.
+ * Returns 0, or -1 when out of memory, in which case *out is unchanged. */
 int tok_tokenize(const char *text, const char *lang, tok_list *out);
 
 /* Joins tokens back into natural text, undoing tok_tokenize's splits as

@@ -27,25 +27,25 @@ vocab_counter *vocab_counter_new(void);
 /* Counts one occurrence of token (copied). Returns 0, or -1 when out of
  * memory, in which case the occurrence is not counted. */
 int vocab_counter_add(vocab_counter *counter, const char *token);
-/* Number of occurrences of token counted so far; 0 when never counted. */
+/* Returns how often token was counted so far, 0 when never. */
 uint64_t vocab_counter_count(const vocab_counter *counter, const char *token);
 /* Number of distinct tokens counted so far. */
 size_t vocab_counter_size(const vocab_counter *counter);
-/* Frees the counter and its token copies; NULL is a no-op. */
+/* Frees the counter and its token copies. NULL is a no-op. */
 void vocab_counter_free(vocab_counter *counter);
 
 /* Builds a vocabulary of the special tokens plus the most frequent counted
  * tokens that occur at least min_count times, at most max_size entries in
- * all (0 means no limit; a limit below VOCAB_N_SPECIAL keeps the special
- * tokens only). Ties in frequency are broken by byte order of the token
- * (strcmp), so the result is deterministic. Counted tokens spelled like a
- * special token are dropped. The counter may be freed afterwards. Returns
- * NULL when out of memory. */
+ * all. A max_size of 0 means no limit, and one below VOCAB_N_SPECIAL keeps
+ * the special tokens only. Ties in frequency are broken by byte order of
+ * the token (strcmp), so the result is deterministic. Counted tokens
+ * spelled like a special token are dropped. The counter may be freed
+ * afterwards. Returns NULL when out of memory. */
 vocab *vocab_build(const vocab_counter *counter, size_t max_size, uint64_t min_count);
 
 /* Builds a vocabulary from an ordered token list whose first
- * VOCAB_N_SPECIAL entries are the special tokens (as stored in a model
- * file); id i is tokens[i], copied. Returns NULL on duplicates, a missing
+ * VOCAB_N_SPECIAL entries are the special tokens, as stored in a model
+ * file. Id i is a copy of tokens[i]. Returns NULL on duplicates, a missing
  * or wrong special token, a NULL or empty token, more than INT32_MAX
  * tokens, or out of memory. */
 vocab *vocab_from_tokens(const char *const *tokens, size_t n);
@@ -56,7 +56,7 @@ int32_t vocab_id(const vocab *v, const char *token);
 const char *vocab_token(const vocab *v, int32_t id);
 /* Number of entries, special tokens included. */
 size_t vocab_size(const vocab *v);
-/* Frees v and its tokens; NULL is a no-op. */
+/* Frees v and its tokens. NULL is a no-op. */
 void vocab_free(vocab *v);
 
 #endif
