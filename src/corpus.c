@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
 
 int corpus_read_lines(const char *path, char ***lines_out, size_t *n_out, char *err,
@@ -48,6 +49,10 @@ int corpus_read_lines(const char *path, char ***lines_out, size_t *n_out, char *
         /* End of a line (or of the file after a last line without '\n'). */
         if (len > 0 && line[len - 1] == '\r')
             len--;
+        if (n == 0 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            memmove(line, line + 3, len - 3);
+            len -= 3;
+        }
         if (n == cap) {
             size_t nc = cap ? 2 * cap : 1024;
             char **nl = realloc(lines, nc * sizeof(char *));
@@ -91,6 +96,160 @@ void corpus_free_lines(char **lines, size_t n)
     free(lines);
 }
 
+int corpus_format_parse(const char *s)
+{
+    static const char *names[] = {"auto", "plain", "tsv", "sgml"};
+
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int ends_with(const char *s, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+
+    return len >= n && strncasecmp(s + len - n, suffix, n) == 0;
+}
+
+corpus_format corpus_format_of(const char *path, corpus_format format)
+{
+    size_t len = strlen(path);
+
+    if (format != CORPUS_FORMAT_AUTO)
+        return format;
+    if (ends_with(path, len, ".gz"))
+        len -= 3;
+    if (ends_with(path, len, ".tsv"))
+        return CORPUS_FORMAT_TSV;
+    if (ends_with(path, len, ".sgm") || ends_with(path, len, ".sgml"))
+        return CORPUS_FORMAT_SGML;
+    return CORPUS_FORMAT_PLAIN;
+}
+
+/* Decodes the five XML entities WMT's SGML files use, in place. */
+static void decode_entities(char *s)
+{
+    static const struct {
+        const char *name;
+        char c;
+    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    char *w = s;
+
+    while (*s) {
+        size_t k = 0;
+
+        if (*s == '&')
+            for (k = 0; k < 5; k++)
+                if (strncmp(s, ents[k].name, strlen(ents[k].name)) == 0)
+                    break;
+        if (*s == '&' && k < 5) {
+            *w++ = ents[k].c;
+            s += strlen(ents[k].name);
+        } else {
+            *w++ = *s++;
+        }
+    }
+    *w = '\0';
+}
+
+/* Collects the text of every <seg ...>...</seg> of an SGML file, which
+ * WMT writes one per line. */
+static int read_sgml(const char *path, char ***segs_out, size_t *n_out, char *err,
+                     size_t err_size)
+{
+    char **lines, **segs;
+    size_t n, m = 0;
+
+    if (corpus_read_lines(path, &lines, &n, err, err_size))
+        return -1;
+    segs = malloc(sizeof(char *) * (n + 1));
+    if (!segs) {
+        corpus_free_lines(lines, n);
+        snprintf(err, err_size, "out of memory reading %s", path);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *open = strstr(lines[i], "<seg"), *text, *close;
+
+        if (!open || (open[4] != '>' && open[4] != ' ' && open[4] != '\t'))
+            continue;
+        text = strchr(open, '>');
+        close = text ? strstr(text + 1, "</seg>") : NULL;
+        if (!close) {
+            snprintf(err, err_size, "%s line %zu: <seg> without </seg> on the same line", path,
+                     i + 1);
+            corpus_free_lines(segs, m);
+            corpus_free_lines(lines, n);
+            return -1;
+        }
+        *close = '\0';
+        memmove(lines[i], text + 1, strlen(text + 1) + 1);
+        decode_entities(lines[i]);
+        segs[m++] = lines[i];
+        lines[i] = NULL;
+    }
+    corpus_free_lines(lines, n);
+    *segs_out = segs;
+    *n_out = m;
+    return 0;
+}
+
+int corpus_read_segments(const char *path, corpus_format format, char ***segs, size_t *n,
+                         char *err, size_t err_size)
+{
+    switch (corpus_format_of(path, format)) {
+    case CORPUS_FORMAT_SGML:
+        return read_sgml(path, segs, n, err, err_size);
+    case CORPUS_FORMAT_TSV:
+        snprintf(err, err_size, "%s is a TSV file holding both sides; give it as the source "
+                                "file alone", path);
+        return -1;
+    default:
+        return corpus_read_lines(path, segs, n, err, err_size);
+    }
+}
+
+/* Splits each TSV line at its first tab into a source and a target
+ * segment; a line without a tab gets NULL on both sides. */
+static int read_tsv(const char *path, char ***src_out, char ***tgt_out, size_t *n_out,
+                    char *err, size_t err_size)
+{
+    char **lines, **tgt;
+    size_t n;
+
+    if (corpus_read_lines(path, &lines, &n, err, err_size))
+        return -1;
+    tgt = calloc(n + 1, sizeof(char *));
+    if (!tgt) {
+        corpus_free_lines(lines, n);
+        snprintf(err, err_size, "out of memory reading %s", path);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *tab = strchr(lines[i], '\t');
+
+        if (!tab) {
+            free(lines[i]);
+            lines[i] = NULL;
+            continue;
+        }
+        *tab = '\0';
+        tgt[i] = strdup(tab + 1);
+        if (!tgt[i]) {
+            corpus_free_lines(lines, n);
+            corpus_free_lines(tgt, n);
+            snprintf(err, err_size, "out of memory reading %s", path);
+            return -1;
+        }
+    }
+    *src_out = lines;
+    *tgt_out = tgt;
+    *n_out = n;
+    return 0;
+}
+
 int corpus_tokenize(const char *line, const char *lang, tok_list *out, size_t *n_invalid)
 {
     char *norm = text_normalize(line, strlen(line), n_invalid);
@@ -124,10 +283,28 @@ void corpus_free_tokens(tok_list *lists, size_t n)
     free(lists);
 }
 
-int corpus_load_text(const char *src_path, const char *tgt_path, const char *src_lang,
-                     const char *tgt_lang, int max_len, tok_list **src_tokens,
-                     tok_list **tgt_tokens, size_t *n_out, corpus_stats *stats, char *err,
-                     size_t err_size)
+/* Tokenizes one side of a pair, noting the line when it held invalid
+ * UTF-8. */
+static int tokenize_side(const char *text, const char *lang, size_t line, tok_list *out,
+                         corpus_stats *stats, int *line_noted)
+{
+    size_t before = stats->invalid_utf8;
+
+    if (corpus_tokenize(text, lang, out, &stats->invalid_utf8))
+        return -1;
+    if (stats->invalid_utf8 != before && !*line_noted) {
+        if (stats->n_invalid_lines < CORPUS_REPORTED_LINES)
+            stats->invalid_lines[stats->n_invalid_lines] = line;
+        stats->n_invalid_lines++;
+        *line_noted = 1;
+    }
+    return 0;
+}
+
+int corpus_load_text(const char *src_path, const char *tgt_path, corpus_format format,
+                     const char *src_lang, const char *tgt_lang, const corpus_filter *filter,
+                     tok_list **src_tokens, tok_list **tgt_tokens, size_t *n_out,
+                     corpus_stats *stats, char *err, size_t err_size)
 {
     char **sl = NULL, **tl = NULL;
     size_t ns = 0, nt = 0, kept = 0;
@@ -135,16 +312,22 @@ int corpus_load_text(const char *src_path, const char *tgt_path, const char *src
     int rc = -1;
 
     memset(stats, 0, sizeof(*stats));
-    if (corpus_read_lines(src_path, &sl, &ns, err, err_size))
-        return -1;
-    if (corpus_read_lines(tgt_path, &tl, &nt, err, err_size))
-        goto done;
-    if (ns != nt) {
-        snprintf(err, err_size,
-                 "source %s has %zu lines but target %s has %zu; a parallel corpus needs one "
-                 "target line per source line",
-                 src_path, ns, tgt_path, nt);
-        goto done;
+    if (!tgt_path || corpus_format_of(src_path, format) == CORPUS_FORMAT_TSV) {
+        if (read_tsv(src_path, &sl, &tl, &ns, err, err_size))
+            return -1;
+        nt = ns;
+    } else {
+        if (corpus_read_segments(src_path, format, &sl, &ns, err, err_size))
+            return -1;
+        if (corpus_read_segments(tgt_path, format, &tl, &nt, err, err_size))
+            goto done;
+        if (ns != nt) {
+            snprintf(err, err_size,
+                     "source %s has %zu segments but target %s has %zu; a parallel corpus "
+                     "needs one target segment per source segment",
+                     src_path, ns, tgt_path, nt);
+            goto done;
+        }
     }
     st = calloc(ns + 1, sizeof(tok_list));
     tt = calloc(ns + 1, sizeof(tok_list));
@@ -152,15 +335,29 @@ int corpus_load_text(const char *src_path, const char *tgt_path, const char *src
         goto oom;
     stats->lines = ns;
     for (size_t i = 0; i < ns; i++) {
-        if (corpus_tokenize(sl[i], src_lang, &st[kept], &stats->invalid_utf8) ||
-            corpus_tokenize(tl[i], tgt_lang, &tt[kept], &stats->invalid_utf8))
+        int noted = 0;
+        size_t a, b;
+
+        if (!sl[i] || !tl[i]) {
+            stats->skipped_no_tab++;
+            continue;
+        }
+        if (tokenize_side(sl[i], src_lang, i + 1, &st[kept], stats, &noted) ||
+            tokenize_side(tl[i], tgt_lang, i + 1, &tt[kept], stats, &noted))
             goto oom;
-        if (st[kept].count == 0 || tt[kept].count == 0) {
+        a = st[kept].count;
+        b = tt[kept].count;
+        if (a == 0 || b == 0) {
             stats->skipped_empty++;
             continue;
         }
-        if ((int)st[kept].count > max_len || (int)tt[kept].count > max_len) {
+        if ((int)a > filter->max_len || (int)b > filter->max_len) {
             stats->skipped_long++;
+            continue;
+        }
+        if (filter->max_ratio > 0 &&
+            (a > filter->max_ratio * b || b > filter->max_ratio * a)) {
+            stats->skipped_ratio++;
             continue;
         }
         kept++;

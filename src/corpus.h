@@ -15,10 +15,30 @@
 #include "text.h"
 #include "vocab.h"
 
+/* How a corpus file stores its segments. */
+typedef enum {
+    CORPUS_FORMAT_AUTO,  /* from the name: *.tsv is TSV, *.sgm or *.sgml is SGML, else plain */
+    CORPUS_FORMAT_PLAIN, /* one segment per line */
+    CORPUS_FORMAT_TSV,   /* one pair per line, source and target split by the first tab */
+    CORPUS_FORMAT_SGML,  /* WMT test sets: the text of every <seg id=...> element, in order */
+} corpus_format;
+
+/* Format named by s ("auto", "plain", "tsv", "sgml"); -1 when unknown. */
+int corpus_format_parse(const char *s);
+/* Resolves CORPUS_FORMAT_AUTO by path's name (a trailing .gz is ignored). */
+corpus_format corpus_format_of(const char *path, corpus_format format);
+
 /* Reads every line of a plain or gzip file (detected from its bytes) with
- * the line end and a trailing CR removed. Returns 0 with a malloc'd array
- * of n malloc'd strings, or -1 with a message in err naming the path. */
+ * the line end, a trailing CR and a leading UTF-8 byte-order mark removed.
+ * Only '\n' ends a line, so U+2028 and other separators stay inside it.
+ * Returns 0 with a malloc'd array of n malloc'd strings, or -1 with a
+ * message in err naming the path. */
 int corpus_read_lines(const char *path, char ***lines, size_t *n, char *err, size_t err_size);
+/* Reads the segments of one side: lines for plain files, <seg> texts with
+ * &amp; &lt; &gt; &quot; &apos; decoded for SGML. TSV holds two sides and
+ * is rejected here. Same contract as corpus_read_lines. */
+int corpus_read_segments(const char *path, corpus_format format, char ***segs, size_t *n,
+                         char *err, size_t err_size);
 void corpus_free_lines(char **lines, size_t n);
 
 /* Normalizes and tokenizes one line into out (cleared first). Adds the
@@ -37,21 +57,37 @@ typedef struct {
     int32_t *src_len, *tgt_len;
 } corpus;
 
-/* Counts of what corpus_load kept and skipped. */
+#define CORPUS_REPORTED_LINES 8
+
+/* Counts of what corpus_load_text kept and skipped. */
 typedef struct {
-    size_t lines, kept, skipped_empty, skipped_long, invalid_utf8;
+    size_t lines, kept;
+    size_t skipped_empty;   /* a side empty or blank */
+    size_t skipped_long;    /* a side longer than the maximum length */
+    size_t skipped_ratio;   /* sides' token counts differ by more than the maximum ratio */
+    size_t skipped_no_tab;  /* TSV lines without a tab */
+    size_t invalid_utf8;    /* invalid sequences replaced by U+FFFD */
+    size_t invalid_lines[CORPUS_REPORTED_LINES]; /* first 1-based lines holding them */
+    size_t n_invalid_lines;                      /* lines holding them, all counted */
 } corpus_stats;
 
-/* Reads a source and a target file of equal line count, tokenizes both
- * and keeps pairs where neither side is empty and both have at most
- * max_len tokens. Tokenized text goes to src_tokens/tgt_tokens (arrays of
- * n tok_list, for building vocabularies) when those are not NULL.
- * Returns 0, or -1 with a message in err (unreadable file, line counts that
- * differ, out of memory). */
-int corpus_load_text(const char *src_path, const char *tgt_path, const char *src_lang,
-                     const char *tgt_lang, int max_len, tok_list **src_tokens,
-                     tok_list **tgt_tokens, size_t *n, corpus_stats *stats, char *err,
-                     size_t err_size);
+/* Which pairs corpus_load_text keeps. */
+typedef struct {
+    int max_len;     /* tokens per side */
+    float max_ratio; /* longer side / shorter side in tokens; 0 keeps every ratio */
+} corpus_filter;
+
+/* Reads a parallel corpus (a source and a target file of equal segment
+ * count, or one TSV file as src_path with tgt_path NULL), tokenizes both
+ * sides and keeps the pairs that pass filter; skipped pairs are counted in
+ * stats, never shifted. Tokenized text goes to src_tokens/tgt_tokens
+ * (arrays of n tok_list) when those are not NULL. Returns 0, or -1 with a
+ * message in err (unreadable file, segment counts that differ, out of
+ * memory). */
+int corpus_load_text(const char *src_path, const char *tgt_path, corpus_format format,
+                     const char *src_lang, const char *tgt_lang, const corpus_filter *filter,
+                     tok_list **src_tokens, tok_list **tgt_tokens, size_t *n,
+                     corpus_stats *stats, char *err, size_t err_size);
 
 /* Maps tokenized pairs to ids. Returns 0, or -1 when out of memory. */
 int corpus_from_tokens(const tok_list *src, const tok_list *tgt, size_t n, const vocab *sv,

@@ -66,6 +66,18 @@ static double parse_double(const char *flag, const char *s, double min, double m
     return v;
 }
 
+static corpus_format parse_format(const char *s)
+{
+    int f = corpus_format_parse(s);
+
+    if (f < 0) {
+        fprintf(stderr, "seqmt: invalid value '%s' for --format: expected auto, plain, tsv or "
+                        "sgml\n", s);
+        exit(2);
+    }
+    return (corpus_format)f;
+}
+
 static void set_threads(long threads)
 {
     if (threads > 0)
@@ -108,7 +120,7 @@ static int cmd_train(int argc, char **argv)
     enum {
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
-        O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF
+        O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -135,6 +147,8 @@ static int cmd_train(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS},
         {"decay-after", required_argument, 0, O_DECAY},
+        {"format", required_argument, 0, O_FORMAT},
+        {"max-ratio", required_argument, 0, O_RATIO},
         {"half-precision-model", no_argument, 0, O_HALF},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -172,12 +186,16 @@ static int cmd_train(int argc, char **argv)
         case O_THREADS: threads = parse_long("--threads", optarg, 1, 1024); break;
         case O_DECAY: o.decay_after = (int)parse_long("--decay-after", optarg, 0, 100000); break;
         case O_HALF: o.half_precision_model = 1; break;
+        case O_FORMAT: o.format = parse_format(optarg); break;
+        case O_RATIO: o.max_ratio = (float)parse_double("--max-ratio", optarg, 0, 1e6); break;
         case 'h':
             printf("usage: seqmt train --train-src FILE --train-tgt FILE --valid-src FILE "
                    "--valid-tgt FILE -o MODEL [options]\n"
                    "\n"
                    "Corpora are plain text or gzip, one sentence per line, source and target\n"
-                   "files line-aligned.\n"
+                   "files line-aligned; or one TSV file (source TAB target) as --train-src\n"
+                   "and --valid-src alone; or WMT SGML files (<seg> elements).\n"
+                   "  --format F                auto (by file name: .tsv, .sgm), plain, tsv, sgml\n"
                    "  --src-lang, --tgt-lang L  languages for tokenization (en, de)\n"
                    "  --layers N                LSTM layers in encoder and decoder (2)\n"
                    "  --embed-size N            embedding size (256)\n"
@@ -188,6 +206,8 @@ static int cmd_train(int argc, char **argv)
                    "  --batch-size N            sentence pairs per batch (64)\n"
                    "  --epochs N                passes over the training data (10)\n"
                    "  --max-length N            pairs with a longer side are skipped (50)\n"
+                   "  --max-ratio X             pairs whose longer side has over X times the\n"
+                   "                            tokens of the shorter are skipped, 0 keeps all (9)\n"
                    "  --learning-rate X         SGD learning rate (1.0)\n"
                    "  --max-grad-norm X         clip the gradient to this norm (5)\n"
                    "  --init-scale X            uniform initialization range (0.08)\n"
@@ -204,9 +224,15 @@ static int cmd_train(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.train_src || !o.train_tgt || !o.valid_src || !o.valid_tgt || !o.output) {
-        fprintf(stderr, "seqmt train: --train-src, --train-tgt, --valid-src, --valid-tgt and "
-                        "--output are required (see seqmt train --help)\n");
+    if (!o.train_src || !o.valid_src || !o.output) {
+        fprintf(stderr, "seqmt train: --train-src, --valid-src and --output are required, and "
+                        "--train-tgt and --valid-tgt unless the corpora are TSV files (see "
+                        "seqmt train --help)\n");
+        return 2;
+    }
+    if (!o.train_tgt != !o.valid_tgt) {
+        fprintf(stderr, "seqmt train: give both --train-tgt and --valid-tgt, or neither for TSV "
+                        "corpora\n");
         return 2;
     }
     set_threads(threads);
@@ -222,6 +248,7 @@ static int cmd_train(int argc, char **argv)
 static int cmd_translate(int argc, char **argv)
 {
     const char *model_path = default_model_path(), *input = NULL, *output = NULL;
+    corpus_format in_format = CORPUS_FORMAT_AUTO;
     beam_options bo = beam_default_options();
     long threads = 0;
     char err[1024];
@@ -237,6 +264,7 @@ static int cmd_translate(int argc, char **argv)
         {"max-length-ratio", required_argument, 0, 'r'},
         {"batch-size", required_argument, 0, 'B'},
         {"threads", required_argument, 0, 't'},
+        {"format", required_argument, 0, 'f'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -252,6 +280,7 @@ static int cmd_translate(int argc, char **argv)
         case 'r': bo.max_length_ratio = (float)parse_double("--max-length-ratio", optarg, 0.1, 100); break;
         case 'B': bo.batch_size = (int)parse_long("--batch-size", optarg, 1, 4096); break;
         case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+        case 'f': in_format = parse_format(optarg); break;
         case 'h':
             printf("usage: seqmt translate [--model FILE] [--input FILE] [--output FILE] [options]\n"
                    "\n"
@@ -262,6 +291,7 @@ static int cmd_translate(int argc, char **argv)
                    "  --length-penalty X      divide scores by length^X (1.0)\n"
                    "  --max-length-ratio X    stop outputs at X * source length + 10 (2.0)\n"
                    "  --batch-size N          sentences decoded together (32)\n"
+                   "  --format F              input format: auto (by name), plain or sgml\n"
                    "  --threads N             OpenBLAS threads (all cores)\n",
                    SEQMT_DEFAULT_MODEL);
             return 0;
@@ -271,7 +301,8 @@ static int cmd_translate(int argc, char **argv)
     }
     set_threads(threads);
     model *m = load_model_or_exit(model_path);
-    if (corpus_read_lines(input ? input : "/dev/stdin", &lines, &n, err, sizeof(err))) {
+    if (corpus_read_segments(input ? input : "/dev/stdin", in_format, &lines, &n, err,
+                             sizeof(err))) {
         fprintf(stderr, "seqmt translate: %s\n", err);
         model_free(m);
         return 1;

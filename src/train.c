@@ -29,6 +29,7 @@ train_options train_default_options(void)
     o.batch_size = 64;
     o.epochs = 10;
     o.max_len = 50;
+    o.max_ratio = 9.0f;
     o.learning_rate = 1.0f;
     o.max_grad_norm = 5.0f;
     o.init_scale = 0.08f;
@@ -59,6 +60,32 @@ static void logf_line(train_log_fn log, void *ctx, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     log(ctx, line);
+}
+
+static void log_corpus_stats(train_log_fn log, void *ctx, const char *what, const char *path,
+                             const corpus_stats *st, const corpus_filter *filter)
+{
+    char lines[160] = "";
+    size_t used = 0, shown = st->n_invalid_lines;
+
+    logf_line(log, ctx,
+              "%s corpus %s: %zu pairs read, %zu kept; skipped %zu with an empty side, %zu "
+              "longer than %d tokens, %zu with a length ratio over %g, %zu TSV lines without "
+              "a tab",
+              what, path, st->lines, st->kept, st->skipped_empty, st->skipped_long,
+              filter->max_len, st->skipped_ratio, (double)filter->max_ratio, st->skipped_no_tab);
+    if (st->invalid_utf8 == 0)
+        return;
+    if (shown > CORPUS_REPORTED_LINES)
+        shown = CORPUS_REPORTED_LINES;
+    for (size_t i = 0; i < shown && used < sizeof(lines); i++)
+        used += snprintf(lines + used, sizeof(lines) - used, "%s%zu", i ? ", " : "",
+                         st->invalid_lines[i]);
+    logf_line(log, ctx,
+              "%s corpus %s: %zu invalid UTF-8 sequences replaced by U+FFFD on %zu lines "
+              "(lines %s%s)",
+              what, path, st->invalid_utf8, st->n_invalid_lines, lines,
+              st->n_invalid_lines > shown ? ", ..." : "");
 }
 
 static vocab *build_vocab(const tok_list *lists, size_t n, size_t max_size, uint64_t min_count)
@@ -151,22 +178,23 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     rng_seed(&rng, opt->seed);
 
     /* Corpora and vocabularies. */
-    if (corpus_load_text(opt->train_src, opt->train_tgt, opt->src_lang, opt->tgt_lang,
-                         opt->max_len, &tr_src, &tr_tgt, &n_train, &stats, err, err_size))
+    corpus_filter train_filter = {opt->max_len, opt->max_ratio};
+    corpus_filter valid_filter = {1000000, 0.0f};
+    if (corpus_load_text(opt->train_src, opt->train_tgt, opt->format, opt->src_lang,
+                         opt->tgt_lang, &train_filter, &tr_src, &tr_tgt, &n_train, &stats, err,
+                         err_size))
         goto done;
-    logf_line(log, log_ctx,
-              "training corpus: %zu pairs read, %zu kept, %zu skipped as empty, %zu longer than "
-              "%d tokens, %zu invalid UTF-8 sequences replaced",
-              stats.lines, stats.kept, stats.skipped_empty, stats.skipped_long, opt->max_len,
-              stats.invalid_utf8);
+    log_corpus_stats(log, log_ctx, "training", opt->train_src, &stats, &train_filter);
     if (n_train == 0) {
         snprintf(err, err_size, "no usable sentence pairs in %s and %s", opt->train_src,
                  opt->train_tgt);
         goto done;
     }
-    if (corpus_load_text(opt->valid_src, opt->valid_tgt, opt->src_lang, opt->tgt_lang, 1000000,
-                         &va_src, &va_tgt, &n_valid, &stats, err, err_size))
+    if (corpus_load_text(opt->valid_src, opt->valid_tgt, opt->format, opt->src_lang,
+                         opt->tgt_lang, &valid_filter, &va_src, &va_tgt, &n_valid, &stats, err,
+                         err_size))
         goto done;
+    log_corpus_stats(log, log_ctx, "validation", opt->valid_src, &stats, &valid_filter);
     if (n_valid == 0) {
         snprintf(err, err_size, "no usable sentence pairs in %s and %s", opt->valid_src,
                  opt->valid_tgt);

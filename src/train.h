@@ -8,15 +8,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "corpus.h"
+
 typedef struct {
-    const char *train_src, *train_tgt; /* plain or gzip, one sentence per line */
-    const char *valid_src, *valid_tgt;
+    const char *train_src, *train_tgt; /* train_tgt NULL: train_src is a TSV file */
+    const char *valid_src, *valid_tgt; /* likewise */
+    corpus_format format;              /* of all four files; AUTO decides by name */
     const char *output;                /* best model; the checkpoint is OUTPUT.checkpoint */
     const char *src_lang, *tgt_lang;
     int layers, embed, hidden;
     size_t src_vocab_size, tgt_vocab_size; /* maximum entries, special tokens included */
     uint64_t min_count;                    /* tokens seen fewer times become <unk> */
     int batch_size, epochs, max_len;
+    float max_ratio; /* skip training pairs whose sides' lengths differ more; 0: keep all */
     float learning_rate, max_grad_norm, init_scale, dropout;
     double time_limit_minutes; /* stop after this much training time; 0 means no limit */
     int decay_after;           /* from this epoch on, halve the learning rate every epoch; 0: never */
@@ -26,7 +30,7 @@ typedef struct {
 
 /* Defaults: 2 layers, embedding 256, hidden 512, vocabularies of at most
  * 10000 entries with min count 2, batch 64, 10 epochs, sentences up to 50
- * tokens, learning rate 1.0, maximum gradient norm 5, initialization
+ * tokens and a length ratio up to 9, learning rate 1.0, maximum gradient norm 5, initialization
  * [-0.08, 0.08], dropout 0.2, seed 1. */
 train_options train_default_options(void);
 

@@ -141,7 +141,7 @@ static void test_train_rejects_mismatched_corpus(void)
               "--train-tgt short.de --valid-src val.en --valid-tgt val.de -o never.seqmt 2>&1",
               dir, bin);
     CU_ASSERT_NOT_EQUAL(rc, 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "train.en has 500 lines"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "train.en has 500 segments"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "short.de has 10"));
     CU_ASSERT_NOT_EQUAL(runf(NULL, "test -e %s/never.seqmt", dir), 0);
     free(out);
