@@ -6,12 +6,26 @@
  * rules work for any alphabetic script: letters and marks count as letters,
  * N* as numbers. Hyphens inside words are never split.
  *
- * Limits: the detokenizer rebuilds spacing from token shapes alone, so it
- * cannot restore spacing the tokenizer dropped. Runs of whitespace and
- * U+00A0 come back as one space, "a/b" and "a / b" both come back as "a/b",
- * and "50 %" comes back as "50%". tests/test_text.c checks that at least
- * 99% of the lines of Multi30k's test_2016_flickr survive the round trip
- * in English and German. Scripts written without spaces (Chinese, Japanese,
+ * The tokenizer moves whole extended grapheme clusters (Unicode Standard
+ * Annex #29, Unicode 15.0 in utf8proc 2.8), never single code points, so no
+ * split separates a base character from its combining marks or cuts an
+ * emoji sequence. Numbers, URLs, e-mail addresses and emoji runs are found
+ * before the Moses rules apply and are never split inside.
+ *
+ * Round trips: the detokenizer rebuilds spacing from token shapes alone, so
+ * the tokens must carry whatever spacing it cannot guess. A no-break space
+ * (U+00A0, U+202F, U+2007) between digit groups or before '%' stays inside
+ * the number token ("10 000"), because a detokenizer that saw two tokens
+ * would join them with a plain space. Punctuation carrying combining marks
+ * joins like the bare punctuation.
+ *
+ * Limits: other dropped spacing cannot be restored. Runs of whitespace and
+ * U+00A0 between words come back as one space, "a/b" and "a / b" both come
+ * back as "a/b", "50 %" comes back as "50%", and an emoji written against a
+ * word ("great👍") comes back after a space. tests/test_text.c checks that
+ * at least 99% of the lines of Multi30k's test_2016_flickr survive the
+ * round trip in English and German, and that a table of hard cases
+ * survives exactly. Scripts written without spaces (Chinese, Japanese,
  * Thai) are not segmented, and sentence splitting is left to the caller.
  */
 #include "text.h"
@@ -190,6 +204,8 @@ enum char_class {
     CH_APOS,    /* ASCII apostrophe and U+2019 */
     CH_HYPHEN,  /* ASCII '-', never split off */
     CH_SPECIAL, /* other punctuation and symbols, always split off */
+    CH_EMOJI,   /* an emoji cluster; adjacent ones form one token */
+    CH_GLUE,    /* a no-break space kept inside a number ("10 000") */
 };
 
 static enum char_class classify(int32_t cp)
@@ -250,6 +266,381 @@ static bool lang_is(const char *lang, const char *code)
            (lang[n] == '\0' || lang[n] == '-' || lang[n] == '_');
 }
 
+/* ---- Grapheme clusters ---- */
+
+/* Decodes NUL-terminated text into a malloc'd code point array; ill-formed
+ * UTF-8 becomes U+FFFD. Returns NULL when out of memory. */
+static int32_t *decode_text(const char *text, size_t *n_out)
+{
+    size_t len = strlen(text), n = 0;
+    int32_t *cps = malloc((len + 1) * sizeof *cps);
+
+    if (!cps)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        bool invalid;
+
+        i += decode_one((const uint8_t *)text + i, len - i, &cps[n++], &invalid);
+    }
+    *n_out = n;
+    return cps;
+}
+
+/* Text cut into units, the pieces the tokenizer never splits: extended
+ * grapheme clusters, except that each whitespace code point is a unit of
+ * its own. Unicode puts combining marks after a space into the space's
+ * cluster, but tokens never contain whitespace, so such marks form a unit
+ * that the space does not belong to. */
+typedef struct {
+    int32_t *cps;  /* code points, first[n] of them */
+    size_t *first; /* n + 1 entries: unit k is cps[first[k]..first[k + 1]) */
+    int32_t *base; /* n entries: the first code point of each unit */
+    uint8_t *cls;  /* n entries: the enum char_class of each unit */
+    size_t n;      /* number of units */
+} unit_text;
+
+#define COMBINING_KEYCAP 0x20E3
+#define SKIN_TONE_FIRST 0x1F3FB /* emoji modifiers, Fitzpatrick types 1-2 to 6 */
+#define SKIN_TONE_LAST 0x1F3FF
+
+/* True when the cluster cps[0..len) is an emoji. Such a cluster starts
+ * with an Extended_Pictographic character (which covers ZWJ sequences and
+ * skin tones, and also © ® ™), a regional indicator (flags) or a lone skin
+ * tone modifier, or it is a keycap such as "1️⃣". */
+static bool is_emoji_cluster(const int32_t *cps, size_t len)
+{
+    int32_t first = cps[0];
+    int bound = utf8proc_get_property(first)->boundclass;
+
+    if (bound == UTF8PROC_BOUNDCLASS_EXTENDED_PICTOGRAPHIC ||
+        bound == UTF8PROC_BOUNDCLASS_REGIONAL_INDICATOR ||
+        (first >= SKIN_TONE_FIRST && first <= SKIN_TONE_LAST))
+        return true;
+    if ((first >= '0' && first <= '9') || first == '#' || first == '*') {
+        for (size_t i = 1; i < len; i++) {
+            if (cps[i] == COMBINING_KEYCAP)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Returns the code point of unit k when the unit is that one code point,
+ * else -1 (also when k is past the end). */
+static int32_t unit_char(const unit_text *u, size_t k)
+{
+    return k < u->n && u->first[k + 1] - u->first[k] == 1 ? u->base[k] : -1;
+}
+
+/* True when unit k is one decimal digit of any script. */
+static bool is_digit_unit(const unit_text *u, size_t k)
+{
+    int32_t c = unit_char(u, k);
+
+    return c >= 0 && utf8proc_category(c) == UTF8PROC_CATEGORY_ND;
+}
+
+static bool is_no_break_space(int32_t c)
+{
+    return c == 0x00A0 || c == 0x202F || c == 0x2007; /* plain, narrow, figure */
+}
+
+/* Reclassifies as CH_GLUE each no-break space that follows a digit and
+ * precedes either a group of exactly three digits ("10 000", "1 000 000")
+ * or '%' ("50 %"). A no-break space anywhere else separates tokens like
+ * any whitespace, as in German Multi30k's "Nummer 28". */
+static void mark_glue(unit_text *u)
+{
+    for (size_t k = 1; k + 1 < u->n; k++) {
+        bool group;
+
+        if (!is_no_break_space(unit_char(u, k)) || !is_digit_unit(u, k - 1))
+            continue;
+        group = is_digit_unit(u, k + 1) && is_digit_unit(u, k + 2) &&
+                is_digit_unit(u, k + 3) && !is_digit_unit(u, k + 4);
+        if (group || unit_char(u, k + 1) == '%')
+            u->cls[k] = CH_GLUE;
+    }
+}
+
+static void units_free(unit_text *u)
+{
+    free(u->cps);
+    free(u->first);
+    free(u->base);
+    free(u->cls);
+    memset(u, 0, sizeof *u);
+}
+
+/* Decodes NUL-terminated text into *u. Returns 0, or -1 when out of memory
+ * (with *u left empty). units_free releases it. */
+static int units_init(unit_text *u, const char *text)
+{
+    size_t n_cps = 0;
+    int32_t state = 0;
+    bool prev_space = false;
+
+    memset(u, 0, sizeof *u);
+    u->cps = decode_text(text, &n_cps);
+    u->first = malloc((n_cps + 1) * sizeof *u->first);
+    u->base = malloc((n_cps + 1) * sizeof *u->base);
+    u->cls = malloc(n_cps + 1);
+    if (!u->cps || !u->first || !u->base || !u->cls) {
+        units_free(u);
+        return -1;
+    }
+
+    /* The break test runs on every pair, even where whitespace forces a
+     * break, so that utf8proc's state (regional indicator parity, emoji
+     * ZWJ sequences) stays right. */
+    for (size_t i = 0; i < n_cps; i++) {
+        bool space = classify(u->cps[i]) == CH_SPACE;
+        bool brk = i == 0 || utf8proc_grapheme_break_stateful(u->cps[i - 1], u->cps[i], &state);
+
+        if (brk || space || prev_space) {
+            u->first[u->n] = i;
+            u->base[u->n] = u->cps[i];
+            u->n++;
+        }
+        prev_space = space;
+    }
+    u->first[u->n] = n_cps;
+
+    for (size_t k = 0; k < u->n; k++) {
+        const int32_t *cluster = u->cps + u->first[k];
+        size_t len = u->first[k + 1] - u->first[k];
+
+        u->cls[k] = (uint8_t)(is_emoji_cluster(cluster, len) ? CH_EMOJI : classify(cluster[0]));
+    }
+    mark_glue(u);
+    return 0;
+}
+
+/* ---- Protected spans: numbers, URLs, e-mail addresses ---- */
+
+/* Returns the first unit at or after k, and before end, that is no digit. */
+static size_t skip_digits(const unit_text *u, size_t k, size_t end)
+{
+    while (k < end && is_digit_unit(u, k))
+        k++;
+    return k;
+}
+
+/* Returns the length in units of the number starting at unit i, or 0 when
+ * unit i is no digit. A number is digit groups joined by '.', ',', ':',
+ * '-' or a no-break space (CH_GLUE), then an optional exponent ("e3",
+ * "E-7") and an optional '%', which may follow a no-break space. A
+ * separator counts only when a digit follows it, so "3.5." ends before its
+ * last period. */
+static size_t match_number(const unit_text *u, size_t i, size_t end)
+{
+    size_t k = skip_digits(u, i, end);
+
+    if (k == i)
+        return 0;
+    while (k + 1 < end && is_digit_unit(u, k + 1)) {
+        int32_t c = unit_char(u, k);
+
+        if (c != '.' && c != ',' && c != ':' && c != '-' && u->cls[k] != CH_GLUE)
+            break;
+        k = skip_digits(u, k + 1, end);
+    }
+
+    if (unit_char(u, k) == 'e' || unit_char(u, k) == 'E') {
+        size_t m = k + 1;
+
+        if (unit_char(u, m) == '+' || unit_char(u, m) == '-')
+            m++;
+        if (m < end && is_digit_unit(u, m))
+            k = skip_digits(u, m, end);
+    }
+
+    if (k + 1 < end && u->cls[k] == CH_GLUE && unit_char(u, k + 1) == '%')
+        k += 2;
+    else if (k < end && unit_char(u, k) == '%')
+        k++;
+    return k - i;
+}
+
+static int32_t ascii_lower(int32_t c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* True when units i.. spell prefix (lowercase ASCII) in either case. */
+static bool has_prefix(const unit_text *u, size_t i, size_t end, const char *prefix)
+{
+    for (; *prefix; prefix++, i++) {
+        if (i >= end || ascii_lower(unit_char(u, i)) != *prefix)
+            return false;
+    }
+    return true;
+}
+
+/* True for characters that end a URL: those RFC 3986 never allows
+ * unescaped, typographic quotes, and bidirectional formatting marks. */
+static bool ends_url(int32_t c)
+{
+    switch (c) {
+    case '"':
+    case '<':
+    case '>':
+    case '`':
+    case '{':
+    case '}':
+    case '|':
+    case '\\':
+    case '^':
+    case 0x00AB: /* « */
+    case 0x00BB: /* » */
+    case 0x2018: /* ‘ */
+    case RIGHT_SINGLE_QUOTE:
+    case 0x201A: /* ‚ */
+    case 0x201C: /* “ */
+    case 0x201D: /* ” */
+    case 0x201E: /* „ */
+    case 0x2039: /* ‹ */
+    case 0x203A: /* › */
+    case 0x200E: /* left-to-right mark */
+    case 0x200F: /* right-to-left mark */
+        return true;
+    default:
+        return (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) ||
+               utf8proc_category(c) == UTF8PROC_CATEGORY_ZS;
+    }
+}
+
+/* Punctuation that more likely ends the sentence than the URL. */
+static bool is_url_trailer(int32_t c)
+{
+    return c > 0 && c < 0x80 && strchr(".,;:!?'", (int)c) != NULL;
+}
+
+static const char *const url_prefixes[] = {
+    "https://", "http://", "ftp://", "mailto:", "www.", NULL,
+};
+
+/* Returns the length in units of the URL starting at unit i, or 0. The URL
+ * runs to the end of the chunk or to a character that ends_url rejects,
+ * and stops before a ')' or ']' it did not open, so "(see
+ * https://example.org/a_(b))" keeps one parenthesis. Trailing periods,
+ * commas, colons, semicolons, '!', '?' and apostrophes are left out. */
+static size_t match_url(const unit_text *u, size_t i, size_t end)
+{
+    size_t body = 0, k;
+    int parens = 0, brackets = 0;
+
+    for (const char *const *p = url_prefixes; *p && !body; p++) {
+        if (has_prefix(u, i, end, *p))
+            body = i + strlen(*p);
+    }
+    if (!body)
+        return 0;
+
+    for (k = body; k < end && !ends_url(u->base[k]); k++) {
+        int32_t c = u->base[k];
+
+        if (c == '(')
+            parens++;
+        else if (c == '[')
+            brackets++;
+        else if (c == ')' && parens-- == 0)
+            break;
+        else if (c == ']' && brackets-- == 0)
+            break;
+    }
+    while (k > body && is_url_trailer(unit_char(u, k - 1)))
+        k--;
+
+    /* "http://" alone or followed by punctuation is no URL. */
+    if (k == body || (u->cls[body] != CH_LETTER && u->cls[body] != CH_NUMBER))
+        return 0;
+    return k - i;
+}
+
+/* True for units allowed in the local part of an e-mail address: letters,
+ * digits and the ASCII characters . _ % + - = */
+static bool is_local_part_unit(const unit_text *u, size_t k)
+{
+    int32_t c = unit_char(u, k);
+
+    if (u->cls[k] == CH_LETTER || u->cls[k] == CH_NUMBER)
+        return true;
+    return c > 0 && c < 0x80 && strchr("._%+-=", (int)c) != NULL;
+}
+
+static bool is_domain_unit(const unit_text *u, size_t k)
+{
+    return u->cls[k] == CH_LETTER || u->cls[k] == CH_NUMBER || unit_char(u, k) == '-';
+}
+
+/* Returns the length in units of the e-mail address starting at unit i,
+ * or 0. The local part neither starts nor ends with a period. The domain
+ * has at least two labels of letters, digits and hyphens joined by single
+ * periods, and a period after the last label is left out. */
+static size_t match_email(const unit_text *u, size_t i, size_t end)
+{
+    size_t at = i, k, labels = 0, domain_end = 0;
+
+    while (at < end && is_local_part_unit(u, at))
+        at++;
+    if (at == i || at >= end || unit_char(u, at) != '@' || unit_char(u, i) == '.' ||
+        unit_char(u, at - 1) == '.')
+        return 0;
+
+    for (k = at + 1;;) {
+        size_t label = k;
+
+        while (k < end && is_domain_unit(u, k))
+            k++;
+        if (k == label)
+            break;
+        labels++;
+        domain_end = k;
+        if (k + 1 >= end || unit_char(u, k) != '.' || !is_domain_unit(u, k + 1))
+            break;
+        k++;
+    }
+    return labels >= 2 ? domain_end - i : 0;
+}
+
+/* Finds the protected spans of the chunk of units [start, end) and edits
+ * its split marks (split[0] is unit start): no split inside a span, and a
+ * split on both sides of a URL or an e-mail address. Number spans add no
+ * splits, so "3-jährige" and "1990's" split as before. */
+static void protect_spans(const unit_text *u, size_t start, size_t end, bool *split)
+{
+    for (size_t i = start; i < end;) {
+        enum char_class before = i > start ? u->cls[i - 1] : CH_SPACE;
+        bool after_punct = before == CH_SPACE || before == CH_SPECIAL || before == CH_APOS;
+        bool after_word = before == CH_LETTER || before == CH_NUMBER || before == CH_WORD ||
+                          before == CH_GLUE;
+        bool edges = true;
+        size_t len = 0;
+
+        if (after_punct)
+            len = match_url(u, i, end);
+        if (!len && (i == start || !is_local_part_unit(u, i - 1)))
+            len = match_email(u, i, end);
+        if (!len && !after_word) {
+            len = match_number(u, i, end);
+            edges = false;
+        }
+        if (!len) {
+            i++;
+            continue;
+        }
+
+        for (size_t k = i + 1; k < i + len; k++)
+            split[k - start] = false;
+        if (edges) {
+            split[i - start] = true;
+            split[i + len - start] = true;
+        }
+        i += len;
+    }
+}
+
 /* ---- Tokenizer: splitting inside whitespace-separated chunks ---- */
 
 /* Decides where an apostrophe at position i of a chunk splits. English
@@ -281,9 +672,10 @@ static void split_apostrophe(const int32_t *cps, const uint8_t *cls, size_t n, s
     split[i + 1] = true;
 }
 
-/* Marks token starts inside one chunk cps[0..n) that has no whitespace.
- * split[i] is set when a token starts at cps[i]. split has n + 1 entries,
- * and split[0] and split[n] are always set. */
+/* Marks token starts inside one chunk of n units that has no whitespace.
+ * cps contains the first code point of each unit and cls its class. split[i]
+ * is set when a token starts at unit i. split has n + 1 entries, and
+ * split[0] and split[n] are always set. */
 static void mark_splits(const int32_t *cps, const uint8_t *cls, size_t n, bool english,
                         bool *split)
 {
@@ -321,6 +713,12 @@ static void mark_splits(const int32_t *cps, const uint8_t *cls, size_t n, bool e
             break;
         case CH_APOS:
             split_apostrophe(cps, cls, n, i, english, split);
+            break;
+        case CH_EMOJI:
+            if (prev != CH_EMOJI)
+                split[i] = true;
+            if (next != CH_EMOJI)
+                split[i + 1] = true;
             break;
         default:
             break;
@@ -362,18 +760,19 @@ static bool in_list(const char *const *list, const char *word, size_t len)
 }
 
 typedef struct {
-    size_t start, end; /* code point range [start, end) */
+    size_t start, end; /* unit range [start, end) */
 } span;
 
-/* True when the token span t, which ends in a period, keeps it. next is
- * the following token or NULL at the end of the text. word is the token
+/* True when the token span t, which ends in a period, keeps it. cps
+ * contains the first code point of each unit and cls its class. next is the
+ * following token or NULL at the end of the text. word is the token
  * as UTF-8 without its final period, word_len bytes long. The rules follow
  * current Moses: the last token always loses its period, since a
  * sentence-final abbreviation is rarer than a sentence end. */
 static bool keeps_period(const int32_t *cps, const uint8_t *cls, span t, const span *next,
                          const char *word, size_t word_len, const char *lang)
 {
-    size_t n = t.end - 1 - t.start; /* code points before the period */
+    size_t n = t.end - 1 - t.start; /* units before the period */
     bool has_period = false, has_letter = false, all_digits = true;
     bool de = lang_is(lang, "de"), en = lang_is(lang, "en");
     int32_t next_first;
@@ -432,22 +831,30 @@ static char *encode_span(const int32_t *cps, size_t n)
     return s;
 }
 
-/* Appends token t, splitting off its final period unless keeps_period
- * returns true. Returns 0, or -1 when out of memory. */
-static int emit_token(const int32_t *cps, const uint8_t *cls, span t, const span *next,
-                      const char *lang, tok_list *out)
+/* True when the token of units t ends in a period of its own after
+ * something other than a period, the case keeps_period decides. */
+static bool ends_in_lone_period(const unit_text *u, span t)
 {
-    char *word = encode_span(cps + t.start, t.end - t.start);
+    return t.end - t.start >= 2 && unit_char(u, t.end - 1) == '.' &&
+           u->cls[t.end - 2] != CH_PERIOD;
+}
+
+/* Appends the token of units t, splitting off its final period unless
+ * keeps_period returns true. Tokens made of periods only ("...") stay
+ * whole. Returns 0, or -1 when out of memory. */
+static int emit_token(const unit_text *u, span t, const span *next, const char *lang,
+                      tok_list *out)
+{
+    size_t first = u->first[t.start];
+    char *word = encode_span(u->cps + first, u->first[t.end] - first);
     size_t len;
 
     if (!word)
         return -1;
     len = strlen(word);
 
-    /* Split off a word-final period. Tokens made of periods only ("...")
-     * stay whole. */
-    if (len > 1 && word[len - 1] == '.' && cls[t.end - 2] != CH_PERIOD &&
-        !keeps_period(cps, cls, t, next, word, len - 1, lang)) {
+    if (ends_in_lone_period(u, t) &&
+        !keeps_period(u->base, u->cls, t, next, word, len - 1, lang)) {
         word[len - 1] = '\0';
         if (list_push_owned(out, word) < 0) {
             free(word);
@@ -463,51 +870,36 @@ static int emit_token(const int32_t *cps, const uint8_t *cls, span t, const span
     return 0;
 }
 
-/* Decodes NUL-terminated text into a malloc'd code point array; ill-formed
- * UTF-8 becomes U+FFFD. Returns NULL when out of memory. */
-static int32_t *decode_text(const char *text, size_t *n_out)
-{
-    size_t len = strlen(text), n = 0;
-    int32_t *cps = malloc((len + 1) * sizeof *cps);
-
-    if (!cps)
-        return NULL;
-    for (size_t i = 0; i < len;) {
-        bool invalid;
-
-        i += decode_one((const uint8_t *)text + i, len - i, &cps[n++], &invalid);
-    }
-    *n_out = n;
-    return cps;
-}
-
 int tok_tokenize(const char *text, const char *lang, tok_list *out)
 {
     bool english = lang_is(lang, "en");
-    size_t n = 0, n_spans = 0, keep = out->count;
-    int32_t *cps = decode_text(text, &n);
-    uint8_t *cls = malloc(n + 1);
-    bool *split = malloc((n + 1) * sizeof *split);
-    span *spans = malloc((n + 1) * sizeof *spans);
+    size_t n_spans = 0, keep = out->count;
+    unit_text u;
+    bool *split = NULL;
+    span *spans = NULL;
     int rc = -1;
 
-    if (!cps || !cls || !split || !spans)
+    if (units_init(&u, text) < 0)
+        return -1;
+    split = malloc((u.n + 1) * sizeof *split);
+    spans = malloc((u.n + 1) * sizeof *spans);
+    if (!split || !spans)
         goto cleanup;
-    for (size_t i = 0; i < n; i++)
-        cls[i] = (uint8_t)classify(cps[i]);
 
-    /* Split every whitespace-separated chunk into token spans. */
-    for (size_t i = 0; i < n;) {
+    /* Split every whitespace-separated chunk into token spans: the Moses
+     * rules first, then the protected spans override them. */
+    for (size_t i = 0; i < u.n;) {
         size_t start, len;
 
-        if (cls[i] == CH_SPACE) {
+        if (u.cls[i] == CH_SPACE) {
             i++;
             continue;
         }
-        for (start = i; i < n && cls[i] != CH_SPACE; i++)
+        for (start = i; i < u.n && u.cls[i] != CH_SPACE; i++)
             ;
         len = i - start;
-        mark_splits(cps + start, cls + start, len, english, split);
+        mark_splits(u.base + start, u.cls + start, len, english, split);
+        protect_spans(&u, start, i, split);
         for (size_t j = 0; j < len; j++) {
             if (split[j])
                 spans[n_spans++].start = start + j;
@@ -521,7 +913,7 @@ int tok_tokenize(const char *text, const char *lang, tok_list *out)
     for (size_t k = 0; k < n_spans; k++) {
         const span *next = k + 1 < n_spans ? &spans[k + 1] : NULL;
 
-        if (emit_token(cps, cls, spans[k], next, lang, out) < 0)
+        if (emit_token(&u, spans[k], next, lang, out) < 0)
             goto cleanup;
     }
     rc = 0;
@@ -529,11 +921,65 @@ int tok_tokenize(const char *text, const char *lang, tok_list *out)
 cleanup:
     if (rc < 0)
         list_truncate(out, keep);
-    free(cps);
-    free(cls);
+    units_free(&u);
     free(split);
     free(spans);
     return rc;
+}
+
+/* ---- Token kinds and blank text ---- */
+
+tok_kind tok_classify(const char *token)
+{
+    unit_text u;
+    size_t n, digits = 0;
+    tok_kind kind = TOK_PLAIN;
+
+    if (!token || !*token || units_init(&u, token) < 0)
+        return TOK_PLAIN;
+    n = u.n;
+
+    if (unit_char(&u, 0) == '-')
+        digits = 1; /* a sign: "-3.5" */
+    if (match_url(&u, 0, n) == n) {
+        kind = TOK_URL;
+    } else if (match_email(&u, 0, n) == n) {
+        kind = TOK_EMAIL;
+    } else if (digits < n && match_number(&u, digits, n) == n - digits) {
+        kind = TOK_NUMBER;
+    } else {
+        size_t k = 0;
+
+        while (k < n && u.cls[k] == CH_EMOJI)
+            k++;
+        if (k == n)
+            kind = TOK_EMOJI;
+    }
+    units_free(&u);
+    return kind;
+}
+
+int tok_is_protected(const char *token)
+{
+    return tok_classify(token) != TOK_PLAIN;
+}
+
+int text_is_blank(const char *s)
+{
+    size_t len;
+
+    if (!s)
+        return 1;
+    len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        bool invalid;
+
+        i += decode_one((const uint8_t *)s + i, len - i, &cp, &invalid);
+        if (classify(cp) != CH_SPACE)
+            return 0;
+    }
+    return 1;
 }
 
 /* ---- Detokenizer ---- */
@@ -801,47 +1247,110 @@ static join join_token(const char *t, const char *prev, const char *next, bool p
     return j;
 }
 
+/* Returns the form of token t that decides how it joins: t itself, or a
+ * malloc'd copy without combining marks when t starts with punctuation or
+ * a symbol that carries them ("?⃝"), so that it joins like the bare
+ * punctuation. Emoji keep their marks (variation selectors, keycaps).
+ * Returns NULL when out of memory. */
+static const char *join_form(const char *t)
+{
+    size_t len = strlen(t), first_len, out_len;
+    bool has_marks = false, invalid;
+    utf8proc_category_t cat;
+    int32_t cp;
+    char *bare;
+
+    if (len == 0)
+        return t;
+
+    /* P* and S* are the consecutive categories Pc to So in utf8proc, and
+     * M* the categories Mn to Me. */
+    first_len = decode_one((const uint8_t *)t, len, &cp, &invalid);
+    cat = utf8proc_category(cp);
+    if (cat < UTF8PROC_CATEGORY_PC || cat > UTF8PROC_CATEGORY_SO)
+        return t;
+    for (size_t i = first_len; i < len && !has_marks;) {
+        i += decode_one((const uint8_t *)t + i, len - i, &cp, &invalid);
+        cat = utf8proc_category(cp);
+        has_marks = cat >= UTF8PROC_CATEGORY_MN && cat <= UTF8PROC_CATEGORY_ME;
+    }
+    if (!has_marks || tok_classify(t) == TOK_EMOJI)
+        return t;
+
+    bare = malloc(len + 1);
+    if (!bare)
+        return NULL;
+    memcpy(bare, t, first_len);
+    out_len = first_len;
+    for (size_t i = first_len; i < len;) {
+        size_t k = decode_one((const uint8_t *)t + i, len - i, &cp, &invalid);
+
+        cat = utf8proc_category(cp);
+        if (cat < UTF8PROC_CATEGORY_MN || cat > UTF8PROC_CATEGORY_ME) {
+            memcpy(bare + out_len, t + i, k);
+            out_len += k;
+        }
+        i += k;
+    }
+    bare[out_len] = '\0';
+    return bare;
+}
+
 char *tok_detokenize(const char *const *tokens, size_t n, const char *lang)
 {
     detok_state st = {lang_is(lang, "en"), 0, 0, 0, 0, 0};
     const char *prev = NULL;
+    const char **forms = calloc(n + 1, sizeof *forms);
     join prev_join = {false, true, false};
     size_t cap = 1, len = 0;
-    char *out;
+    char *out = NULL;
 
+    if (!forms)
+        return NULL;
     for (size_t i = 0; i < n; i++) {
-        if (tokens[i])
-            cap += strlen(tokens[i]) + 1;
+        if (!tokens[i])
+            continue;
+        cap += strlen(tokens[i]) + 1;
+        forms[i] = join_form(tokens[i]);
+        if (!forms[i])
+            goto cleanup;
+        if (strcmp(forms[i], "'") == 0)
+            st.apostrophes_left++;
     }
     out = malloc(cap);
     if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (tokens[i] && strcmp(tokens[i], "'") == 0)
-            st.apostrophes_left++;
-    }
+        goto cleanup;
 
+    /* Joins are decided on the join forms, and the tokens themselves are
+     * written. */
     for (size_t i = 0; i < n; i++) {
-        const char *t = tokens[i], *next = NULL;
+        const char *t = forms[i], *next = NULL;
         size_t t_len;
         join j;
 
         if (!t || !*t)
             continue;
         for (size_t k = i + 1; k < n && !next; k++) {
-            if (tokens[k] && *tokens[k])
-                next = tokens[k];
+            if (forms[k] && *forms[k])
+                next = forms[k];
         }
 
         j = join_token(t, prev, next, prev_join.closing, &st);
         if (prev && !j.left && !prev_join.right)
             out[len++] = ' ';
-        t_len = strlen(t);
-        memcpy(out + len, t, t_len);
+        t_len = strlen(tokens[i]);
+        memcpy(out + len, tokens[i], t_len);
         len += t_len;
         prev = t;
         prev_join = j;
     }
     out[len] = '\0';
+
+cleanup:
+    for (size_t i = 0; i < n; i++) {
+        if (forms[i] != tokens[i])
+            free((char *)forms[i]);
+    }
+    free(forms);
     return out;
 }
