@@ -24,17 +24,22 @@ int corpus_read_lines(const char *path, char ***lines_out, size_t *n_out, char *
     gzbuffer(f, 1 << 17);
     for (;;) {
         c = gzgetc(f);
-        if (c == -1 && len == 0 && gzeof(f))
-            break;
-        if (c == -1 && !gzeof(f)) {
+        if (c == -1) {
             int code;
             const char *msg = gzerror(f, &code);
 
-            snprintf(err, err_size, "cannot read %s at line %zu: %s", path, n + 1, msg);
-            goto fail;
+            /* A truncated gzip stream ends with Z_BUF_ERROR, not a clean EOF. */
+            if (code != Z_OK && code != Z_STREAM_END) {
+                snprintf(err, err_size,
+                         "cannot read %s after line %zu: %s (is the file truncated or corrupt?)",
+                         path, n, code == Z_ERRNO ? strerror(errno) : msg);
+                goto fail;
+            }
+            if (len == 0)
+                break;
         }
         if (c != -1 && c != '\n') {
-            if (len + 2 > line_cap) {
+            if (len + 4 > line_cap) {
                 size_t nc = line_cap ? 2 * line_cap : 256;
                 char *nl = realloc(line, nc);
 
@@ -43,7 +48,14 @@ int corpus_read_lines(const char *path, char ***lines_out, size_t *n_out, char *
                 line = nl;
                 line_cap = nc;
             }
-            line[len++] = (char)c;
+            /* A NUL byte would end the C string early: store U+FFFD instead,
+             * which normalization then counts as invalid input. */
+            if (c == 0) {
+                memcpy(line + len, "\xEF\xBF\xBD", 3);
+                len += 3;
+            } else {
+                line[len++] = (char)c;
+            }
             continue;
         }
         /* End of a line (or of the file after a last line without '\n'). */
@@ -159,41 +171,62 @@ static void decode_entities(char *s)
 static int read_sgml(const char *path, char ***segs_out, size_t *n_out, char *err,
                      size_t err_size)
 {
-    char **lines, **segs;
-    size_t n, m = 0;
+    char **lines, **segs = NULL;
+    size_t n, m = 0, cap = 0;
 
     if (corpus_read_lines(path, &lines, &n, err, err_size))
         return -1;
-    segs = malloc(sizeof(char *) * (n + 1));
-    if (!segs) {
-        corpus_free_lines(lines, n);
-        snprintf(err, err_size, "out of memory reading %s", path);
-        return -1;
-    }
     for (size_t i = 0; i < n; i++) {
-        char *open = strstr(lines[i], "<seg"), *text, *close;
+        char *p = lines[i];
 
-        if (!open || (open[4] != '>' && open[4] != ' ' && open[4] != '\t'))
-            continue;
-        text = strchr(open, '>');
-        close = text ? strstr(text + 1, "</seg>") : NULL;
-        if (!close) {
-            snprintf(err, err_size, "%s line %zu: <seg> without </seg> on the same line", path,
-                     i + 1);
-            corpus_free_lines(segs, m);
-            corpus_free_lines(lines, n);
-            return -1;
+        for (;;) {
+            char *open = strcasestr(p, "<seg"), *text, *close;
+
+            if (!open)
+                break;
+            if (open[4] != '>' && open[4] != ' ' && open[4] != '\t') {
+                p = open + 4;
+                continue;
+            }
+            text = strchr(open, '>');
+            close = text ? strcasestr(text + 1, "</seg>") : NULL;
+            if (!close) {
+                snprintf(err, err_size, "%s line %zu: <seg> without </seg> on the same line",
+                         path, i + 1);
+                goto fail;
+            }
+            if (m == cap) {
+                size_t nc = cap ? 2 * cap : 256;
+                char **ns = realloc(segs, sizeof(char *) * nc);
+
+                if (!ns)
+                    goto oom;
+                segs = ns;
+                cap = nc;
+            }
+            segs[m] = strndup(text + 1, (size_t)(close - text - 1));
+            if (!segs[m])
+                goto oom;
+            decode_entities(segs[m++]);
+            p = close + 6;
         }
-        *close = '\0';
-        memmove(lines[i], text + 1, strlen(text + 1) + 1);
-        decode_entities(lines[i]);
-        segs[m++] = lines[i];
-        lines[i] = NULL;
+    }
+    if (m == 0) {
+        snprintf(err, err_size, "%s has no <seg> elements; if it is plain text, use --format plain",
+                 path);
+        goto fail;
     }
     corpus_free_lines(lines, n);
     *segs_out = segs;
     *n_out = m;
     return 0;
+
+oom:
+    snprintf(err, err_size, "out of memory reading %s", path);
+fail:
+    corpus_free_lines(segs, m);
+    corpus_free_lines(lines, n);
+    return -1;
 }
 
 int corpus_read_segments(const char *path, corpus_format format, char ***segs, size_t *n,
@@ -203,16 +236,16 @@ int corpus_read_segments(const char *path, corpus_format format, char ***segs, s
     case CORPUS_FORMAT_SGML:
         return read_sgml(path, segs, n, err, err_size);
     case CORPUS_FORMAT_TSV:
-        snprintf(err, err_size, "%s is a TSV file holding both sides; give it as the source "
-                                "file alone", path);
+        snprintf(err, err_size, "%s is named like a TSV file, which holds two sides; "
+                                "to read it as one segment per line, use --format plain", path);
         return -1;
     default:
         return corpus_read_lines(path, segs, n, err, err_size);
     }
 }
 
-/* Splits each TSV line at its first tab into a source and a target
- * segment; a line without a tab gets NULL on both sides. */
+/* Splits each TSV line at its tab into a source and a target segment; a
+ * line without exactly one tab gets NULL on both sides. */
 static int read_tsv(const char *path, char ***src_out, char ***tgt_out, size_t *n_out,
                     char *err, size_t err_size)
 {
@@ -230,7 +263,7 @@ static int read_tsv(const char *path, char ***src_out, char ***tgt_out, size_t *
     for (size_t i = 0; i < n; i++) {
         char *tab = strchr(lines[i], '\t');
 
-        if (!tab) {
+        if (!tab || strchr(tab + 1, '\t')) {
             free(lines[i]);
             lines[i] = NULL;
             continue;

@@ -19,7 +19,7 @@
 typedef enum {
     CORPUS_FORMAT_AUTO,  /* from the name: *.tsv is TSV, *.sgm or *.sgml is SGML, else plain */
     CORPUS_FORMAT_PLAIN, /* one segment per line */
-    CORPUS_FORMAT_TSV,   /* one pair per line, source and target split by the first tab */
+    CORPUS_FORMAT_TSV,   /* one pair per line: source, a tab, target */
     CORPUS_FORMAT_SGML,  /* WMT test sets: the text of every <seg id=...> element, in order */
 } corpus_format;
 
@@ -30,13 +30,15 @@ corpus_format corpus_format_of(const char *path, corpus_format format);
 
 /* Reads every line of a plain or gzip file (detected from its bytes) with
  * the line end, a trailing CR and a leading UTF-8 byte-order mark removed.
- * Only '\n' ends a line, so U+2028 and other separators stay inside it.
+ * Only '\n' ends a line, so U+2028 and other separators stay inside it; a
+ * NUL byte becomes U+FFFD. A truncated or corrupt gzip stream is an error.
  * Returns 0 with a malloc'd array of n malloc'd strings, or -1 with a
  * message in err naming the path. */
 int corpus_read_lines(const char *path, char ***lines, size_t *n, char *err, size_t err_size);
 /* Reads the segments of one side: lines for plain files, <seg> texts with
- * &amp; &lt; &gt; &quot; &apos; decoded for SGML. TSV holds two sides and
- * is rejected here. Same contract as corpus_read_lines. */
+ * &amp; &lt; &gt; &quot; &apos; decoded for SGML (a file without any is
+ * an error). TSV holds two sides and is rejected here. Same contract as
+ * corpus_read_lines. */
 int corpus_read_segments(const char *path, corpus_format format, char ***segs, size_t *n,
                          char *err, size_t err_size);
 void corpus_free_lines(char **lines, size_t n);
@@ -65,7 +67,7 @@ typedef struct {
     size_t skipped_empty;   /* a side empty or blank */
     size_t skipped_long;    /* a side longer than the maximum length */
     size_t skipped_ratio;   /* sides' token counts differ by more than the maximum ratio */
-    size_t skipped_no_tab;  /* TSV lines without a tab */
+    size_t skipped_no_tab;  /* TSV lines without exactly one tab */
     size_t invalid_utf8;    /* invalid sequences replaced by U+FFFD */
     size_t invalid_lines[CORPUS_REPORTED_LINES]; /* first 1-based lines holding them */
     size_t n_invalid_lines;                      /* lines holding them, all counted */

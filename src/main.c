@@ -98,6 +98,9 @@ static model *load_model_or_exit(const char *path)
 
     if (!m) {
         fprintf(stderr, "seqmt: %s\n", err);
+        if (strcmp(path, SEQMT_DEFAULT_MODEL) == 0)
+            fprintf(stderr, "seqmt: this is the default model; choose another with --model FILE "
+                            "or the SEQMT_MODEL environment variable\n");
         exit(1);
     }
     return m;
@@ -221,6 +224,7 @@ static int cmd_train(int argc, char **argv)
                    "  --threads N               OpenBLAS threads (all cores)\n");
             return 0;
         default:
+            fprintf(stderr, "see 'seqmt train --help'\n");
             return 2;
         }
     }
@@ -228,6 +232,18 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "seqmt train: --train-src, --valid-src and --output are required, and "
                         "--train-tgt and --valid-tgt unless the corpora are TSV files (see "
                         "seqmt train --help)\n");
+        return 2;
+    }
+    if (o.train_tgt && corpus_format_of(o.train_src, o.format) == CORPUS_FORMAT_TSV) {
+        fprintf(stderr, "seqmt train: %s is a TSV corpus holding both sides, so --train-tgt "
+                        "and --valid-tgt must be left out (or give --format plain)\n",
+                o.train_src);
+        return 2;
+    }
+    if (!o.train_tgt && corpus_format_of(o.train_src, o.format) != CORPUS_FORMAT_TSV) {
+        fprintf(stderr, "seqmt train: --train-tgt is missing; it is needed unless %s is a TSV "
+                        "corpus (name it *.tsv or give --format tsv)\n",
+                o.train_src);
         return 2;
     }
     if (!o.train_tgt != !o.valid_tgt) {
@@ -296,11 +312,17 @@ static int cmd_translate(int argc, char **argv)
                    SEQMT_DEFAULT_MODEL);
             return 0;
         default:
+            fprintf(stderr, "see 'seqmt translate --help'\n");
             return 2;
         }
     }
     set_threads(threads);
     model *m = load_model_or_exit(model_path);
+    if (output && !(fo = fopen(output, "w"))) {
+        fprintf(stderr, "seqmt translate: cannot write %s: %s\n", output, strerror(errno));
+        model_free(m);
+        return 1;
+    }
     if (corpus_read_segments(input ? input : "/dev/stdin", in_format, &lines, &n, err,
                              sizeof(err))) {
         fprintf(stderr, "seqmt translate: %s\n", err);
@@ -310,10 +332,6 @@ static int cmd_translate(int argc, char **argv)
     out = calloc(n + 1, sizeof(char *));
     if (!out || beam_translate_lines(m, &bo, (const char *const *)lines, n, out)) {
         fprintf(stderr, "seqmt translate: out of memory translating %zu lines\n", n);
-        return 1;
-    }
-    if (output && !(fo = fopen(output, "w"))) {
-        fprintf(stderr, "seqmt translate: cannot write %s: %s\n", output, strerror(errno));
         return 1;
     }
     for (size_t i = 0; i < n; i++)
@@ -338,13 +356,15 @@ static int cmd_bleu(int argc, char **argv)
     size_t nh = 0, nr = 0;
     bleu_result r;
 
-    if (argc != 3 || strcmp(argv[1], "--help") == 0) {
-        fprintf(argc == 2 ? stdout : stderr,
+    int help = argc == 2 && strcmp(argv[1], "--help") == 0;
+
+    if (argc != 3) {
+        fprintf(help ? stdout : stderr,
                 "usage: seqmt bleu HYPOTHESIS REFERENCE\n"
                 "Prints corpus BLEU as sacreBLEU computes it by default (13a tokenization,\n"
                 "cased): the score, the four n-gram precisions, the brevity penalty and both\n"
                 "lengths. Files are plain text or gzip, one segment per line.\n");
-        return argc == 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+        return help ? 0 : 2;
     }
     if (corpus_read_lines(argv[1], &hyp, &nh, err, sizeof(err)) ||
         corpus_read_lines(argv[2], &ref, &nr, err, sizeof(err))) {
@@ -436,6 +456,7 @@ static int cmd_serve(int argc, char **argv)
                    SEQMT_DEFAULT_MODEL);
             return 0;
         default:
+            fprintf(stderr, "see 'seqmt serve --help'\n");
             return 2;
         }
     }

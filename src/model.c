@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 const char *model_config_check(const model_config *cfg)
@@ -568,6 +569,7 @@ model *model_load(const char *path, char *err, size_t err_size)
     unsigned char *data = NULL;
     long size;
     model *m = NULL;
+    struct stat st = {0};
     model_config cfg = {0};
     uint32_t version, stored_crc, u[5], dtype;
     size_t width;
@@ -580,8 +582,16 @@ model *model_load(const char *path, char *err, size_t err_size)
         snprintf(err, err_size, "cannot open model %s: %s", path, strerror(errno));
         return NULL;
     }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        snprintf(err, err_size, "cannot read model %s: %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, err_size, "cannot read model %s: %s", path,
+                 S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file");
+        fclose(f);
+        return NULL;
+    }
+    size = (long)st.st_size;
+    if (size == 0) {
+        snprintf(err, err_size, "model %s is empty (0 bytes); is it an interrupted download?",
+                 path);
         fclose(f);
         return NULL;
     }

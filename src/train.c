@@ -4,11 +4,13 @@
  * the cores for the matrix products. */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "corpus.h"
@@ -68,12 +70,24 @@ static void log_corpus_stats(train_log_fn log, void *ctx, const char *what, cons
     char lines[160] = "";
     size_t used = 0, shown = st->n_invalid_lines;
 
-    logf_line(log, ctx,
-              "%s corpus %s: %zu pairs read, %zu kept; skipped %zu with an empty side, %zu "
-              "longer than %d tokens, %zu with a length ratio over %g, %zu TSV lines without "
-              "a tab",
-              what, path, st->lines, st->kept, st->skipped_empty, st->skipped_long,
-              filter->max_len, st->skipped_ratio, (double)filter->max_ratio, st->skipped_no_tab);
+    char skipped[320] = "";
+    size_t at = 0;
+
+    if (st->skipped_empty)
+        at += snprintf(skipped + at, sizeof(skipped) - at, "; skipped %zu with an empty side",
+                       st->skipped_empty);
+    if (st->skipped_long && at < sizeof(skipped))
+        at += snprintf(skipped + at, sizeof(skipped) - at, "; skipped %zu longer than %d tokens",
+                       st->skipped_long, filter->max_len);
+    if (st->skipped_ratio && at < sizeof(skipped))
+        at += snprintf(skipped + at, sizeof(skipped) - at,
+                       "; skipped %zu with a length ratio over %g", st->skipped_ratio,
+                       (double)filter->max_ratio);
+    if (st->skipped_no_tab && at < sizeof(skipped))
+        snprintf(skipped + at, sizeof(skipped) - at,
+                 "; skipped %zu TSV lines without exactly one tab", st->skipped_no_tab);
+    logf_line(log, ctx, "%s corpus %s: %zu pairs read, %zu kept%s", what, path, st->lines,
+              st->kept, skipped);
     if (st->invalid_utf8 == 0)
         return;
     if (shown > CORPUS_REPORTED_LINES)
@@ -135,6 +149,51 @@ static double evaluate(const model *m, const corpus *c, int batch_size, model_wo
     return tokens ? total / tokens : 0.0;
 }
 
+/* Language codes are stored in 8 bytes: 1 to 7 ASCII letters, '-' or '_'. */
+static int check_lang(const char *flag, const char *lang, char *err, size_t err_size)
+{
+    size_t n = strlen(lang);
+    int ok = n >= 1 && n <= 7;
+
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (lang[i] >= 'a' && lang[i] <= 'z') || (lang[i] >= 'A' && lang[i] <= 'Z') ||
+             lang[i] == '-' || lang[i] == '_';
+    if (!ok)
+        snprintf(err, err_size, "invalid %s '%s': expected a language code of 1 to 7 letters, "
+                                "such as en or de", flag, lang);
+    return ok ? 0 : -1;
+}
+
+/* Fails early, before any training, when the model could not be written:
+ * creates and removes PATH.tmp, the name model_save writes first. */
+static int check_writable(const char *path, char *err, size_t err_size)
+{
+    char tmp[4200];
+    struct stat st;
+    FILE *f;
+
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, err_size, "output %s is a directory; give a file name for the model", path);
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, err_size, "cannot write the model to %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    remove(tmp);
+    return 0;
+}
+
+/* Perplexity for a log line: fixed point while it is readable. */
+static const char *format_ppl(double ppl, char *buf, size_t size)
+{
+    snprintf(buf, size, ppl < 1e5 ? "%.2f" : "%.3g", ppl);
+    return buf;
+}
+
 static void format_duration(double s, char *buf, size_t size)
 {
     long t = (long)(s + 0.5);
@@ -171,10 +230,20 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                                 "dropout in [0, 1)");
         return -1;
     }
+    if (opt->max_ratio != 0 && opt->max_ratio < 1) {
+        snprintf(err, err_size, "invalid --max-ratio %g: use 0 to keep every pair or a ratio of "
+                                "at least 1", (double)opt->max_ratio);
+        return -1;
+    }
+    if (check_lang("--src-lang", opt->src_lang, err, err_size) ||
+        check_lang("--tgt-lang", opt->tgt_lang, err, err_size))
+        return -1;
     if (snprintf(ckpt, sizeof(ckpt), "%s.checkpoint", opt->output) >= (int)sizeof(ckpt)) {
         snprintf(err, err_size, "output path too long: %s", opt->output);
         return -1;
     }
+    if (check_writable(opt->output, err, err_size))
+        return -1;
     rng_seed(&rng, opt->seed);
 
     /* Corpora and vocabularies. */
@@ -186,8 +255,11 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         goto done;
     log_corpus_stats(log, log_ctx, "training", opt->train_src, &stats, &train_filter);
     if (n_train == 0) {
-        snprintf(err, err_size, "no usable sentence pairs in %s and %s", opt->train_src,
-                 opt->train_tgt);
+        snprintf(err, err_size,
+                 "no usable sentence pairs in training corpus %s%s%s: every pair was empty, "
+                 "longer than --max-length %d or over --max-ratio",
+                 opt->train_src, opt->train_tgt ? " and " : "",
+                 opt->train_tgt ? opt->train_tgt : "", opt->max_len);
         goto done;
     }
     if (corpus_load_text(opt->valid_src, opt->valid_tgt, opt->format, opt->src_lang,
@@ -196,8 +268,11 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         goto done;
     log_corpus_stats(log, log_ctx, "validation", opt->valid_src, &stats, &valid_filter);
     if (n_valid == 0) {
-        snprintf(err, err_size, "no usable sentence pairs in %s and %s", opt->valid_src,
-                 opt->valid_tgt);
+        snprintf(err, err_size,
+                 "no usable sentence pairs in validation corpus %s%s%s: it is empty or every "
+                 "pair has an empty side",
+                 opt->valid_src, opt->valid_tgt ? " and " : "",
+                 opt->valid_tgt ? opt->valid_tgt : "");
         goto done;
     }
     sv = build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
@@ -218,6 +293,15 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                         (int32_t)vocab_size(tv), "", ""};
     snprintf(cfg.src_lang, sizeof(cfg.src_lang), "%s", opt->src_lang);
     snprintf(cfg.tgt_lang, sizeof(cfg.tgt_lang), "%s", opt->tgt_lang);
+    if (cfg.src_vocab <= VOCAB_N_SPECIAL || cfg.tgt_vocab <= VOCAB_N_SPECIAL) {
+        snprintf(err, err_size,
+                 "the %s vocabulary holds no token besides the special ones: lower --min-count "
+                 "(now %llu) or raise --%s-vocab-size",
+                 cfg.src_vocab <= VOCAB_N_SPECIAL ? "source" : "target",
+                 (unsigned long long)opt->min_count,
+                 cfg.src_vocab <= VOCAB_N_SPECIAL ? "src" : "tgt");
+        goto done;
+    }
     if ((why = model_config_check(&cfg)) != NULL) {
         snprintf(err, err_size, "invalid model configuration: %s", why);
         goto done;
@@ -290,11 +374,14 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                 if (limit > 0 && limit - elapsed < left)
                     left = limit - elapsed > 0 ? limit - elapsed : 0;
                 format_duration(left, eta, sizeof(eta));
+                char ppl_text[32];
+
                 logf_line(log, log_ctx,
-                          "epoch %d step %zu/%zu loss %.3f ppl %.2f lr %.4g %.0f tok/s left %s",
+                          "epoch %d step %zu/%zu loss %.3f ppl %s lr %.4g %.0f tok/s left %s",
                           epoch, b + 1, batches.n_batches, window_loss / window_tokens,
-                          exp(window_loss / window_tokens), lr,
-                          window_tokens / (t - window_start), eta);
+                          format_ppl(exp(window_loss / window_tokens), ppl_text,
+                                     sizeof(ppl_text)),
+                          lr, window_tokens / (t - window_start), eta);
                 window_loss = 0;
                 window_tokens = 0;
                 window_start = t;
@@ -313,6 +400,14 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         if (vloss < 0)
             goto oom;
         double ppl = exp(vloss);
+        char ppl_text[32];
+        if (!isfinite(ppl)) {
+            snprintf(err, err_size,
+                     "training diverged: validation perplexity is %g after epoch %d; lower "
+                     "--learning-rate or --max-grad-norm",
+                     ppl, epoch);
+            goto done;
+        }
         if (model_save(m, ckpt, MODEL_F32, err, err_size))
             goto done;
         int improved = ppl < best_ppl;
@@ -322,8 +417,9 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                            err_size))
                 goto done;
         }
-        logf_line(log, log_ctx, "epoch %d validation ppl %.2f%s, checkpoint %s%s%s", epoch, ppl,
-                  improved ? " (best)" : "", ckpt, improved ? ", best model " : "",
+        logf_line(log, log_ctx, "epoch %d validation ppl %s%s, checkpoint %s%s%s", epoch,
+                  format_ppl(ppl, ppl_text, sizeof(ppl_text)), improved ? " (best)" : "", ckpt,
+                  improved ? ", best model " : "",
                   improved ? opt->output : "");
         if (!improved || (opt->decay_after > 0 && epoch >= opt->decay_after)) {
             lr *= 0.5;

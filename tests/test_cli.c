@@ -156,6 +156,59 @@ static void test_train_rejects_bad_flag_value(void)
     free(out);
 }
 
+static void test_train_divergence_fails(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_NOT_EQUAL(runf(&out,
+                             "cd %s && %s train --train-src train.en --train-tgt train.de "
+                             "--valid-src val.en --valid-tgt val.de -o div.seqmt --layers 1 "
+                             "--embed-size 16 --hidden-size 16 --epochs 1 --learning-rate 1000 "
+                             "--max-grad-norm 1e9 --threads 1 2>&1",
+                             dir, bin),
+                        0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "diverged"));
+    free(out);
+}
+
+static void test_train_checks_output_first(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src train.en --train-tgt train.de "
+                         "--valid-src val.en --valid-tgt val.de -o /nonexistent/m.seqmt 2>&1",
+                         dir, bin),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cannot write the model to /nonexistent/m.seqmt"));
+    CU_ASSERT_PTR_NULL(strstr(out, "epoch"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src train.en --train-tgt train.de "
+                         "--valid-src val.en --valid-tgt val.de -o . 2>&1",
+                         dir, bin),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "is a directory"));
+    free(out);
+}
+
+static void test_train_rejects_bad_language(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_NOT_EQUAL(runf(&out,
+                             "cd %s && %s train --train-src train.en --train-tgt train.de "
+                             "--valid-src val.en --valid-tgt val.de -o x.seqmt "
+                             "--src-lang english_long_name 2>&1",
+                             dir, bin),
+                        0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "invalid --src-lang 'english_long_name'"));
+    free(out);
+}
+
 static void test_translate_keeps_line_count(void)
 {
     char *out = NULL;
@@ -313,6 +366,9 @@ int main(void)
     CU_add_test(s, "train writes model and checkpoint", test_train_writes_model_and_checkpoint);
     CU_add_test(s, "train rejects mismatched corpus", test_train_rejects_mismatched_corpus);
     CU_add_test(s, "train rejects bad flag value", test_train_rejects_bad_flag_value);
+    CU_add_test(s, "train divergence fails", test_train_divergence_fails);
+    CU_add_test(s, "train checks output first", test_train_checks_output_first);
+    CU_add_test(s, "train rejects bad language", test_train_rejects_bad_language);
     CU_add_test(s, "translate keeps line count", test_translate_keeps_line_count);
     CU_add_test(s, "translate file equals stdin", test_translate_file_equals_stdin);
     CU_add_test(s, "translate missing model fails", test_translate_missing_model_fails);

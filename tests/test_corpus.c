@@ -236,6 +236,85 @@ static void test_invalid_utf8_reported_by_line(void)
     corpus_free_tokens(tgt, n);
 }
 
+/* A gzip stream cut short is an error, never a shorter corpus. */
+static void test_truncated_gzip_rejected(void)
+{
+    gzFile f = gzopen(path_of("long.gz"), "wb");
+    char **lines, err[512], *data;
+    size_t n;
+    FILE *in;
+    long size;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (int i = 0; i < 20000; i++)
+        gzprintf(f, "line %d of a corpus that will be cut short\n", i);
+    gzclose(f);
+    in = fopen(path_of("long.gz"), "rb");
+    fseek(in, 0, SEEK_END);
+    size = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    data = malloc(size);
+    CU_ASSERT_EQUAL_FATAL(fread(data, 1, size, in), (size_t)size);
+    fclose(in);
+
+    write_bytes("cut.gz", data, size / 2);
+    CU_ASSERT_NOT_EQUAL(corpus_read_lines(path_of("cut.gz"), &lines, &n, err, sizeof(err)), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "truncated"));
+
+    write_bytes("trailer.gz", data, size - 4); /* only the length trailer missing */
+    CU_ASSERT_NOT_EQUAL(corpus_read_lines(path_of("trailer.gz"), &lines, &n, err, sizeof(err)),
+                        0);
+    free(data);
+}
+
+static void test_nul_byte_keeps_rest_of_line(void)
+{
+    char **lines;
+    size_t n;
+
+    write_bytes("nul.txt", "A man\0 is here.\nnext\n", 21);
+    read_all("nul.txt", &lines, &n);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(lines[0], "A man\xEF\xBF\xBD is here.");
+    corpus_free_lines(lines, n);
+}
+
+static void test_sgml_several_segments_per_line(void)
+{
+    char **segs, err[512];
+    size_t n;
+
+    write_text("multi.sgm", "<SEG id=1>one</SEG><seg id=\"2\">two</seg>\n<segment>x</segment>\n"
+                            "<seg id=3>three</seg>\n");
+    CU_ASSERT_EQUAL_FATAL(corpus_read_segments(path_of("multi.sgm"), CORPUS_FORMAT_AUTO, &segs,
+                                               &n, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_STRING_EQUAL(segs[0], "one");
+    CU_ASSERT_STRING_EQUAL(segs[1], "two");
+    CU_ASSERT_STRING_EQUAL(segs[2], "three");
+    corpus_free_lines(segs, n);
+
+    write_text("plain.txt", "no markup here\n");
+    CU_ASSERT_NOT_EQUAL(corpus_read_segments(path_of("plain.txt"), CORPUS_FORMAT_SGML, &segs, &n,
+                                             err, sizeof(err)), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no <seg> elements"));
+}
+
+static void test_tsv_extra_tab_skipped(void)
+{
+    size_t n;
+    corpus_stats st;
+    corpus_filter filter = {50, 0.0f};
+    char err[512];
+
+    write_text("tabs.tsv", "a\tb\tc\nA dog.\tEin Hund.\n");
+    CU_ASSERT_EQUAL_FATAL(corpus_load_text(path_of("tabs.tsv"), NULL, CORPUS_FORMAT_AUTO, "en",
+                                           "de", &filter, NULL, NULL, &n, &st, err, sizeof(err)),
+                          0);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(st.skipped_no_tab, 1);
+}
+
 static void test_missing_file_named(void)
 {
     char **lines, err[512];
@@ -263,5 +342,9 @@ int main(void)
     CU_add_test(s, "mismatched counts named", test_mismatched_counts_named);
     CU_add_test(s, "invalid utf8 reported by line", test_invalid_utf8_reported_by_line);
     CU_add_test(s, "missing file named", test_missing_file_named);
+    CU_add_test(s, "truncated gzip rejected", test_truncated_gzip_rejected);
+    CU_add_test(s, "nul byte keeps rest of line", test_nul_byte_keeps_rest_of_line);
+    CU_add_test(s, "sgml several segments per line", test_sgml_several_segments_per_line);
+    CU_add_test(s, "tsv extra tab skipped", test_tsv_extra_tab_skipped);
     return test_run_all();
 }

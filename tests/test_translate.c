@@ -350,7 +350,9 @@ static void test_bad_model_files_rejected(void)
     expect_load_error(path, "not a seqmt model");
 
     write_file(path, "", 0);
-    expect_load_error(path, "not a seqmt model");
+    expect_load_error(path, "empty");
+
+    expect_load_error(workdir, "directory");
     free(d);
 }
 
