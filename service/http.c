@@ -1,79 +1,122 @@
 /* HTTP translation daemon: libmicrohttpd for the protocol, cJSON for bodies.
  *
- * Threading: an internal polling thread pool of config->threads workers.
- * Translation is CPU-bound and runs inside the request handler, so the pool
- * size caps how many translations run at once. Thread per connection would
- * start a decoder for every open connection and oversubscribe the cores
- * under load. The cost: a connection waits while the worker it was assigned
- * to is busy translating another request.
+ * Threading: libmicrohttpd's internal thread pool of config->threads HTTP
+ * threads reads requests and writes replies, and never translates. A
+ * complete, valid POST /translate becomes a job on a bounded FIFO
+ * (job_queue.h), and its connection is suspended. config->translate_threads
+ * translate threads pop jobs, run the translate callback, store the reply
+ * in the job and resume the connection. The HTTP thread that owns the
+ * connection then queues the reply. So /health and other cheap routes
+ * reply while every translate thread is busy, and the translate pool size
+ * caps how many translations run at once. When max_queue jobs are waiting,
+ * a new one gets 503 at once.
  *
  * Request flow: the handler routes on the headers, buffers a POST body up
  * to max_body_bytes (dropping the buffer as soon as the limit is passed),
- * parses it, calls the translate callback and replies with JSON. Every
- * reply from the handler, errors included, is application/json. One line
- * per reply goes to stderr with method, path, status and milliseconds,
- * never the body.
+ * parses it (translate_request.h), checks the language pair and the
+ * character limit, and queues the job. Every reply from the handler,
+ * errors included, is application/json. One line per reply goes to stderr
+ * with method, path, status and milliseconds, never the body.
+ *
+ * Stopping: http_server_stop stops accepting, replies to the requests in
+ * progress within a grace period, then closes what is left (see http.h).
  *
  * Limits: libmicrohttpd 0.9.x cannot reply while a body is still arriving,
  * so a chunked body over the limit is read and discarded to its end before
  * the 413 goes out. A Content-Length over the limit gets 413 at once.
+ * libmicrohttpd does not notice a client that disconnects while its
+ * connection is suspended, so a translate thread checks the socket before
+ * it starts a job and skips the job when the client has closed it.
  * NOTE: requests that fail HTTP parsing inside libmicrohttpd (bad chunk
  * encoding, headers over its per-connection memory) get its own HTML 400 or
  * 431 and never reach the handler, which cannot change that in 0.9.x.
- * cJSON 1.7 also writes a process-wide error position on every parse. This
- * file never reads it, but the writes race between worker threads.
  */
 #include "http.h"
+#include "job_queue.h"
+#include "translate_request.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_THREADS 2
+#define DEFAULT_TRANSLATE_THREADS 2
+#define DEFAULT_MAX_QUEUE 64
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_MAX_TEXTS 128
+#define DEFAULT_MAX_CHARS 20000
+#define DEFAULT_GRACE_SECONDS 30
 #define IDLE_TIMEOUT_SECONDS 30 /* an idle connection is closed after this */
-#define DRAIN_TIMEOUT_MS 5000   /* http_server_stop waits this long for open connections */
+#define FLUSH_TIMEOUT_MS 1000   /* after the grace period, time to send the last replies */
+#define RETRY_AFTER_SECONDS "1" /* Retry-After of a 503 */
 #define ERROR_SIZE 512
 
 struct http_server {
     struct MHD_Daemon *daemon;
     http_config config; /* string fields point at the copies below */
     char *address, *source_lang, *target_lang;
+    char *languages_json; /* the reply of GET /languages */
     unsigned short port;
     atomic_int started;                 /* 0 while MHD_start_daemon runs */
     char start_error[ERROR_SIZE];       /* last libmicrohttpd message before start */
+
+    job_queue queue;
+    pthread_t *workers; /* translate threads */
+    unsigned worker_count;
+
+    pthread_mutex_t mutex;   /* guards active_requests */
+    pthread_cond_t idle;     /* signalled when active_requests drops to 0 */
+    size_t active_requests;  /* from the first handler call to the completion callback */
+    atomic_int stopping;     /* set by http_server_stop */
+    int queue_ready, sync_ready; /* which of the above server_free must destroy */
 };
 
-/* State of one request, from its headers to the completion callback. */
+/* Where a request is. The translate thread writes reply and status, then
+ * stores PHASE_DONE or PHASE_CLIENT_GONE and resumes the connection. The
+ * HTTP thread reads them only after the resume, so only phase is atomic. */
+typedef enum {
+    PHASE_READING,     /* headers routed, body arriving */
+    PHASE_QUEUED,      /* job queued or running, connection suspended */
+    PHASE_DONE,        /* reply and status are set */
+    PHASE_CLIENT_GONE, /* the client closed the connection before the job started */
+} request_phase;
+
+/* State of one request, from its headers to the completion callback. It is
+ * also the translation job: node links it into the queue. */
 typedef struct {
+    job_queue_node node;
     struct timespec start;
     char *body;
     size_t len, cap;
     int too_large;     /* body passed max_body_bytes and was dropped */
     int out_of_memory; /* the body buffer could not grow */
+    int is_get_route;  /* GET or HEAD on /health, /ready or /languages */
+    translate_body_format format;
+    translate_request tr;
+    struct MHD_Connection *conn; /* set when the job is queued */
+    int fd;                      /* the connection's socket, or -1 */
+    atomic_int phase;            /* request_phase */
+    unsigned status;
+    char *reply; /* JSON text, malloc'd; NULL means out of memory */
 } request_state;
 
-/* A parsed /translate request. Strings point into json or into owned. */
-typedef struct {
-    cJSON *json;
-    char **owned;
-    size_t owned_count;
-    const char **texts;
-    size_t count;
-    int is_list; /* set when q was an array or a repeated form field */
-    const char *source, *target; /* NULL when absent */
-} translate_request;
+static request_state *job_of(job_queue_node *node)
+{
+    return (request_state *)((char *)node - offsetof(request_state, node));
+}
 
 static double elapsed_ms(const struct timespec *start)
 {
@@ -95,62 +138,24 @@ static void printable_copy(const char *s, char *buf, size_t size)
     buf[i] = '\0';
 }
 
-static void log_request(const char *method, const char *url, unsigned status,
+static void log_request(const char *method, const char *url, const char *outcome,
                         const request_state *req)
 {
     char method_text[16], path_text[96];
 
     printable_copy(method, method_text, sizeof(method_text));
     printable_copy(url, path_text, sizeof(path_text));
-    fprintf(stderr, "http: %s %s %u %.1f ms\n", method_text, path_text, status,
+    fprintf(stderr, "http: %s %s %s %.1f ms\n", method_text, path_text, outcome,
             elapsed_ms(&req->start));
 }
 
 /* ---- replies ---- */
 
-/* Queues text (malloc'd, taken over) as a JSON reply with the given status.
- * When text is NULL because printing the reply ran out of memory, a fixed
- * 500 goes out instead. allow, when not NULL, is the Allow header of a 405. */
-static enum MHD_Result send_text(struct MHD_Connection *conn, const request_state *req,
-                                 const char *method, const char *url, unsigned status,
-                                 char *text, const char *allow)
-{
-    static const char oom_body[] = "{\"error\":\"out of memory while building the reply\"}";
-    struct MHD_Response *response;
-    enum MHD_Result rc;
+/* Returns {"error": message} as malloc'd JSON text, or NULL when out of
+ * memory. */
+static char *error_json(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
-    if (text) {
-        response = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
-        if (!response)
-            free(text);
-    } else {
-        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        response = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)oom_body,
-                                                   MHD_RESPMEM_PERSISTENT);
-    }
-    if (!response)
-        return MHD_NO;
-    if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
-            MHD_YES ||
-        (allow && MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES)) {
-        MHD_destroy_response(response);
-        return MHD_NO;
-    }
-    rc = MHD_queue_response(conn, status, response);
-    MHD_destroy_response(response);
-    log_request(method, url, status, req);
-    return rc;
-}
-
-/* Queues {"error": message} with the given status. */
-static enum MHD_Result send_error(struct MHD_Connection *conn, const request_state *req,
-                                  const char *method, const char *url, unsigned status,
-                                  const char *allow, const char *format, ...)
-    __attribute__((format(printf, 7, 8)));
-
-static enum MHD_Result send_error(struct MHD_Connection *conn, const request_state *req,
-                                  const char *method, const char *url, unsigned status,
-                                  const char *allow, const char *format, ...)
+static char *error_json(const char *format, ...)
 {
     char message[ERROR_SIZE];
     cJSON *body = cJSON_CreateObject();
@@ -163,224 +168,148 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, const request_sta
     if (body && cJSON_AddStringToObject(body, "error", message))
         text = cJSON_PrintUnformatted(body);
     cJSON_Delete(body);
-    return send_text(conn, req, method, url, status, text, allow);
+    return text;
 }
 
-/* ---- request parsing ---- */
-
-static void translate_request_free(translate_request *tr)
+/* Queues text (malloc'd, taken over) as a JSON reply with the given status
+ * and returns the status sent. When text is NULL because printing the reply
+ * ran out of memory, a fixed 500 goes out instead. allow, when not NULL, is
+ * the Allow header of a 405. A 503 carries Retry-After, and every reply
+ * sent while the server stops carries "Connection: close" so that
+ * keep-alive clients go elsewhere. Returns 0 when the reply could not be
+ * queued. */
+static unsigned queue_json(http_server *srv, struct MHD_Connection *conn, unsigned status,
+                           char *text, const char *allow)
 {
-    cJSON_Delete(tr->json);
-    for (size_t i = 0; i < tr->owned_count; i++)
-        free(tr->owned[i]);
-    free(tr->owned);
-    free(tr->texts);
-    memset(tr, 0, sizeof(*tr));
-}
+    static const char oom_body[] = "{\"error\":\"out of memory while building the reply\"}";
+    struct MHD_Response *response;
+    enum MHD_Result rc;
+    int header_failed;
 
-/* Reads an optional string field into *value (NULL when absent or null).
- * Returns -1 with a message in err when the field has another type. */
-static int optional_string(const cJSON *object, const char *name, const char **value, char *err,
-                           size_t err_size)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
-
-    *value = NULL;
-    if (!item || cJSON_IsNull(item))
-        return 0;
-    if (!cJSON_IsString(item) || !item->valuestring) {
-        snprintf(err, err_size, "field \"%s\" must be a string", name);
-        return -1;
-    }
-    *value = item->valuestring;
-    return 0;
-}
-
-/* Parses a JSON body into tr. Returns 0, or -1 with a client error in err
- * (400), or -2 when out of memory. */
-static int parse_json_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
-                           char *err, size_t err_size)
-{
-    const char *end = NULL;
-    const cJSON *q;
-
-    /* body[len] is '\0', which cJSON needs past the parsed length. */
-    tr->json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!tr->json) {
-        size_t at = (end && end >= body && end <= body + len) ? (size_t)(end - body) : 0;
-
-        snprintf(err, err_size, "request body is not valid JSON (error near byte %zu)", at);
-        return -1;
-    }
-    for (const char *p = end; p < body + len; p++) {
-        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-            snprintf(err, err_size, "request body has data after the JSON value at byte %zu",
-                     (size_t)(p - body));
-            return -1;
-        }
-    }
-    if (!cJSON_IsObject(tr->json)) {
-        snprintf(err, err_size, "request body must be a JSON object such as {\"q\": \"text\"}");
-        return -1;
-    }
-
-    q = cJSON_GetObjectItemCaseSensitive(tr->json, "q");
-    if (!q) {
-        snprintf(err, err_size,
-                 "missing field \"q\": send the text as a string or an array of strings");
-        return -1;
-    }
-    if (cJSON_IsString(q) && q->valuestring) {
-        tr->texts = malloc(sizeof(*tr->texts));
-        if (!tr->texts)
-            return -2;
-        tr->texts[0] = q->valuestring;
-        tr->count = 1;
-    } else if (cJSON_IsArray(q)) {
-        size_t n = (size_t)cJSON_GetArraySize(q), i = 0;
-        const cJSON *item;
-
-        if (n > max_texts) {
-            snprintf(err, err_size, "field \"q\" has %zu texts; the maximum is %zu per request",
-                     n, max_texts);
-            return -1;
-        }
-        tr->texts = malloc((n ? n : 1) * sizeof(*tr->texts));
-        if (!tr->texts)
-            return -2;
-        cJSON_ArrayForEach(item, q) {
-            if (!cJSON_IsString(item) || !item->valuestring) {
-                snprintf(err, err_size, "q[%zu] is not a string", i);
-                return -1;
-            }
-            tr->texts[i++] = item->valuestring;
-        }
-        tr->count = i;
-        tr->is_list = 1;
+    if (text) {
+        response = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+        if (!response)
+            free(text);
     } else {
-        snprintf(err, err_size, "field \"q\" must be a string or an array of strings");
-        return -1;
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        response = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)oom_body,
+                                                   MHD_RESPMEM_PERSISTENT);
     }
-
-    if (optional_string(tr->json, "source", &tr->source, err, err_size) != 0 ||
-        optional_string(tr->json, "target", &tr->target, err, err_size) != 0)
-        return -1;
-    return 0;
+    if (!response)
+        return 0;
+    header_failed =
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
+            MHD_YES ||
+        (allow && MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) ||
+        (status == MHD_HTTP_SERVICE_UNAVAILABLE &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_SECONDS) !=
+             MHD_YES) ||
+        (atomic_load(&srv->stopping) &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES);
+    rc = header_failed ? MHD_NO : MHD_queue_response(conn, status, response);
+    MHD_destroy_response(response);
+    return rc == MHD_YES ? status : 0;
 }
 
-static int hex_value(char c)
+/* Queues a JSON reply as queue_json does and logs it. */
+static enum MHD_Result send_text(http_server *srv, struct MHD_Connection *conn,
+                                 const request_state *req, const char *method, const char *url,
+                                 unsigned status, char *text, const char *allow)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    char outcome[16];
+
+    status = queue_json(srv, conn, status, text, allow);
+    if (status == 0)
+        return MHD_NO;
+    snprintf(outcome, sizeof(outcome), "%u", status);
+    log_request(method, url, outcome, req);
+    return MHD_YES;
 }
 
-/* Decodes s[0..len) from application/x-www-form-urlencoded into a malloc'd
- * string. Returns NULL with *invalid set on a bad escape or a %00, or with
- * *invalid clear when out of memory. */
-static char *form_decode(const char *s, size_t len, int *invalid)
-{
-    char *out = malloc(len + 1);
-    size_t o = 0;
+/* Queues {"error": message} with the given status. */
+static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
+                                  const request_state *req, const char *method, const char *url,
+                                  unsigned status, const char *allow, const char *format, ...)
+    __attribute__((format(printf, 8, 9)));
 
-    *invalid = 0;
-    if (!out)
+static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
+                                  const request_state *req, const char *method, const char *url,
+                                  unsigned status, const char *allow, const char *format, ...)
+{
+    char message[ERROR_SIZE];
+    va_list ap;
+
+    va_start(ap, format);
+    vsnprintf(message, sizeof(message), format, ap);
+    va_end(ap);
+    return send_text(srv, conn, req, method, url, status, error_json("%s", message), allow);
+}
+
+/* ---- GET routes ---- */
+
+static const char *language_name(const char *code)
+{
+    static const char *const names[][2] = {
+        {"en", "English"}, {"de", "German"}, {"fr", "French"}, {"cs", "Czech"},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(code, names[i][0]) == 0)
+            return names[i][1];
+    return code;
+}
+
+/* Builds the reply of GET /languages in LibreTranslate's shape: the served
+ * source language with its targets. The list is empty when no source
+ * language is configured, and so are the targets without a target
+ * language. Returns malloc'd JSON text, or NULL when out of memory. */
+static char *build_languages_json(const http_config *cfg)
+{
+    cJSON *list = cJSON_CreateArray();
+    cJSON *entry = NULL, *targets = NULL;
+    char *text = NULL;
+
+    if (!list)
         return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            out[o++] = ' ';
-        } else if (s[i] == '%') {
-            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
-
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                free(out);
-                *invalid = 1;
-                return NULL;
-            }
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
+    if (cfg->source_lang) {
+        entry = cJSON_CreateObject();
+        if (!entry || !cJSON_AddItemToArray(list, entry)) {
+            cJSON_Delete(entry);
+            goto cleanup;
         }
+        if (!cJSON_AddStringToObject(entry, "code", cfg->source_lang) ||
+            !cJSON_AddStringToObject(entry, "name", language_name(cfg->source_lang)))
+            goto cleanup;
+        targets = cJSON_AddArrayToObject(entry, "targets");
+        if (!targets || (cfg->target_lang &&
+                         !cJSON_AddItemToArray(targets, cJSON_CreateString(cfg->target_lang))))
+            goto cleanup;
     }
-    out[o] = '\0';
-    return out;
+    text = cJSON_PrintUnformatted(list);
+cleanup:
+    cJSON_Delete(list);
+    return text;
 }
 
-/* Parses a form body (q repeated for several texts, source, target) into
- * tr. Returns 0, -1 with a client error in err, or -2 when out of memory. */
-static int parse_form_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
-                           char *err, size_t err_size)
+/* Replies to GET or HEAD on /health, /ready or /languages. /ready turns to
+ * 503 once the server stops, so that load balancers stop sending requests.
+ * It needs no other check because the daemon starts after the model has
+ * loaded. */
+static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *conn,
+                                       const request_state *req, const char *method,
+                                       const char *url)
 {
-    size_t fields = 1, q_count = 0;
-    const char *p = body, *end = body + len;
-
-    for (size_t i = 0; i < len; i++)
-        fields += body[i] == '&';
-    tr->owned = calloc(fields, sizeof(*tr->owned));
-    tr->texts = calloc(fields, sizeof(*tr->texts));
-    if (!tr->owned || !tr->texts)
-        return -2;
-
-    for (;;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        size_t name_len = (size_t)((eq ? eq : stop) - p);
-        const char *value = eq ? eq + 1 : stop;
-        char *decoded;
-        int invalid;
-
-        /* Names are matched undecoded: q, source and target need no escapes. */
-        if ((name_len == 1 && p[0] == 'q') || (name_len == 6 && !memcmp(p, "source", 6)) ||
-            (name_len == 6 && !memcmp(p, "target", 6))) {
-            decoded = form_decode(value, (size_t)(stop - value), &invalid);
-            if (!decoded && invalid) {
-                snprintf(err, err_size, "form field \"%.*s\" has an invalid %%-escape or %%00",
-                         (int)name_len, p);
-                return -1;
-            }
-            if (!decoded)
-                return -2;
-            tr->owned[tr->owned_count++] = decoded;
-            if (p[0] == 'q')
-                tr->texts[q_count++] = decoded;
-            else if (p[0] == 's')
-                tr->source = decoded;
-            else
-                tr->target = decoded;
-        }
-        if (!amp)
-            break;
-        p = amp + 1;
-    }
-
-    if (q_count == 0) {
-        snprintf(err, err_size, "missing form field \"q\" with the text to translate");
-        return -1;
-    }
-    if (q_count > max_texts) {
-        snprintf(err, err_size, "form has %zu \"q\" fields; the maximum is %zu per request",
-                 q_count, max_texts);
-        return -1;
-    }
-    tr->count = q_count;
-    tr->is_list = q_count > 1;
-    return 0;
-}
-
-static int is_form_body(struct MHD_Connection *conn)
-{
-    const char *type =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    static const char form[] = "application/x-www-form-urlencoded";
-
-    return type && strncasecmp(type, form, sizeof(form) - 1) == 0;
+    if (strcmp(url, "/health") == 0)
+        return send_text(srv, conn, req, method, url, MHD_HTTP_OK,
+                         strdup("{\"status\":\"ok\"}"), NULL);
+    if (strcmp(url, "/languages") == 0)
+        return send_text(srv, conn, req, method, url, MHD_HTTP_OK, strdup(srv->languages_json),
+                         NULL);
+    if (atomic_load(&srv->stopping))
+        return send_text(srv, conn, req, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         strdup("{\"status\":\"stopping\"}"), NULL);
+    return send_text(srv, conn, req, method, url, MHD_HTTP_OK, strdup("{\"status\":\"ready\"}"),
+                     NULL);
 }
 
 /* ---- /translate ---- */
@@ -425,89 +354,175 @@ static int pair_matches(const http_server *srv, const translate_request *tr)
     return source_ok && target_ok;
 }
 
-/* Handles a fully received POST /translate body. */
+/* Runs the translate callback on the job in req and stores the reply and
+ * its status in req. Runs on a translate thread. */
+static void run_job(http_server *srv, request_state *req)
+{
+    const http_config *cfg = &srv->config;
+    const translate_request *tr = &req->tr;
+    char err[ERROR_SIZE] = "";
+    char **out = calloc(tr->count, sizeof(*out));
+    size_t missing = tr->count;
+    int rc;
+
+    if (!out) {
+        req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        req->reply = error_json("out of memory before translating");
+        return;
+    }
+    rc = cfg->translate(cfg->translate_ctx, tr->texts, tr->count, out, err, sizeof(err));
+    err[sizeof(err) - 1] = '\0';
+    for (size_t i = 0; rc == 0 && i < tr->count && missing == tr->count; i++)
+        if (!out[i])
+            missing = i;
+
+    if (rc == -2) {
+        req->status = MHD_HTTP_BAD_REQUEST;
+        req->reply = error_json("%s", err[0] ? err : "the translator rejected the input");
+    } else if (rc != 0) {
+        req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        req->reply = error_json("translation failed: %s", err[0] ? err : "no reason given");
+    } else if (missing < tr->count) {
+        req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        req->reply = error_json("translation failed: no output for q[%zu]", missing);
+    } else {
+        req->status = MHD_HTTP_OK;
+        req->reply = build_translation_reply(out, tr->count, tr->is_list);
+    }
+
+    /* Free every output, also after a failure. */
+    for (size_t i = 0; i < tr->count; i++)
+        free(out[i]);
+    free(out);
+}
+
+/* Returns nonzero when the client has closed or reset the connection. A
+ * client that only shut down its sending side (a half-close) counts as gone
+ * too. HTTP would let it still read the reply, but clients rarely do that. */
+static int client_closed(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+
+    if (fd < 0 || poll(&p, 1, 0) <= 0)
+        return 0;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* Body of a translate thread: runs jobs until the queue closes.
+ * NOTE: one job per callback call. job_queue_pop can return several jobs,
+ * so dynamic batching only needs to join their texts into one call. */
+static void *translate_thread(void *arg)
+{
+    http_server *srv = arg;
+    job_queue_node *node;
+
+    while (job_queue_pop(&srv->queue, &node, 1) == 1) {
+        request_state *req = job_of(node);
+        struct MHD_Connection *conn = req->conn;
+
+        if (client_closed(req->fd)) {
+            atomic_store(&req->phase, PHASE_CLIENT_GONE);
+        } else {
+            run_job(srv, req);
+            atomic_store(&req->phase, PHASE_DONE);
+        }
+        /* req may be freed as soon as the connection resumes. */
+        MHD_resume_connection(conn);
+    }
+    return NULL;
+}
+
+/* Queues req as a translation job and suspends its connection until a
+ * translate thread resumes it with the reply. When the queue is full or
+ * closed, the connection resumes at once with 503. */
+static enum MHD_Result queue_job(http_server *srv, struct MHD_Connection *conn,
+                                 request_state *req)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int rc;
+
+    req->conn = conn;
+    req->fd = info ? info->connect_fd : -1;
+    atomic_store(&req->phase, PHASE_QUEUED);
+
+    /* Suspend before pushing: a translate thread may resume the connection
+     * as soon as the job is on the queue, and libmicrohttpd leaves resuming
+     * a connection that is not suspended undefined. */
+    MHD_suspend_connection(conn);
+    rc = job_queue_push(&srv->queue, &req->node);
+    if (rc == 0)
+        return MHD_YES;
+    req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (rc == JOB_QUEUE_FULL)
+        req->reply = error_json("server is overloaded: %zu translation requests are already "
+                                "waiting; retry later",
+                                srv->config.max_queue);
+    else
+        req->reply = error_json("server is shutting down; retry later");
+    atomic_store(&req->phase, PHASE_DONE);
+    MHD_resume_connection(conn);
+    return MHD_YES;
+}
+
+/* Checks a fully received POST /translate body and queues its translation,
+ * or replies at once with an error or an empty result. */
 static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection *conn,
                                         request_state *req, const char *method, const char *url)
 {
     const http_config *cfg = &srv->config;
-    translate_request tr = {0};
+    translate_request *tr = &req->tr;
     char err[ERROR_SIZE] = "";
-    char **out = NULL;
-    enum MHD_Result rc;
+    size_t chars;
     int parsed;
 
     /* Step 1: reject what cannot be parsed. */
     if (req->out_of_memory)
-        return send_error(conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
                           "out of memory while reading the request body");
     if (req->len == 0)
-        return send_error(conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
+        return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
                           "request body is empty; send {\"q\": \"text\"}");
-    if (memchr(req->body, '\0', req->len))
-        return send_error(conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
-                          "request body contains a NUL byte at byte %zu",
-                          (size_t)((char *)memchr(req->body, '\0', req->len) - req->body));
 
     /* Step 2: parse the JSON or form body. */
-    if (is_form_body(conn))
-        parsed = parse_form_body(req->body, req->len, cfg->max_texts, &tr, err, sizeof(err));
-    else
-        parsed = parse_json_body(req->body, req->len, cfg->max_texts, &tr, err, sizeof(err));
-    if (parsed != 0) {
-        rc = parsed == -2 ? send_error(conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                       NULL, "out of memory while parsing the request")
-                          : send_error(conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s",
-                                       err);
-        translate_request_free(&tr);
-        return rc;
-    }
+    parsed = translate_request_parse(tr, req->format, conn, req->body, req->len, cfg->max_texts,
+                                     err, sizeof(err));
+    if (parsed == -2)
+        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                          "out of memory while parsing the request");
+    if (parsed != 0)
+        return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
 
     /* Step 3: check the language pair. */
-    if (!pair_matches(srv, &tr)) {
+    if (!pair_matches(srv, tr)) {
         char source[33], target[33];
 
-        printable_copy(tr.source && tr.source[0] ? tr.source : "auto", source, sizeof(source));
-        printable_copy(tr.target ? tr.target : "?", target, sizeof(target));
-        rc = send_error(conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
-                        "language pair %s-%s is not served; this server translates %.32s-%.32s",
-                        source, target, cfg->source_lang ? cfg->source_lang : "?",
-                        cfg->target_lang ? cfg->target_lang : "?");
-        translate_request_free(&tr);
-        return rc;
+        printable_copy(tr->source && tr->source[0] ? tr->source : "auto", source, sizeof(source));
+        printable_copy(tr->target ? tr->target : "?", target, sizeof(target));
+        return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
+                          "language pair %s-%s is not served; this server translates "
+                          "%.32s-%.32s",
+                          source, target, cfg->source_lang ? cfg->source_lang : "?",
+                          cfg->target_lang ? cfg->target_lang : "?");
     }
 
-    /* Step 4: translate. An empty q array needs no call. */
-    out = calloc(tr.count ? tr.count : 1, sizeof(*out));
-    if (!out) {
-        translate_request_free(&tr);
-        return send_error(conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory before translating");
-    }
-    if (tr.count > 0 &&
-        cfg->translate(cfg->translate_ctx, tr.texts, tr.count, out, err, sizeof(err)) != 0) {
-        err[sizeof(err) - 1] = '\0';
-        rc = send_error(conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                        "translation failed: %s", err[0] ? err : "no reason given");
-    } else {
-        size_t missing = tr.count;
+    /* Step 4: check the size of the input. */
+    chars = translate_request_chars(tr);
+    if (chars > cfg->max_chars)
+        return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
+                          "q has %zu characters; this server accepts at most %zu per request",
+                          chars, cfg->max_chars);
 
-        for (size_t i = 0; i < tr.count && missing == tr.count; i++)
-            if (!out[i])
-                missing = i;
-        if (missing < tr.count)
-            rc = send_error(conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                            "translation failed: no output for q[%zu]", missing);
-        else
-            rc = send_text(conn, req, method, url, MHD_HTTP_OK,
-                           build_translation_reply(out, tr.count, tr.is_list), NULL);
-    }
+    /* Step 5: an empty q array needs no translation. */
+    if (tr->count == 0)
+        return send_text(srv, conn, req, method, url, MHD_HTTP_OK,
+                         build_translation_reply(NULL, 0, tr->is_list), NULL);
 
-    /* Step 5: free every output, also after a failure. */
-    for (size_t i = 0; i < tr.count; i++)
-        free(out[i]);
-    free(out);
-    translate_request_free(&tr);
-    return rc;
+    /* Step 6: queue the job. The texts live in tr, so the raw body can go. */
+    free(req->body);
+    req->body = NULL;
+    req->len = req->cap = 0;
+    return queue_job(srv, conn, req);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -547,42 +562,75 @@ static void buffer_body(const http_server *srv, request_state *req, const char *
     req->body[req->len] = '\0';
 }
 
-/* Routes a request once its headers are in. Returns with a reply queued,
- * or with none for a POST /translate whose body is still to come. */
+/* Routes a request once its headers are in. Returns with an error reply
+ * queued, or with none for a valid route. Valid routes reply on a later
+ * call: libmicrohttpd 0.9.75 closes the connection after a reply queued
+ * in this first call, which would end keep-alive connections. */
 static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *conn,
                                      request_state *req, const char *url, const char *method)
 {
     char method_text[16], path_text[96];
+    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+                 strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
     /* Method and path reach error messages only through these copies. */
     printable_copy(method, method_text, sizeof(method_text));
     printable_copy(url, path_text, sizeof(path_text));
 
-    if (strcmp(url, "/health") == 0) {
-        char *text;
-
-        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-            return send_error(conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
-                              "method %s is not allowed on /health; use GET", method_text);
-        text = strdup("{\"status\":\"ok\"}");
-        return send_text(conn, req, method, url, MHD_HTTP_OK, text, NULL);
+    if (strcmp(url, "/health") == 0 || strcmp(url, "/ready") == 0 ||
+        strcmp(url, "/languages") == 0) {
+        if (!is_get)
+            return send_error(srv, conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                              "GET, HEAD", "method %s is not allowed on %s; use GET",
+                              method_text, path_text);
+        req->is_get_route = 1;
+        return MHD_YES;
     }
     if (strcmp(url, "/translate") == 0) {
-        const char *length;
+        const char *type, *length;
+        char type_text[64];
 
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-            return send_error(conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, "POST",
+            return send_error(srv, conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, "POST",
                               "method %s is not allowed on /translate; use POST", method_text);
+        if (atomic_load(&srv->stopping))
+            return send_error(srv, conn, req, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                              "server is shutting down; retry later");
+        type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (translate_request_format(type, &req->format) != 0) {
+            printable_copy(type, type_text, sizeof(type_text));
+            return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
+                              "Content-Type %s is not supported; send application/json, "
+                              "application/x-www-form-urlencoded or multipart/form-data",
+                              type_text);
+        }
         length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                              MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoull(length, NULL, 10) > srv->config.max_body_bytes)
-            return send_error(conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+            return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
                               "request body of %.20s bytes is over the limit of %zu bytes",
                               length, srv->config.max_body_bytes);
         return MHD_YES;
     }
-    return send_error(conn, req, method, url, MHD_HTTP_NOT_FOUND, NULL,
-                      "no route for %s; use POST /translate or GET /health", path_text);
+    return send_error(srv, conn, req, method, url, MHD_HTTP_NOT_FOUND, NULL,
+                      "no route for %s; use POST /translate, GET /languages, GET /health or "
+                      "GET /ready",
+                      path_text);
+}
+
+static void request_started(http_server *srv)
+{
+    pthread_mutex_lock(&srv->mutex);
+    srv->active_requests++;
+    pthread_mutex_unlock(&srv->mutex);
+}
+
+static void request_finished(http_server *srv)
+{
+    pthread_mutex_lock(&srv->mutex);
+    if (--srv->active_requests == 0)
+        pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->mutex);
 }
 
 static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -592,14 +640,18 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
 {
     http_server *srv = cls;
     request_state *req = *con_cls;
+    char *reply;
 
     (void)version;
     if (!req) {
         req = calloc(1, sizeof(*req));
         if (!req)
             return MHD_NO;
+        req->fd = -1;
+        atomic_init(&req->phase, PHASE_READING);
         clock_gettime(CLOCK_MONOTONIC, &req->start);
         *con_cls = req;
+        request_started(srv);
         return route_headers(srv, conn, req, url, method);
     }
     if (*upload_data_size > 0) {
@@ -607,26 +659,53 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (req->too_large)
-        return send_error(conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                          "request body is over the limit of %zu bytes",
-                          srv->config.max_body_bytes);
-    return handle_translate(srv, conn, req, method, url);
+
+    switch (atomic_load(&req->phase)) {
+    case PHASE_READING:
+        if (req->is_get_route)
+            return reply_get_route(srv, conn, req, method, url);
+        if (req->too_large)
+            return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                              "request body is over the limit of %zu bytes",
+                              srv->config.max_body_bytes);
+        return handle_translate(srv, conn, req, method, url);
+    case PHASE_DONE:
+        reply = req->reply;
+        req->reply = NULL;
+        return send_text(srv, conn, req, method, url, req->status, reply, NULL);
+    case PHASE_CLIENT_GONE:
+        /* The reply only lets libmicrohttpd finish the request quietly;
+         * MHD_NO would make it log an internal error. */
+        log_request(method, url, "skipped: client closed the connection while queued", req);
+        return queue_json(srv, conn, MHD_HTTP_BAD_REQUEST,
+                          error_json("connection closed before the translation started"),
+                          NULL)
+                   ? MHD_YES
+                   : MHD_NO;
+    default:
+        return MHD_YES; /* queued: libmicrohttpd calls again after the resume */
+    }
 }
 
+/* Completion callback: frees the request. libmicrohttpd never calls it for
+ * a suspended connection, so a queued or running job is never freed under
+ * its translate thread. */
 static void free_request(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    http_server *srv = cls;
     request_state *req = *con_cls;
 
-    (void)cls;
     (void)conn;
     (void)toe;
-    if (req) {
-        free(req->body);
-        free(req);
-        *con_cls = NULL;
-    }
+    if (!req)
+        return;
+    translate_request_free(&req->tr);
+    free(req->reply);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+    request_finished(srv);
 }
 
 /* Stores libmicrohttpd's message for http_server_start's error while the
@@ -649,8 +728,26 @@ static void log_daemon_message(void *cls, const char *format, va_list ap)
 
 /* ---- public API ---- */
 
+/* Closes the queue and joins the translate threads. Each finishes the job
+ * it is running first. */
+static void stop_translate_threads(http_server *srv)
+{
+    job_queue_close(&srv->queue);
+    for (unsigned i = 0; i < srv->worker_count; i++)
+        pthread_join(srv->workers[i], NULL);
+    srv->worker_count = 0;
+}
+
 static void server_free(http_server *srv)
 {
+    if (srv->queue_ready)
+        job_queue_destroy(&srv->queue);
+    if (srv->sync_ready) {
+        pthread_cond_destroy(&srv->idle);
+        pthread_mutex_destroy(&srv->mutex);
+    }
+    free(srv->workers);
+    free(srv->languages_json);
     free(srv->address);
     free(srv->source_lang);
     free(srv->target_lang);
@@ -666,12 +763,55 @@ static char *copy_or_null(const char *s, int *failed)
     return copy;
 }
 
+
+/* Creates the mutex and the condition variable that http_server_stop waits
+ * on, which measures its timeouts on CLOCK_MONOTONIC. Returns 0 or -1. */
+static int init_sync(http_server *srv)
+{
+    pthread_condattr_t attr;
+    int failed;
+
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+    failed = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+             pthread_cond_init(&srv->idle, &attr) != 0;
+    pthread_condattr_destroy(&attr);
+    if (failed)
+        return -1;
+    if (pthread_mutex_init(&srv->mutex, NULL) != 0) {
+        pthread_cond_destroy(&srv->idle);
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills in the defaults of the fields left 0. */
+static void apply_defaults(http_config *cfg)
+{
+    if (cfg->threads == 0)
+        cfg->threads = DEFAULT_THREADS;
+    if (cfg->translate_threads == 0)
+        cfg->translate_threads = DEFAULT_TRANSLATE_THREADS;
+    if (cfg->max_queue == 0)
+        cfg->max_queue = DEFAULT_MAX_QUEUE;
+    if (cfg->max_body_bytes == 0)
+        cfg->max_body_bytes = DEFAULT_MAX_BODY;
+    if (cfg->max_body_bytes > SIZE_MAX / 4)
+        cfg->max_body_bytes = SIZE_MAX / 4; /* keeps buffer sizes from overflowing */
+    if (cfg->max_texts == 0)
+        cfg->max_texts = DEFAULT_MAX_TEXTS;
+    if (cfg->max_chars == 0)
+        cfg->max_chars = DEFAULT_MAX_CHARS;
+    if (cfg->grace_seconds == 0)
+        cfg->grace_seconds = DEFAULT_GRACE_SECONDS;
+}
+
 http_server *http_server_start(const http_config *config, char *err, size_t err_size)
 {
     struct sockaddr_in addr4;
     struct sockaddr_in6 addr6;
     struct sockaddr *addr;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
     http_server *srv;
     int copy_failed = 0;
@@ -709,24 +849,40 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     srv->address = copy_or_null(config->address, &copy_failed);
     srv->source_lang = copy_or_null(config->source_lang, &copy_failed);
     srv->target_lang = copy_or_null(config->target_lang, &copy_failed);
-    if (copy_failed) {
+    srv->config.address = srv->address;
+    srv->config.source_lang = srv->source_lang;
+    srv->config.target_lang = srv->target_lang;
+    apply_defaults(&srv->config);
+    srv->languages_json = build_languages_json(&srv->config);
+    srv->workers = calloc(srv->config.translate_threads, sizeof(*srv->workers));
+    if (copy_failed || !srv->languages_json || !srv->workers) {
         server_free(srv);
         snprintf(err, err_size, "out of memory starting the HTTP server");
         return NULL;
     }
-    srv->config.address = srv->address;
-    srv->config.source_lang = srv->source_lang;
-    srv->config.target_lang = srv->target_lang;
-    if (srv->config.threads == 0)
-        srv->config.threads = DEFAULT_THREADS;
-    if (srv->config.max_body_bytes == 0)
-        srv->config.max_body_bytes = DEFAULT_MAX_BODY;
-    if (srv->config.max_body_bytes > SIZE_MAX / 4)
-        srv->config.max_body_bytes = SIZE_MAX / 4; /* keeps buffer sizes from overflowing */
-    if (srv->config.max_texts == 0)
-        srv->config.max_texts = DEFAULT_MAX_TEXTS;
 
-    /* Step 3: start the daemon. The port argument is unused with SOCK_ADDR. */
+    /* Step 3: create the job queue and start the translate threads. */
+    srv->sync_ready = init_sync(srv) == 0;
+    srv->queue_ready = srv->sync_ready && job_queue_init(&srv->queue, srv->config.max_queue) == 0;
+    if (!srv->queue_ready) {
+        server_free(srv);
+        snprintf(err, err_size, "cannot create the locks of the HTTP server");
+        return NULL;
+    }
+    while (srv->worker_count < srv->config.translate_threads) {
+        int rc = pthread_create(&srv->workers[srv->worker_count], NULL, translate_thread, srv);
+
+        if (rc != 0) {
+            snprintf(err, err_size, "cannot start translate thread %u of %u: %s",
+                     srv->worker_count + 1, srv->config.translate_threads, strerror(rc));
+            stop_translate_threads(srv);
+            server_free(srv);
+            return NULL;
+        }
+        srv->worker_count++;
+    }
+
+    /* Step 4: start the daemon. The port argument is unused with SOCK_ADDR. */
     srv->daemon = MHD_start_daemon(
         flags, config->port, NULL, NULL, handle_access, srv, MHD_OPTION_SOCK_ADDR, addr,
         MHD_OPTION_THREAD_POOL_SIZE, srv->config.threads, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -735,6 +891,7 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     if (!srv->daemon) {
         snprintf(err, err_size, "cannot start HTTP server on %.64s port %u: %s", config->address,
                  config->port, srv->start_error[0] ? srv->start_error : "libmicrohttpd failed");
+        stop_translate_threads(srv);
         server_free(srv);
         return NULL;
     }
@@ -749,25 +906,86 @@ unsigned short http_server_port(const http_server *server)
     return server->port;
 }
 
+size_t http_server_queue_length(http_server *server)
+{
+    return job_queue_length(&server->queue);
+}
+
+/* Waits until no request is in progress or timeout_ms has passed. Returns
+ * the number of requests still in progress. */
+static size_t wait_until_idle(http_server *srv, long long timeout_ms)
+{
+    struct timespec deadline;
+    size_t active;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->mutex);
+    while (srv->active_requests > 0 &&
+           pthread_cond_timedwait(&srv->idle, &srv->mutex, &deadline) != ETIMEDOUT)
+        ;
+    active = srv->active_requests;
+    pthread_mutex_unlock(&srv->mutex);
+    return active;
+}
+
+/* Closes the queue and replies 503 to every job still waiting. Returns how
+ * many there were. */
+static size_t reject_waiting_jobs(http_server *srv)
+{
+    job_queue_node *node = job_queue_close(&srv->queue);
+    size_t count = 0;
+
+    while (node) {
+        job_queue_node *next = node->next;
+        request_state *req = job_of(node);
+        struct MHD_Connection *conn = req->conn;
+
+        req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        req->reply = error_json("server stopped before translating this request; retry later");
+        atomic_store(&req->phase, PHASE_DONE);
+        MHD_resume_connection(conn); /* req may be freed from here on */
+        node = next;
+        count++;
+    }
+    return count;
+}
+
 void http_server_stop(http_server *server)
 {
     MHD_socket listen_fd;
-    struct timespec start, pause = {0, 10 * 1000 * 1000};
+    size_t active, rejected;
 
     if (!server)
         return;
 
-    /* Stop accepting, then let open connections finish for a bounded time. */
+    /* Step 1: stop accepting. Requests that arrive on open connections from
+     * now on get 503 and "Connection: close". */
+    atomic_store(&server->stopping, 1);
     listen_fd = MHD_quiesce_daemon(server->daemon);
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 
-        if (!info || info->num_connections == 0 || elapsed_ms(&start) > DRAIN_TIMEOUT_MS)
-            break;
-        nanosleep(&pause, NULL);
+    /* Step 2: let every request in progress, queued ones included, get its
+     * reply within the grace period. */
+    active = wait_until_idle(server, 1000LL * server->config.grace_seconds);
+
+    /* Step 3: reply 503 to the jobs still queued, and wait for the
+     * running ones, because the translate callback cannot be interrupted.
+     * Afterwards no connection is suspended, as MHD_stop_daemon requires. */
+    rejected = reject_waiting_jobs(server);
+    stop_translate_threads(server);
+    if (active > 0) {
+        fprintf(stderr, "http: grace period of %u s over with %zu requests in progress; %zu "
+                        "queued translations got 503\n",
+                server->config.grace_seconds, active, rejected);
+        wait_until_idle(server, FLUSH_TIMEOUT_MS);
     }
+
+    /* Step 4: close the remaining connections. */
     MHD_stop_daemon(server->daemon);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);

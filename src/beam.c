@@ -385,13 +385,50 @@ done:
     return rc;
 }
 
+/* Source tokens of one line as the model sees them: tokenized, then split
+ * into subwords when the model has codes. */
+static int prepare_source(const model *m, const char *line, tok_list *words, tok_list *units)
+{
+    if (corpus_tokenize(line, m->cfg.src_lang, words, NULL))
+        return -1;
+    tok_list_clear(units);
+    if (!m->src_bpe) {
+        for (size_t i = 0; i < words->count; i++)
+            if (tok_list_push(units, words->items[i]))
+                return -1;
+        return 0;
+    }
+    return bpe_segment(m->src_bpe, words, units);
+}
+
+/* Output text of target ids: subwords joined when the model has codes,
+ * then detokenized. */
+static char *render_output(const model *m, const int32_t *ids, int n)
+{
+    const char **units = malloc(sizeof(char *) * (n + 1));
+    tok_list words = {0};
+    char *text = NULL;
+
+    if (!units)
+        return NULL;
+    for (int j = 0; j < n; j++)
+        units[j] = vocab_token(m->tgt_vocab, ids[j]);
+    if (!m->tgt_bpe) {
+        text = tok_detokenize(units, n, m->cfg.tgt_lang);
+    } else if (bpe_join(units, n, &words) == 0) {
+        text = tok_detokenize((const char *const *)words.items, words.count, m->cfg.tgt_lang);
+    }
+    tok_list_clear(&words);
+    free(units);
+    return text;
+}
+
 int beam_translate_lines(const model *m, const beam_options *opt, const char *const *lines,
                          size_t n, char **out)
 {
     int32_t **src = calloc(n + 1, sizeof(int32_t *)), *len = calloc(n + 1, sizeof(int32_t));
     int32_t **hyp = calloc(n + 1, sizeof(int32_t *)), *hyp_len = calloc(n + 1, sizeof(int32_t));
-    tok_list toks = {0};
-    const char **words = NULL;
+    tok_list words = {0}, units = {0};
     int rc = -1;
 
     for (size_t i = 0; i < n; i++)
@@ -399,24 +436,17 @@ int beam_translate_lines(const model *m, const beam_options *opt, const char *co
     if (!src || !len || !hyp || !hyp_len)
         goto done;
     for (size_t i = 0; i < n; i++) {
-        if (corpus_tokenize(lines[i], m->cfg.src_lang, &toks, NULL))
+        if (prepare_source(m, lines[i], &words, &units))
             goto done;
-        src[i] = corpus_ids(m->src_vocab, &toks);
+        src[i] = corpus_ids(m->src_vocab, &units);
         if (!src[i])
             goto done;
-        len[i] = (int32_t)toks.count;
+        len[i] = (int32_t)units.count;
     }
     if (beam_search(m, opt, (const int32_t *const *)src, len, n, hyp, hyp_len))
         goto done;
     for (size_t i = 0; i < n; i++) {
-        const char **nw = realloc(words, sizeof(char *) * (hyp_len[i] + 1));
-
-        if (!nw)
-            goto done;
-        words = nw;
-        for (int j = 0; j < hyp_len[i]; j++)
-            words[j] = vocab_token(m->tgt_vocab, hyp[i][j]);
-        out[i] = tok_detokenize(words, hyp_len[i], m->cfg.tgt_lang);
+        out[i] = render_output(m, hyp[i], hyp_len[i]);
         if (!out[i])
             goto done;
     }
@@ -436,7 +466,7 @@ done:
     free(len);
     free(hyp);
     free(hyp_len);
-    free(words);
-    tok_list_clear(&toks);
+    tok_list_clear(&words);
+    tok_list_clear(&units);
     return rc;
 }

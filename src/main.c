@@ -106,6 +106,33 @@ static model *load_model_or_exit(const char *path)
     return m;
 }
 
+/* Exits unless the codes file at path is the one m was trained with. */
+static void check_codes_or_exit(const model *m, const char *model_path, const char *path)
+{
+    char err[1024];
+    bpe *codes = bpe_read(path, err, sizeof(err));
+
+    if (!codes) {
+        fprintf(stderr, "seqmt: %s\n", err);
+        exit(1);
+    }
+    if (!m->src_bpe || bpe_hash(codes) != bpe_hash(m->src_bpe)) {
+        if (m->src_bpe)
+            fprintf(stderr, "seqmt: model %s was trained with subword codes %016llx (%zu merges), "
+                            "but %s holds codes %016llx (%zu merges); use the model's own codes "
+                            "or retrain\n",
+                    model_path, (unsigned long long)bpe_hash(m->src_bpe),
+                    bpe_n_merges(m->src_bpe), path, (unsigned long long)bpe_hash(codes),
+                    bpe_n_merges(codes));
+        else
+            fprintf(stderr, "seqmt: model %s is word-level and has no subword codes, but %s "
+                            "holds codes %016llx (%zu merges)\n",
+                    model_path, path, (unsigned long long)bpe_hash(codes), bpe_n_merges(codes));
+        exit(1);
+    }
+    bpe_free(codes);
+}
+
 /* ---- train ---- */
 
 static void log_stderr(void *ctx, const char *line)
@@ -123,7 +150,8 @@ static int cmd_train(int argc, char **argv)
     enum {
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
-        O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO
+        O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO, O_BPE, O_BPESEP,
+        O_CODES
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -152,6 +180,9 @@ static int cmd_train(int argc, char **argv)
         {"decay-after", required_argument, 0, O_DECAY},
         {"format", required_argument, 0, O_FORMAT},
         {"max-ratio", required_argument, 0, O_RATIO},
+        {"bpe-merges", required_argument, 0, O_BPE},
+        {"bpe-separate", no_argument, 0, O_BPESEP},
+        {"bpe-codes", required_argument, 0, O_CODES},
         {"half-precision-model", no_argument, 0, O_HALF},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -191,6 +222,9 @@ static int cmd_train(int argc, char **argv)
         case O_HALF: o.half_precision_model = 1; break;
         case O_FORMAT: o.format = parse_format(optarg); break;
         case O_RATIO: o.max_ratio = (float)parse_double("--max-ratio", optarg, 0, 1e6); break;
+        case O_BPE: o.bpe_merges = (size_t)parse_long("--bpe-merges", optarg, 0, 10000000); break;
+        case O_BPESEP: o.bpe_separate = 1; break;
+        case O_CODES: o.bpe_codes = optarg; break;
         case 'h':
             printf("usage: seqmt train --train-src FILE --train-tgt FILE --valid-src FILE "
                    "--valid-tgt FILE -o MODEL [options]\n"
@@ -203,6 +237,10 @@ static int cmd_train(int argc, char **argv)
                    "  --layers N                LSTM layers in encoder and decoder (2)\n"
                    "  --embed-size N            embedding size (256)\n"
                    "  --hidden-size N           LSTM hidden size (512)\n"
+                   "  --bpe-merges N            split words into subwords with N byte-pair\n"
+                   "                            merges learned on both sides jointly (0: words)\n"
+                   "  --bpe-separate            learn source and target merges apart\n"
+                   "  --bpe-codes FILE          use a subword-nmt codes file for both sides\n"
                    "  --src-vocab-size N        maximum source vocabulary entries (10000)\n"
                    "  --tgt-vocab-size N        maximum target vocabulary entries (10000)\n"
                    "  --min-count N             rarer tokens become <unk> (2)\n"
@@ -281,9 +319,11 @@ static int cmd_translate(int argc, char **argv)
         {"batch-size", required_argument, 0, 'B'},
         {"threads", required_argument, 0, 't'},
         {"format", required_argument, 0, 'f'},
+        {"bpe-codes", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
+    const char *codes_path = NULL;
     int c;
 
     while ((c = getopt_long(argc, argv, "m:b:i:o:h", opts, NULL)) != -1) {
@@ -297,6 +337,7 @@ static int cmd_translate(int argc, char **argv)
         case 'B': bo.batch_size = (int)parse_long("--batch-size", optarg, 1, 4096); break;
         case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
         case 'f': in_format = parse_format(optarg); break;
+        case 'C': codes_path = optarg; break;
         case 'h':
             printf("usage: seqmt translate [--model FILE] [--input FILE] [--output FILE] [options]\n"
                    "\n"
@@ -308,6 +349,7 @@ static int cmd_translate(int argc, char **argv)
                    "  --max-length-ratio X    stop outputs at X * source length + 10 (2.0)\n"
                    "  --batch-size N          sentences decoded together (32)\n"
                    "  --format F              input format: auto (by name), plain or sgml\n"
+                   "  --bpe-codes FILE        check that the model uses these subword codes\n"
                    "  --threads N             OpenBLAS threads (all cores)\n",
                    SEQMT_DEFAULT_MODEL);
             return 0;
@@ -318,6 +360,8 @@ static int cmd_translate(int argc, char **argv)
     }
     set_threads(threads);
     model *m = load_model_or_exit(model_path);
+    if (codes_path)
+        check_codes_or_exit(m, model_path, codes_path);
     if (output && !(fo = fopen(output, "w"))) {
         fprintf(stderr, "seqmt translate: cannot write %s: %s\n", output, strerror(errno));
         model_free(m);
@@ -418,7 +462,8 @@ static void on_signal(int sig)
 static int cmd_serve(int argc, char **argv)
 {
     const char *model_path = default_model_path(), *address = "127.0.0.1";
-    long port = 5000, threads = 2, blas_threads = 1;
+    long port = 5000, threads = 2, translate_threads = 2, blas_threads = 1;
+    long max_queue = 64, max_chars = 20000, max_texts = 128, grace_seconds = 30;
     serve_ctx sc;
     http_config hc = {0};
     char err[1024];
@@ -427,6 +472,11 @@ static int cmd_serve(int argc, char **argv)
         {"port", required_argument, 0, 'p'},
         {"host", required_argument, 0, 'H'},
         {"threads", required_argument, 0, 't'},
+        {"translate-threads", required_argument, 0, 'W'},
+        {"max-queue", required_argument, 0, 'Q'},
+        {"max-chars", required_argument, 0, 'C'},
+        {"max-texts", required_argument, 0, 'X'},
+        {"grace-period", required_argument, 0, 'G'},
         {"blas-threads", required_argument, 0, 'T'},
         {"beam-size", required_argument, 0, 'b'},
         {"help", no_argument, 0, 'h'},
@@ -441,18 +491,31 @@ static int cmd_serve(int argc, char **argv)
         case 'p': port = parse_long("--port", optarg, 0, 65535); break;
         case 'H': address = optarg; break;
         case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+        case 'W': translate_threads = parse_long("--translate-threads", optarg, 1, 1024); break;
+        case 'Q': max_queue = parse_long("--max-queue", optarg, 1, 1000000); break;
+        case 'C': max_chars = parse_long("--max-chars", optarg, 1, 100000000); break;
+        case 'X': max_texts = parse_long("--max-texts", optarg, 1, 1000000); break;
+        case 'G': grace_seconds = parse_long("--grace-period", optarg, 1, 86400); break;
         case 'T': blas_threads = parse_long("--blas-threads", optarg, 1, 1024); break;
         case 'b': sc.bo.beam_size = (int)parse_long("--beam-size", optarg, 1, 64); break;
         case 'h':
             printf("usage: seqmt serve [--model FILE] [--port N] [--host ADDRESS] [options]\n"
                    "\n"
-                   "Serves POST /translate (LibreTranslate's JSON shape) and GET /health.\n"
-                   "  --model FILE        model file (%s, or $SEQMT_MODEL)\n"
-                   "  --port N            TCP port (5000)\n"
-                   "  --host ADDRESS      address to bind, 0.0.0.0 for all interfaces (127.0.0.1)\n"
-                   "  --threads N         request worker threads (2)\n"
-                   "  --blas-threads N    OpenBLAS threads per product (1)\n"
-                   "  --beam-size N       beam width (5)\n",
+                   "Serves POST /translate (LibreTranslate's JSON and form shapes), GET /languages,\n"
+                   "GET /health and GET /ready.\n"
+                   "  --model FILE            model file (%s, or $SEQMT_MODEL)\n"
+                   "  --port N                TCP port (5000)\n"
+                   "  --host ADDRESS          address to bind, 0.0.0.0 for all interfaces (127.0.0.1)\n"
+                   "  --threads N             HTTP threads that read requests and send replies (2)\n"
+                   "  --translate-threads N   threads that translate, one request each at a time (2)\n"
+                   "  --max-queue N           requests waiting for a translate thread; more get 503 (64)\n"
+                   "  --max-chars N           characters per request, all texts together; more get 400\n"
+                   "                          (20000)\n"
+                   "  --max-texts N           texts per request; more get 400 (128)\n"
+                   "  --grace-period SECONDS  on SIGINT or SIGTERM, time to finish requests in progress\n"
+                   "                          before closing connections (30)\n"
+                   "  --blas-threads N        OpenBLAS threads per product (1)\n"
+                   "  --beam-size N           beam width (5)\n",
                    SEQMT_DEFAULT_MODEL);
             return 0;
         default:
@@ -466,6 +529,11 @@ static int cmd_serve(int argc, char **argv)
     hc.address = address;
     hc.port = (unsigned short)port;
     hc.threads = (unsigned)threads;
+    hc.translate_threads = (unsigned)translate_threads;
+    hc.max_queue = (size_t)max_queue;
+    hc.max_chars = (size_t)max_chars;
+    hc.max_texts = (size_t)max_texts;
+    hc.grace_seconds = (unsigned)grace_seconds;
     hc.source_lang = m->cfg.src_lang;
     hc.target_lang = m->cfg.tgt_lang;
     hc.translate = serve_translate;

@@ -83,6 +83,12 @@ fail:
     return NULL;
 }
 
+void model_set_bpe(model *m, bpe *src, bpe *tgt)
+{
+    m->src_bpe = src;
+    m->tgt_bpe = tgt;
+}
+
 void model_init_uniform(model *m, float scale, rng_state *rng)
 {
     for (size_t i = 0; i < m->n_params; i++)
@@ -95,6 +101,9 @@ void model_free(model *m)
         return;
     vocab_free(m->src_vocab);
     vocab_free(m->tgt_vocab);
+    if (m->tgt_bpe != m->src_bpe)
+        bpe_free(m->tgt_bpe);
+    bpe_free(m->src_bpe);
     free(m->params);
     free(m);
 }
@@ -453,6 +462,30 @@ static void put_vocab(bytes *b, const vocab *v)
     }
 }
 
+/* How the codes section of a model file is laid out. */
+enum { CODES_NONE = 0, CODES_JOINT = 1, CODES_SEPARATE = 2 };
+
+/* Codes as their 64-bit hash, length and subword-nmt text. */
+static void put_codes(bytes *b, const bpe *codes)
+{
+    size_t len;
+    char *text;
+    uint64_t hash;
+
+    if (!codes)
+        return;
+    text = bpe_to_text(codes, &len);
+    if (!text) {
+        b->failed = 1;
+        return;
+    }
+    hash = bpe_hash(codes);
+    put(b, &hash, 8);
+    put_u32(b, (uint32_t)len);
+    put(b, text, len);
+    free(text);
+}
+
 int model_save(const model *m, const char *path, model_dtype dtype, char *err, size_t err_size)
 {
     bytes b = {0};
@@ -470,6 +503,11 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     put_u32(&b, (uint32_t)m->cfg.tgt_vocab);
     put(&b, m->cfg.src_lang, sizeof(m->cfg.src_lang));
     put(&b, m->cfg.tgt_lang, sizeof(m->cfg.tgt_lang));
+    put_u32(&b, MODEL_TOKENIZER_VERSION);
+    put_u32(&b, !m->src_bpe ? CODES_NONE : m->src_bpe == m->tgt_bpe ? CODES_JOINT : CODES_SEPARATE);
+    put_codes(&b, m->src_bpe);
+    if (m->tgt_bpe != m->src_bpe)
+        put_codes(&b, m->tgt_bpe);
     put_vocab(&b, m->src_vocab);
     put_vocab(&b, m->tgt_vocab);
     put(&b, &n, 8);
@@ -563,6 +601,29 @@ done:
     return v;
 }
 
+/* Reads codes written by put_codes; NULL with a message in err when they
+ * are unreadable or their hash does not match. */
+static bpe *get_codes(reader *r, const char *path, char *err, size_t err_size)
+{
+    uint64_t hash;
+    uint32_t len;
+    bpe *codes;
+
+    if (get(r, &hash, 8) || get_u32(r, &len) || (size_t)(r->end - r->p) < len) {
+        snprintf(err, err_size, "model %s is truncated (subword codes)", path);
+        return NULL;
+    }
+    codes = bpe_from_text((const char *)r->p, len, path, err, err_size);
+    r->p += len;
+    if (codes && bpe_hash(codes) != hash) {
+        snprintf(err, err_size, "model %s is corrupt: subword codes do not match their hash",
+                 path);
+        bpe_free(codes);
+        return NULL;
+    }
+    return codes;
+}
+
 model *model_load(const char *path, char *err, size_t err_size)
 {
     FILE *f = fopen(path, "rb");
@@ -571,7 +632,9 @@ model *model_load(const char *path, char *err, size_t err_size)
     model *m = NULL;
     struct stat st = {0};
     model_config cfg = {0};
-    uint32_t version, stored_crc, u[5], dtype;
+    uint32_t version, stored_crc, u[5], dtype, tok_version = MODEL_TOKENIZER_VERSION;
+    uint32_t codes_mode = CODES_NONE;
+    bpe *src_codes = NULL, *tgt_codes = NULL;
     size_t width;
     uint64_t n_params;
     reader r;
@@ -612,7 +675,7 @@ model *model_load(const char *path, char *err, size_t err_size)
         snprintf(err, err_size, "model %s is truncated (%ld bytes)", path, size);
         goto fail;
     }
-    if (version != MODEL_FILE_VERSION) {
+    if (version != MODEL_FILE_VERSION && version != 1) {
         snprintf(err, err_size,
                  "model %s has format version %u, but this seqmt reads version %d; "
                  "retrain it or use a matching seqmt",
@@ -642,6 +705,33 @@ model *model_load(const char *path, char *err, size_t err_size)
     }
     memcpy(&stored_crc, data + size - 4, 4);
     r.end = data + size - 4;
+    if ((uint32_t)crc32(0L, data, (uInt)(size - 4)) != stored_crc) {
+        snprintf(err, err_size, "model %s is corrupt or truncated: checksum mismatch", path);
+        goto fail;
+    }
+    if (version >= 2) {
+        if (get_u32(&r, &tok_version) || get_u32(&r, &codes_mode)) {
+            snprintf(err, err_size, "model %s is truncated (tokenizer settings)", path);
+            goto fail;
+        }
+        if (tok_version != MODEL_TOKENIZER_VERSION) {
+            snprintf(err, err_size,
+                     "model %s was trained with tokenizer version %u, but this seqmt has "
+                     "version %d; retrain it or use a matching seqmt",
+                     path, tok_version, MODEL_TOKENIZER_VERSION);
+            goto fail;
+        }
+        if (codes_mode > CODES_SEPARATE) {
+            snprintf(err, err_size, "model %s is corrupt: unknown subword mode %u", path,
+                     codes_mode);
+            goto fail;
+        }
+        if (codes_mode != CODES_NONE && !(src_codes = get_codes(&r, path, err, err_size)))
+            goto fail;
+        tgt_codes = src_codes;
+        if (codes_mode == CODES_SEPARATE && !(tgt_codes = get_codes(&r, path, err, err_size)))
+            goto fail;
+    }
     sv = get_vocab(&r, u[3]);
     tv = sv ? get_vocab(&r, u[4]) : NULL;
     if (!sv || !tv || get(&r, &n_params, 8) || get_u32(&r, &dtype)) {
@@ -663,16 +753,14 @@ model *model_load(const char *path, char *err, size_t err_size)
                  path, (size_t)(r.end - r.p), (unsigned long long)(n_params * width));
         goto fail;
     }
-    if ((uint32_t)crc32(0L, data, (uInt)(size - 4)) != stored_crc) {
-        snprintf(err, err_size, "model %s is corrupt: checksum mismatch", path);
-        goto fail;
-    }
     m = model_new(&cfg, sv, tv);
     sv = tv = NULL;
     if (!m) {
         snprintf(err, err_size, "out of memory loading model %s", path);
         goto fail;
     }
+    model_set_bpe(m, src_codes, tgt_codes);
+    src_codes = tgt_codes = NULL;
     if (dtype == MODEL_F16) {
         for (size_t i = 0; i < n_params; i++) {
             _Float16 h;
@@ -688,6 +776,9 @@ model *model_load(const char *path, char *err, size_t err_size)
     return m;
 
 fail:
+    if (tgt_codes != src_codes)
+        bpe_free(tgt_codes);
+    bpe_free(src_codes);
     vocab_free(sv);
     vocab_free(tv);
     free(data);

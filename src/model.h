@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bpe.h"
 #include "lstm.h"
 #include "rng.h"
 #include "vocab.h"
@@ -36,9 +37,16 @@ typedef struct {
     float *out_b; /* [Vt] */
 } model_views;
 
+/* Version of the tokenization rules a model was trained with; stored in
+ * the model file so a model never meets text split another way. */
+#define MODEL_TOKENIZER_VERSION 1
+
 typedef struct {
     model_config cfg;
     vocab *src_vocab, *tgt_vocab;
+    /* Subword codes applied after tokenization, or NULL for word-level
+     * models. With joint codes both point at one object. */
+    bpe *src_bpe, *tgt_bpe;
     float *params; /* n_params floats */
     size_t n_params;
     model_views w;
@@ -65,6 +73,10 @@ void model_bind(const model_config *cfg, float *block, model_views *views);
  * (freed with the model, also on failure). Parameters are zero. Returns
  * NULL when out of memory. */
 model *model_new(const model_config *cfg, vocab *src_vocab, vocab *tgt_vocab);
+/* Gives m the subword codes of its source and target side (either may be
+ * NULL; src == tgt for joint codes) and takes ownership of them. */
+void model_set_bpe(model *m, bpe *src, bpe *tgt);
+
 /* Draws every parameter uniformly from [-scale, scale]. */
 void model_init_uniform(model *m, float scale, rng_state *rng);
 void model_free(model *m);
@@ -86,13 +98,15 @@ int model_loss(const model *m, const model_batch *batch, const model_views *grad
  * in float32; float16 files are half the size and are widened on load. */
 typedef enum { MODEL_F32 = 0, MODEL_F16 = 1 } model_dtype;
 
-/* Model file: "SEQMTMDL", format version, configuration, both vocabularies,
- * the weight precision and the weights (little-endian), then a CRC-32 of
- * everything before it. Writing goes to PATH.tmp and renames it over PATH, so a crash never
+/* Model file: "SEQMTMDL", format version, configuration, the tokenizer
+ * version, the subword codes of each side with their hash (version 2 on),
+ * both vocabularies, the weight precision and the weights (little-endian),
+ * then a CRC-32 of everything before it. Version 1 files (word-level, no
+ * codes section) still load. Writing goes to PATH.tmp and renames it over PATH, so a crash never
  * leaves a half-written model. Both return 0, or -1 with a message in err
  * naming the path and what is wrong (missing, truncated, corrupt, wrong
  * version). */
-#define MODEL_FILE_VERSION 1
+#define MODEL_FILE_VERSION 2
 int model_save(const model *m, const char *path, model_dtype dtype, char *err, size_t err_size);
 model *model_load(const char *path, char *err, size_t err_size);
 

@@ -102,6 +102,43 @@ static void log_corpus_stats(train_log_fn log, void *ctx, const char *what, cons
               st->n_invalid_lines > shown ? ", ..." : "");
 }
 
+/* Replaces every token list by its subword segmentation. */
+static int segment_all(const bpe *codes, tok_list *lists, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tok_list units = {0};
+
+        if (bpe_segment(codes, &lists[i], &units)) {
+            tok_list_clear(&units);
+            return -1;
+        }
+        tok_list_clear(&lists[i]);
+        lists[i] = units;
+    }
+    return 0;
+}
+
+/* Learns codes from the token lists of one or two sides. */
+static bpe *learn_codes(const tok_list *a, const tok_list *b, size_t n, size_t merges,
+                        char *err, size_t err_size)
+{
+    bpe_learner *learner = bpe_learner_new();
+    bpe *codes = NULL;
+
+    if (!learner) {
+        snprintf(err, err_size, "out of memory learning subword codes");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (bpe_learner_add_tokens(learner, &a[i], err, err_size) ||
+            (b && bpe_learner_add_tokens(learner, &b[i], err, err_size)))
+            goto done;
+    codes = bpe_learner_learn(learner, merges, 2, err, err_size);
+done:
+    bpe_learner_free(learner);
+    return codes;
+}
+
 static vocab *build_vocab(const tok_list *lists, size_t n, size_t max_size, uint64_t min_count)
 {
     vocab_counter *counter = vocab_counter_new();
@@ -212,6 +249,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     corpus_stats stats;
     corpus train = {0}, valid = {0};
     vocab *sv = NULL, *tv = NULL;
+    bpe *src_codes = NULL, *tgt_codes = NULL;
     model *m = NULL;
     float *grads = NULL;
     model_views gv;
@@ -275,6 +313,33 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                  opt->valid_tgt ? opt->valid_tgt : "");
         goto done;
     }
+    /* Subword codes: read, learned jointly, or learned per side. */
+    if (opt->bpe_codes) {
+        if (!(src_codes = bpe_read(opt->bpe_codes, err, err_size)))
+            goto done;
+        tgt_codes = src_codes;
+    } else if (opt->bpe_merges > 0 && !opt->bpe_separate) {
+        if (!(src_codes = learn_codes(tr_src, tr_tgt, n_train, opt->bpe_merges, err, err_size)))
+            goto done;
+        tgt_codes = src_codes;
+    } else if (opt->bpe_merges > 0) {
+        if (!(src_codes = learn_codes(tr_src, NULL, n_train, opt->bpe_merges, err, err_size)) ||
+            !(tgt_codes = learn_codes(tr_tgt, NULL, n_train, opt->bpe_merges, err, err_size)))
+            goto done;
+    }
+    if (src_codes) {
+        logf_line(log, log_ctx, "subword codes: %zu merges%s, %s", bpe_n_merges(src_codes),
+                  tgt_codes == src_codes ? " shared by both sides" : " for the source",
+                  opt->bpe_codes ? opt->bpe_codes : "learned from the training corpus");
+        if (tgt_codes != src_codes)
+            logf_line(log, log_ctx, "subword codes: %zu merges for the target",
+                      bpe_n_merges(tgt_codes));
+        if (segment_all(src_codes, tr_src, n_train) || segment_all(src_codes, va_src, n_valid) ||
+            segment_all(tgt_codes, tr_tgt, n_train) || segment_all(tgt_codes, va_tgt, n_valid)) {
+            snprintf(err, err_size, "out of memory splitting the corpora into subwords");
+            goto done;
+        }
+    }
     sv = build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
     tv = build_vocab(tr_tgt, n_train, opt->tgt_vocab_size, opt->min_count);
     if (!sv || !tv || corpus_from_tokens(tr_src, tr_tgt, n_train, sv, tv, &train) ||
@@ -308,6 +373,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     }
     m = model_new(&cfg, sv, tv);
     sv = tv = NULL;
+    if (m) {
+        model_set_bpe(m, src_codes, tgt_codes);
+        src_codes = tgt_codes = NULL;
+    }
     grads = m ? calloc(m->n_params, sizeof(float)) : NULL;
     ws = model_workspace_new();
     if (!m || !grads || !ws) {
@@ -448,6 +517,9 @@ done:
     corpus_free(&valid);
     vocab_free(sv);
     vocab_free(tv);
+    if (tgt_codes != src_codes)
+        bpe_free(tgt_codes);
+    bpe_free(src_codes);
     corpus_batches_free(&batches);
     corpus_batch_free(&bt);
     model_workspace_free(ws);

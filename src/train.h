@@ -23,6 +23,9 @@ typedef struct {
     float max_ratio; /* skip training pairs whose sides' lengths differ more; 0: keep all */
     float learning_rate, max_grad_norm, init_scale, dropout;
     double time_limit_minutes; /* stop after this much training time; 0 means no limit */
+    size_t bpe_merges;      /* learn this many subword merges; 0 keeps word-level tokens */
+    int bpe_separate;       /* learn source and target codes apart instead of jointly */
+    const char *bpe_codes;  /* use this subword-nmt codes file (both sides) instead */
     int decay_after;           /* from this epoch on, halve the learning rate every epoch; 0: never */
     int half_precision_model;  /* write the best model with float16 weights */
     uint64_t seed;

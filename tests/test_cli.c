@@ -255,6 +255,21 @@ static void test_translate_missing_model_fails(void)
     free(out);
 }
 
+static void test_translate_rejects_other_codes(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && printf '#version: 0.2\\na b\\n' > other.codes && echo hi | "
+                         "%s translate --model small.seqmt --bpe-codes other.codes 2>&1",
+                         dir, bin),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no subword codes"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "other.codes"));
+    free(out);
+}
+
 static void test_bleu_command_output(void)
 {
     char *out = NULL;
@@ -372,6 +387,7 @@ int main(void)
     CU_add_test(s, "translate keeps line count", test_translate_keeps_line_count);
     CU_add_test(s, "translate file equals stdin", test_translate_file_equals_stdin);
     CU_add_test(s, "translate missing model fails", test_translate_missing_model_fails);
+    CU_add_test(s, "translate rejects other codes", test_translate_rejects_other_codes);
     CU_add_test(s, "bleu command output", test_bleu_command_output);
     CU_add_test(s, "serve matches translate", test_serve_matches_translate);
     CU_add_test(s, "bundled model quality", test_bundled_model_quality);

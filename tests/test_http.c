@@ -2,9 +2,12 @@
  *
  * The server runs with a test double for the translate callback that
  * upper-cases ASCII, so these tests cover the daemon layer only, not a
- * model. The client below speaks just enough
- * HTTP/1.1 for the tests: one request per connection ("Connection: close"),
- * read to EOF, 5 s socket timeouts, responses up to 1 MiB.
+ * model. The double blocks on the text "WAIT" until the test opens a gate
+ * (at most GATE_TIMEOUT_SECONDS), which keeps translate threads busy on
+ * demand. The client below speaks just enough HTTP/1.1 for the tests: one
+ * request per connection ("Connection: close"), read to EOF, 5 s socket
+ * timeouts, responses up to 1 MiB. Tests that need their own server
+ * configuration start one on a free port and stop it before returning.
  */
 #include "http.h"
 #include "testutil.h"
@@ -22,20 +25,55 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SOCKET_TIMEOUT_SECONDS 5
 #define MAX_RESPONSE_BYTES (1024 * 1024)
 #define TEST_MAX_BODY 4096
 #define TEST_MAX_TEXTS 8
+#define TEST_MAX_CHARS 1000
+#define GATE_TIMEOUT_SECONDS 10 /* a blocked callback gives up after this */
+#define WAIT_TIMEOUT_MS 5000    /* how long a test waits for the server to reach a state */
+#define HEALTH_MAX_MS 500       /* /health while every translate thread is busy */
 
 /* ---- translate test double ---- */
 
 typedef struct {
     atomic_int calls;
+    atomic_int waiting;    /* calls blocked at the gate now */
+    atomic_int gone_calls; /* calls that saw a text starting with "GONE" */
+    pthread_mutex_t mutex;
+    pthread_cond_t gate_changed;
+    int gate_open;
 } double_state;
 
-/* Upper-cases ASCII. Fails the request on "FAIL" and leaves the output NULL
+/* Blocks while the gate is closed, for at most GATE_TIMEOUT_SECONDS. */
+static void wait_at_gate(double_state *state)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += GATE_TIMEOUT_SECONDS;
+    atomic_fetch_add(&state->waiting, 1);
+    pthread_mutex_lock(&state->mutex);
+    while (!state->gate_open &&
+           pthread_cond_timedwait(&state->gate_changed, &state->mutex, &deadline) == 0)
+        ;
+    pthread_mutex_unlock(&state->mutex);
+    atomic_fetch_sub(&state->waiting, 1);
+}
+
+static void set_gate(double_state *state, int open)
+{
+    pthread_mutex_lock(&state->mutex);
+    state->gate_open = open;
+    pthread_cond_broadcast(&state->gate_changed);
+    pthread_mutex_unlock(&state->mutex);
+}
+
+/* Upper-cases ASCII. Blocks at the gate on "WAIT", rejects the input (-2)
+ * on "REJECT", fails the request (-1) on "FAIL" and leaves the output NULL
  * without failing on "NO OUTPUT". */
 static int upper_case_translate(void *ctx, const char *const *texts, size_t n, char **out,
                                 char *err, size_t err_size)
@@ -44,6 +82,14 @@ static int upper_case_translate(void *ctx, const char *const *texts, size_t n, c
 
     atomic_fetch_add(&state->calls, 1);
     for (size_t i = 0; i < n; i++) {
+        if (strncmp(texts[i], "GONE", 4) == 0)
+            atomic_fetch_add(&state->gone_calls, 1);
+        if (strcmp(texts[i], "WAIT") == 0)
+            wait_at_gate(state);
+        if (strcmp(texts[i], "REJECT") == 0) {
+            snprintf(err, err_size, "test double rejects REJECT at q[%zu]", i);
+            return -2;
+        }
         if (strcmp(texts[i], "FAIL") == 0) {
             snprintf(err, err_size, "test double refuses FAIL");
             return -1;
@@ -59,7 +105,11 @@ static int upper_case_translate(void *ctx, const char *const *texts, size_t n, c
     return 0;
 }
 
-static double_state double_calls;
+static double_state double_calls = {
+    .mutex = PTHREAD_MUTEX_INITIALIZER,
+    .gate_changed = PTHREAD_COND_INITIALIZER,
+    .gate_open = 1,
+};
 static http_server *server;
 static unsigned short port;
 
@@ -71,6 +121,7 @@ static int start_test_server(void)
         .threads = 4,
         .max_body_bytes = TEST_MAX_BODY,
         .max_texts = TEST_MAX_TEXTS,
+        .max_chars = TEST_MAX_CHARS,
         .source_lang = "en",
         .target_lang = "de",
         .translate = upper_case_translate,
@@ -101,6 +152,7 @@ typedef struct {
     char *body;       /* NUL-terminated */
     size_t body_len;
     char content_type[128];
+    char retry_after[16];
 } http_response;
 
 static void response_free(http_response *r)
@@ -173,6 +225,8 @@ static int parse_response(char *raw, size_t len, http_response *r)
     for (line = strtok_r(raw, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
         if (strncasecmp(line, "Content-Type:", 13) == 0)
             snprintf(r->content_type, sizeof(r->content_type), "%s", line + 13 + strspn(line + 13, " "));
+        else if (strncasecmp(line, "Retry-After:", 12) == 0)
+            snprintf(r->retry_after, sizeof(r->retry_after), "%s", line + 12 + strspn(line + 12, " "));
         else if (strncasecmp(line, "Content-Length:", 15) == 0)
             content_length = strtol(line + 15, NULL, 10);
     }
@@ -222,14 +276,44 @@ static int exchange_at(const char *address, unsigned short to_port, const char *
     return rc;
 }
 
+/* Reads one response whose body has a Content-Length from fd, which stays
+ * open. Returns 0, or -1 on a socket error, timeout or garbage. */
+static int read_one_response(int fd, http_response *r)
+{
+    char raw[8192];
+    size_t len = 0;
+
+    memset(r, 0, sizeof(*r));
+    r->status = -1;
+    while (len < sizeof(raw) - 1) {
+        ssize_t got = recv(fd, raw + len, sizeof(raw) - 1 - len, 0);
+        char *header_end, *length;
+
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return -1;
+        len += (size_t)got;
+        raw[len] = '\0';
+        header_end = strstr(raw, "\r\n\r\n");
+        length = strcasestr(raw, "\r\nContent-Length:");
+        if (header_end && length && length < header_end &&
+            len >= (size_t)(header_end + 4 - raw) + strtoul(length + 17, NULL, 10))
+            return parse_response(raw, len, r);
+    }
+    return -1;
+}
+
 static int exchange(const char *request, size_t request_len, http_response *r)
 {
     return exchange_at("127.0.0.1", port, request, request_len, r);
 }
 
-/* Sends a request with the given method, path, content type and body. */
-static int send_request(const char *method, const char *path, const char *content_type,
-                        const char *body, size_t body_len, http_response *r)
+/* Sends a request with the given method, path, content type and body to
+ * the server on to_port. */
+static int send_request_at(unsigned short to_port, const char *method, const char *path,
+                           const char *content_type, const char *body, size_t body_len,
+                           http_response *r)
 {
     size_t cap = body_len + 512;
     char *request = malloc(cap);
@@ -242,14 +326,29 @@ static int send_request(const char *method, const char *path, const char *conten
                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                     method, path, content_type, body_len);
     memcpy(request + head, body, body_len);
-    rc = exchange(request, (size_t)head + body_len, r);
+    rc = exchange_at("127.0.0.1", to_port, request, (size_t)head + body_len, r);
     free(request);
     return rc;
+}
+
+static int send_request(const char *method, const char *path, const char *content_type,
+                        const char *body, size_t body_len, http_response *r)
+{
+    return send_request_at(port, method, path, content_type, body, body_len, r);
 }
 
 static int post_json(const char *body, http_response *r)
 {
     return send_request("POST", "/translate", "application/json", body, strlen(body), r);
+}
+
+static int get_path(unsigned short to_port, const char *path, http_response *r)
+{
+    char request[256];
+    int len = snprintf(request, sizeof(request),
+                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+
+    return exchange_at("127.0.0.1", to_port, request, (size_t)len, r);
 }
 
 /* Returns the "error" string of a JSON error body, or "" (static). */
@@ -569,6 +668,160 @@ static void test_form_encoded_body(void)
     response_free(&r);
 }
 
+/* The limit counts UTF-8 code points, not bytes, over all texts. */
+static void test_max_chars_400(void)
+{
+    char body[TEST_MAX_BODY];
+    char expected[2 * TEST_MAX_CHARS + 1];
+    size_t len = 0;
+
+    /* 1000 two-byte characters are exactly at the limit. */
+    len += (size_t)snprintf(body + len, sizeof(body) - len, "{\"q\": \"");
+    for (int i = 0; i < TEST_MAX_CHARS; i++) {
+        memcpy(body + len, "\xc3\xb6", 2);
+        memcpy(expected + 2 * i, "\xc3\xb6", 2);
+        len += 2;
+    }
+    expected[2 * TEST_MAX_CHARS] = '\0';
+    snprintf(body + len, sizeof(body) - len, "\"}");
+    check_translation(body, expected);
+
+    /* 500 + 501 characters in two texts are one over. */
+    len = (size_t)snprintf(body, sizeof(body), "{\"q\": [\"");
+    memset(body + len, 'a', 500);
+    len += 500;
+    len += (size_t)snprintf(body + len, sizeof(body) - len, "\", \"");
+    memset(body + len, 'b', 501);
+    len += 501;
+    snprintf(body + len, sizeof(body) - len, "\"]}");
+    check_bad_request(body, "q has 1001 characters; this server accepts at most 1000 per request");
+}
+
+static void test_callback_reject_400(void)
+{
+    check_bad_request("{\"q\": [\"fine\", \"REJECT\"]}", "test double rejects REJECT at q[1]");
+    check_translation("{\"q\": \"after 400\"}", "AFTER 400");
+}
+
+static void test_languages_lists_pair(void)
+{
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/languages", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    CU_ASSERT_STRING_EQUAL(r.body, "[{\"code\":\"en\",\"name\":\"English\",\"targets\":[\"de\"]}]");
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/languages", "application/json", "{}", 2, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    response_free(&r);
+}
+
+static void test_ready_ok(void)
+{
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/ready", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"status\":\"ready\"}");
+    response_free(&r);
+}
+
+static void test_multipart_body(void)
+{
+    const char type[] = "multipart/form-data; boundary=XyZ42";
+    const char single[] = "--XyZ42\r\n"
+                          "Content-Disposition: form-data; name=\"q\"\r\n\r\n"
+                          "hello multipart\r\n"
+                          "--XyZ42\r\n"
+                          "Content-Disposition: form-data; name=\"source\"\r\n\r\n"
+                          "en\r\n"
+                          "--XyZ42\r\n"
+                          "Content-Disposition: form-data; name=\"target\"\r\n\r\n"
+                          "de\r\n"
+                          "--XyZ42--\r\n";
+    const char repeated[] = "--XyZ42\r\n"
+                            "Content-Disposition: form-data; name=\"q\"\r\n\r\n"
+                            "one\r\n"
+                            "--XyZ42\r\n"
+                            "Content-Disposition: form-data; name=\"api_key\"\r\n\r\n"
+                            "ignored\r\n"
+                            "--XyZ42\r\n"
+                            "Content-Disposition: form-data; name=\"q\"\r\n\r\n"
+                            "two\r\n"
+                            "--XyZ42--\r\n";
+    const char no_q[] = "--XyZ42\r\n"
+                        "Content-Disposition: form-data; name=\"target\"\r\n\r\n"
+                        "de\r\n"
+                        "--XyZ42--\r\n";
+    const char wrong_pair[] = "--XyZ42\r\n"
+                              "Content-Disposition: form-data; name=\"q\"\r\n\r\n"
+                              "x\r\n"
+                              "--XyZ42\r\n"
+                              "Content-Disposition: form-data; name=\"target\"\r\n\r\n"
+                              "fr\r\n"
+                              "--XyZ42--\r\n";
+    http_response r;
+    cJSON *json = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", type, single, strlen(single), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"translatedText\":\"HELLO MULTIPART\"}");
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(
+        send_request("POST", "/translate", type, repeated, strlen(repeated), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"translatedText\":[\"ONE\",\"TWO\"]}");
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", type, no_q, strlen(no_q), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "missing form field \"q\""));
+    cJSON_Delete(json);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(
+        send_request("POST", "/translate", type, wrong_pair, strlen(wrong_pair), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "auto-fr is not served"));
+    cJSON_Delete(json);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "multipart/form-data", single,
+                                       strlen(single), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "boundary"));
+    cJSON_Delete(json);
+    response_free(&r);
+}
+
+static void test_content_type_checked(void)
+{
+    const char body[] = "{\"q\": \"plain json\"}";
+    http_response r;
+    cJSON *json = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(
+        send_request("POST", "/translate", "application/xml", body, strlen(body), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(error_text(&r, &json), "Content-Type application/xml is not supported"));
+    cJSON_Delete(json);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(
+        send_request("POST", "/translate", "text/plain; charset=utf-8", body, strlen(body), &r),
+        0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"translatedText\":\"PLAIN JSON\"}");
+    response_free(&r);
+}
+
 /* 300 bodies built from random JSON and form fragments: every reply is
  * 200 or 400 with a JSON body, and the server still responds afterwards. */
 static void test_random_bodies(void)
@@ -616,6 +869,32 @@ static void test_random_bodies(void)
     CU_ASSERT_EQUAL(json_replies, 300);
     CU_ASSERT_EQUAL(expected_status, 300);
     check_translation("{\"q\": \"after random bodies\"}", "AFTER RANDOM BODIES");
+}
+
+/* Two translations in a row on one keep-alive connection: the connection
+ * is suspended and resumed once for each. */
+static void test_keep_alive_two_translations(void)
+{
+    const char first[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Content-Type: application/json\r\nContent-Length: 14\r\n\r\n"
+                         "{\"q\": \"first\"}";
+    const char second[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Content-Type: application/json\r\nContent-Length: 15\r\n"
+                          "Connection: close\r\n\r\n"
+                          "{\"q\": \"second\"}";
+    http_response r;
+    int fd = connect_to("127.0.0.1", port);
+
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_all(fd, first, sizeof(first) - 1), 0);
+    CU_ASSERT_EQUAL(read_one_response(fd, &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.body ? r.body : "", "{\"translatedText\":\"FIRST\"}");
+    response_free(&r);
+    CU_ASSERT_EQUAL(send_all(fd, second, sizeof(second) - 1), 0);
+    CU_ASSERT_EQUAL(read_one_response(fd, &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.body ? r.body : "", "{\"translatedText\":\"SECOND\"}");
+    response_free(&r);
+    close(fd);
 }
 
 /* ---- concurrency ---- */
@@ -677,6 +956,376 @@ static void test_concurrent_clients(void)
         correct += jobs[t].correct;
     }
     CU_ASSERT_EQUAL(correct, CLIENT_THREADS * REQUESTS_PER_THREAD);
+}
+
+/* ---- translate threads, queue and stop ---- */
+
+/* A POST /translate sent from a thread of its own. */
+typedef struct {
+    pthread_t thread;
+    unsigned short port;
+    const char *body;
+    http_response response;
+    int rc;
+    atomic_int done;
+    int started;
+} async_post;
+
+static void *async_post_thread(void *arg)
+{
+    async_post *a = arg;
+
+    a->rc = send_request_at(a->port, "POST", "/translate", "application/json", a->body,
+                            strlen(a->body), &a->response);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+static void async_post_start(async_post *a, unsigned short to_port, const char *body)
+{
+    memset(a, 0, sizeof(*a));
+    a->port = to_port;
+    a->body = body;
+    a->rc = -1;
+    a->started = pthread_create(&a->thread, NULL, async_post_thread, a) == 0;
+    CU_ASSERT_TRUE(a->started);
+}
+
+/* Joins the thread; its socket timeouts bound the wait. */
+static void async_post_join(async_post *a)
+{
+    if (a->started)
+        pthread_join(a->thread, NULL);
+    a->started = 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&pause, NULL);
+}
+
+static double now_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return 1e3 * (double)now.tv_sec + 1e-6 * (double)now.tv_nsec;
+}
+
+/* Polls until *value reaches target. Returns 1, or 0 after WAIT_TIMEOUT_MS. */
+static int wait_for_count(atomic_int *value, int target)
+{
+    for (int waited = 0; waited < WAIT_TIMEOUT_MS; waited += 5) {
+        if (atomic_load(value) >= target)
+            return 1;
+        sleep_ms(5);
+    }
+    return atomic_load(value) >= target;
+}
+
+/* Polls until length requests wait in the queue of s. Returns 1, or 0 after
+ * WAIT_TIMEOUT_MS. */
+static int wait_for_queue(http_server *s, size_t length)
+{
+    for (int waited = 0; waited < WAIT_TIMEOUT_MS; waited += 5) {
+        if (http_server_queue_length(s) == length)
+            return 1;
+        sleep_ms(5);
+    }
+    return http_server_queue_length(s) == length;
+}
+
+/* Returns 1 when r is a 200 whose translatedText is the string expected. */
+static int is_translation(const http_response *r, const char *expected)
+{
+    cJSON *json = cJSON_Parse(r->body ? r->body : "");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+    int ok = r->status == 200 && cJSON_IsString(text) && strcmp(text->valuestring, expected) == 0;
+
+    cJSON_Delete(json);
+    return ok;
+}
+
+/* Starts a server on a free port with the given translate pool, queue
+ * bound and grace period (0 takes the default). */
+static http_server *start_server(unsigned translate_threads, size_t max_queue,
+                                 unsigned grace_seconds)
+{
+    http_config config = {
+        .address = "127.0.0.1",
+        .port = 0,
+        .threads = 2,
+        .translate_threads = translate_threads,
+        .max_queue = max_queue,
+        .grace_seconds = grace_seconds,
+        .source_lang = "en",
+        .target_lang = "de",
+        .translate = upper_case_translate,
+        .translate_ctx = &double_calls,
+    };
+    char err[256] = "";
+    http_server *s = http_server_start(&config, err, sizeof(err));
+
+    if (!s)
+        fprintf(stderr, "\n  cannot start server: %s\n", err);
+    return s;
+}
+
+/* http_server_stop run from a thread of its own. */
+typedef struct {
+    pthread_t thread;
+    http_server *server;
+    atomic_int done;
+} async_stop;
+
+static void *async_stop_thread(void *arg)
+{
+    async_stop *a = arg;
+
+    http_server_stop(a->server);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+static void test_health_while_busy(void)
+{
+    http_server *s = start_server(2, 0, 5);
+    async_post busy[2];
+    http_response r;
+    double start, took;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    set_gate(&double_calls, 0);
+    async_post_start(&busy[0], http_server_port(s), "{\"q\": \"WAIT\"}");
+    async_post_start(&busy[1], http_server_port(s), "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 2));
+
+    start = now_ms();
+    CU_ASSERT_EQUAL(get_path(http_server_port(s), "/health", &r), 0);
+    took = now_ms() - start;
+    CU_ASSERT_EQUAL(r.status, 200);
+    if (took >= HEALTH_MAX_MS)
+        fprintf(stderr, "\n  /health took %.1f ms while translate threads were busy\n", took);
+    CU_ASSERT_TRUE(took < HEALTH_MAX_MS);
+    CU_ASSERT_EQUAL(atomic_load(&busy[0].done), 0);
+    CU_ASSERT_EQUAL(atomic_load(&busy[1].done), 0);
+    response_free(&r);
+
+    set_gate(&double_calls, 1);
+    for (int i = 0; i < 2; i++) {
+        async_post_join(&busy[i]);
+        CU_ASSERT_EQUAL(busy[i].rc, 0);
+        CU_ASSERT_TRUE(is_translation(&busy[i].response, "WAIT"));
+        response_free(&busy[i].response);
+    }
+    http_server_stop(s);
+}
+
+/* With one translate thread busy and room for one waiting job, one of two
+ * further requests waits and the other gets 503 at once. */
+static void test_full_queue_503(void)
+{
+    http_server *s = start_server(1, 1, 5);
+    async_post busy, extra[2];
+    async_post *rejected = NULL, *queued = NULL;
+    cJSON *json = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    set_gate(&double_calls, 0);
+    async_post_start(&busy, http_server_port(s), "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+    async_post_start(&extra[0], http_server_port(s), "{\"q\": \"first extra\"}");
+    async_post_start(&extra[1], http_server_port(s), "{\"q\": \"second extra\"}");
+    for (int waited = 0; waited < WAIT_TIMEOUT_MS && !rejected; waited += 5) {
+        if (atomic_load(&extra[0].done))
+            rejected = &extra[0], queued = &extra[1];
+        else if (atomic_load(&extra[1].done))
+            rejected = &extra[1], queued = &extra[0];
+        else
+            sleep_ms(5);
+    }
+    CU_ASSERT_PTR_NOT_NULL(rejected);
+    if (rejected) {
+        CU_ASSERT_EQUAL(rejected->response.status, 503);
+        CU_ASSERT_STRING_EQUAL(rejected->response.content_type, "application/json");
+        CU_ASSERT_STRING_EQUAL(rejected->response.retry_after, "1");
+        CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&rejected->response, &json), "overloaded"));
+        cJSON_Delete(json);
+        CU_ASSERT_EQUAL(atomic_load(&queued->done), 0);
+        CU_ASSERT_EQUAL(atomic_load(&busy.done), 0);
+    }
+
+    set_gate(&double_calls, 1);
+    async_post_join(&busy);
+    CU_ASSERT_TRUE(is_translation(&busy.response, "WAIT"));
+    response_free(&busy.response);
+    for (int i = 0; i < 2; i++) {
+        async_post_join(&extra[i]);
+        CU_ASSERT_EQUAL(extra[i].rc, 0);
+    }
+    if (queued)
+        CU_ASSERT_EQUAL(queued->response.status, 200);
+    for (int i = 0; i < 2; i++)
+        response_free(&extra[i].response);
+    http_server_stop(s);
+}
+
+/* Sends a request on an open keep-alive connection and reads the reply. */
+static int keep_alive_exchange(int fd, const char *request, http_response *r)
+{
+    if (fd < 0 || send_all(fd, request, strlen(request)) != 0)
+        return -1;
+    return read_one_response(fd, r);
+}
+
+/* A request running and one queued when stop begins both get their 200,
+ * and stop returns only afterwards. Meanwhile new requests on open
+ * keep-alive connections get 503. */
+static void test_stop_delivers_in_flight(void)
+{
+    const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    const char ready[] = "GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    const char translate[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 10\r\n\r\n"
+                             "{\"q\": \"x\"}";
+    http_server *s = start_server(1, 0, 5);
+    unsigned short to_port;
+    async_post running, queued;
+    async_stop stop = {0};
+    http_response r;
+    cJSON *json = NULL;
+    int fd, idle[2];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    to_port = http_server_port(s);
+    for (int i = 0; i < 2; i++) {
+        idle[i] = connect_to("127.0.0.1", to_port);
+        CU_ASSERT_EQUAL(keep_alive_exchange(idle[i], health, &r), 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        response_free(&r);
+    }
+    set_gate(&double_calls, 0);
+    async_post_start(&running, to_port, "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+    async_post_start(&queued, to_port, "{\"q\": \"queued during stop\"}");
+    CU_ASSERT_TRUE(wait_for_queue(s, 1));
+
+    stop.server = s;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&stop.thread, NULL, async_stop_thread, &stop), 0);
+    sleep_ms(200);
+    CU_ASSERT_EQUAL(atomic_load(&stop.done), 0);
+    CU_ASSERT_EQUAL(atomic_load(&running.done), 0);
+
+    CU_ASSERT_EQUAL(keep_alive_exchange(idle[0], translate, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "shutting down"));
+    cJSON_Delete(json);
+    response_free(&r);
+    CU_ASSERT_EQUAL(keep_alive_exchange(idle[1], ready, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_STRING_EQUAL(r.body ? r.body : "", "{\"status\":\"stopping\"}");
+    response_free(&r);
+    for (int i = 0; i < 2; i++)
+        if (idle[i] >= 0)
+            close(idle[i]);
+
+    set_gate(&double_calls, 1);
+    pthread_join(stop.thread, NULL);
+    async_post_join(&running);
+    async_post_join(&queued);
+    CU_ASSERT_EQUAL(running.rc, 0);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    CU_ASSERT_EQUAL(queued.rc, 0);
+    CU_ASSERT_TRUE(is_translation(&queued.response, "QUEUED DURING STOP"));
+    response_free(&running.response);
+    response_free(&queued.response);
+
+    /* The listening socket is closed once stop returns. */
+    fd = connect_to("127.0.0.1", to_port);
+    CU_ASSERT_EQUAL(fd, -1);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* After a grace period of 1 s, a job still queued gets 503 while the
+ * running one is waited for and gets its 200. */
+static void test_stop_after_grace_503(void)
+{
+    http_server *s = start_server(1, 0, 1);
+    async_post running, queued;
+    async_stop stop = {0};
+    cJSON *json = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    set_gate(&double_calls, 0);
+    async_post_start(&running, http_server_port(s), "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+    async_post_start(&queued, http_server_port(s), "{\"q\": \"left in the queue\"}");
+    CU_ASSERT_TRUE(wait_for_queue(s, 1));
+
+    stop.server = s;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&stop.thread, NULL, async_stop_thread, &stop), 0);
+    CU_ASSERT_TRUE(wait_for_count(&queued.done, 1));
+    CU_ASSERT_EQUAL(queued.response.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(error_text(&queued.response, &json), "stopped before translating"));
+    cJSON_Delete(json);
+    CU_ASSERT_EQUAL(atomic_load(&stop.done), 0);
+    CU_ASSERT_EQUAL(atomic_load(&running.done), 0);
+
+    set_gate(&double_calls, 1);
+    pthread_join(stop.thread, NULL);
+    async_post_join(&running);
+    async_post_join(&queued);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    response_free(&running.response);
+    response_free(&queued.response);
+}
+
+/* A client that closes its connection while its job waits is never
+ * translated, and its connection does not hold up stop. */
+static void test_client_gone_while_queued(void)
+{
+    const char request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 15\r\n\r\n"
+                           "{\"q\": \"GONE 1\"}";
+    http_server *s = start_server(1, 0, 5);
+    async_post running;
+    http_response r;
+    double start;
+    int fd;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    atomic_store(&double_calls.gone_calls, 0);
+    set_gate(&double_calls, 0);
+    async_post_start(&running, http_server_port(s), "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+
+    fd = connect_to("127.0.0.1", http_server_port(s));
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
+    CU_ASSERT_TRUE(wait_for_queue(s, 1));
+    close(fd);
+
+    set_gate(&double_calls, 1);
+    async_post_join(&running);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    response_free(&running.response);
+
+    /* One translate thread takes jobs in order, so this reply comes after
+     * the closed client's job was taken off the queue. */
+    CU_ASSERT_EQUAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                    "application/json", "{\"q\": \"after\"}", 14, &r),
+                    0);
+    CU_ASSERT_TRUE(is_translation(&r, "AFTER"));
+    response_free(&r);
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.gone_calls), 0);
+
+    start = now_ms();
+    http_server_stop(s);
+    CU_ASSERT_TRUE(now_ms() - start < 1000);
 }
 
 /* ---- start and stop ---- */
@@ -762,8 +1411,21 @@ int main(void)
     CU_add_test(suite, "body near limit is accepted", test_body_near_limit);
     CU_add_test(suite, "callback failure is 500", test_callback_failure_500);
     CU_add_test(suite, "form-encoded body", test_form_encoded_body);
+    CU_add_test(suite, "max_chars over limit is 400", test_max_chars_400);
+    CU_add_test(suite, "callback rejection is 400", test_callback_reject_400);
+    CU_add_test(suite, "languages lists the pair", test_languages_lists_pair);
+    CU_add_test(suite, "ready returns ready", test_ready_ok);
+    CU_add_test(suite, "multipart body", test_multipart_body);
+    CU_add_test(suite, "unsupported Content-Type is 400", test_content_type_checked);
     CU_add_test(suite, "random bodies get JSON replies", test_random_bodies);
+    CU_add_test(suite, "keep-alive connection, two translations",
+                test_keep_alive_two_translations);
     CU_add_test(suite, "8 concurrent clients", test_concurrent_clients);
+    CU_add_test(suite, "health replies while translators busy", test_health_while_busy);
+    CU_add_test(suite, "full queue is 503", test_full_queue_503);
+    CU_add_test(suite, "stop delivers in-flight replies", test_stop_delivers_in_flight);
+    CU_add_test(suite, "stop after grace period is 503", test_stop_after_grace_503);
+    CU_add_test(suite, "client gone while queued is skipped", test_client_gone_while_queued);
     CU_add_test(suite, "start errors are reported", test_start_errors);
     CU_add_test(suite, "IPv6 loopback", test_ipv6_loopback);
     return test_run_all();

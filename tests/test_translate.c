@@ -18,6 +18,7 @@
 
 static char workdir[256];
 static char model_path[320];
+static char train_files[4][320];
 static model *trained;
 
 /* Sentences used for translation checks, from the training side. */
@@ -53,7 +54,8 @@ static int write_head(const char *src, const char *dst, size_t lines)
 static int suite_init(void)
 {
     const char *data = test_data_dir();
-    char in[512], out[4][320], err[1024];
+    char in[512], err[1024];
+    char(*out)[320] = train_files;
     static const char *names[4] = {"train.en.gz", "train.de.gz", "val.en.gz", "val.de.gz"};
     train_options o = train_default_options();
 
@@ -356,6 +358,53 @@ static void test_bad_model_files_rejected(void)
     free(d);
 }
 
+/* A subword model: codes stored in the file with their hash, outputs
+ * joined back into words without continuation markers. */
+static void test_subword_model_round_trip(void)
+{
+    train_options o = train_default_options();
+    beam_options bo = beam_default_options();
+    char path[400], copy_path[400], err[1024], *out[N_SAMPLE];
+    model *m, *copy;
+
+    NEED_MODEL();
+    snprintf(path, sizeof(path), "%s/bpe.seqmt", workdir);
+    snprintf(copy_path, sizeof(copy_path), "%s/bpe-copy.seqmt", workdir);
+    o.train_src = train_files[0];
+    o.train_tgt = train_files[1];
+    o.valid_src = train_files[2];
+    o.valid_tgt = train_files[3];
+    o.output = path;
+    o.layers = 1;
+    o.embed = 16;
+    o.hidden = 16;
+    o.min_count = 1;
+    o.epochs = 1;
+    o.bpe_merges = 300;
+    CU_ASSERT_EQUAL_FATAL(train_run(&o, NULL, NULL, err, sizeof(err)), 0);
+    m = model_load(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_PTR_NOT_NULL(m->src_bpe);
+    CU_ASSERT_PTR_EQUAL(m->src_bpe, m->tgt_bpe);
+    CU_ASSERT_EQUAL(bpe_n_merges(m->src_bpe), 300);
+    /* Subwords of the vocabulary carry the marker; outputs never do. */
+    int marked = 0;
+    for (size_t i = 0; i < vocab_size(m->tgt_vocab); i++)
+        marked += strstr(vocab_token(m->tgt_vocab, (int32_t)i), "@@") != NULL;
+    CU_ASSERT(marked > 0);
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, sample, N_SAMPLE, out), 0);
+    for (size_t i = 0; i < N_SAMPLE; i++) {
+        CU_ASSERT_PTR_NULL(strstr(out[i], "@@"));
+        free(out[i]);
+    }
+    CU_ASSERT_EQUAL(model_save(m, copy_path, MODEL_F32, err, sizeof(err)), 0);
+    copy = model_load(copy_path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+    CU_ASSERT_EQUAL(bpe_hash(copy->src_bpe), bpe_hash(m->src_bpe));
+    model_free(copy);
+    model_free(m);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -369,5 +418,6 @@ int main(void)
     CU_add_test(s, "save load same translations", test_save_load_same_translations);
     CU_add_test(s, "half precision file", test_half_precision_file);
     CU_add_test(s, "bad model files rejected", test_bad_model_files_rejected);
+    CU_add_test(s, "subword model round trip", test_subword_model_round_trip);
     return test_run_all();
 }

@@ -1,0 +1,56 @@
+/* Bounded FIFO of jobs between the threads that accept work and a pool of
+ * threads that do it.
+ *
+ * The queue is intrusive: a job embeds a job_queue_node and the queue only
+ * links nodes, so pushing never allocates. One mutex and one condition
+ * variable guard it. job_queue_pop hands out up to max nodes at once, which
+ * lets a consumer batch several waiting jobs into one piece of work.
+ */
+#ifndef SEQMT_JOB_QUEUE_H
+#define SEQMT_JOB_QUEUE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+typedef struct job_queue_node {
+    struct job_queue_node *next;
+} job_queue_node;
+
+typedef struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t not_empty; /* signalled on push and on close */
+    job_queue_node *head, *tail;
+    size_t length, capacity;
+    int closed;
+} job_queue;
+
+enum { JOB_QUEUE_FULL = -1, JOB_QUEUE_CLOSED = -2 };
+
+/* Initializes an empty, open queue for at most capacity nodes
+ * (capacity >= 1). Returns 0, or -1 when pthreads cannot create the mutex
+ * or condition variable. */
+int job_queue_init(job_queue *queue, size_t capacity);
+
+/* Destroys the mutex and condition variable. The queue must be empty and no
+ * thread may be waiting in job_queue_pop. */
+void job_queue_destroy(job_queue *queue);
+
+/* Appends node. Returns 0, JOB_QUEUE_FULL when capacity nodes are waiting,
+ * or JOB_QUEUE_CLOSED after job_queue_close. The queue links node but never
+ * frees it. */
+int job_queue_push(job_queue *queue, job_queue_node *node);
+
+/* Waits until at least one node is queued, then removes up to max of them
+ * (max >= 1) in FIFO order into nodes[0..]. Returns how many it removed, or
+ * 0 once the queue is closed: the signal for a consumer thread to exit. */
+size_t job_queue_pop(job_queue *queue, job_queue_node **nodes, size_t max);
+
+/* Number of nodes waiting now. */
+size_t job_queue_length(job_queue *queue);
+
+/* Closes the queue: later pushes fail and every waiting job_queue_pop
+ * returns 0. Returns the nodes that were still waiting, linked through next
+ * in FIFO order, for the caller to finish. */
+job_queue_node *job_queue_close(job_queue *queue);
+
+#endif

@@ -1,0 +1,472 @@
+/* Parsing of POST /translate bodies into a translate_request.
+ *
+ * JSON goes through cJSON, urlencoded forms through the strict decoder
+ * below (a bad %-escape or %00 is a 400), and multipart/form-data through
+ * libmicrohttpd's MHD_PostProcessor over the buffered body.
+ * NOTE: cJSON 1.7 writes a process-wide error position on every parse.
+ * Nothing here reads it, but parses on different threads race on it.
+ */
+#include "translate_request.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define POST_PROCESSOR_BUFFER 4096 /* libmicrohttpd documents 256 as the minimum */
+
+void translate_request_free(translate_request *tr)
+{
+    cJSON_Delete(tr->json);
+    for (size_t i = 0; i < tr->owned_count; i++)
+        free(tr->owned[i]);
+    free(tr->owned);
+    free(tr->texts);
+    memset(tr, 0, sizeof(*tr));
+}
+
+/* Reads an optional string field into *value (NULL when absent or null).
+ * Returns -1 with a message in err when the field has another type. */
+static int optional_string(const cJSON *object, const char *name, const char **value, char *err,
+                           size_t err_size)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
+
+    *value = NULL;
+    if (!item || cJSON_IsNull(item))
+        return 0;
+    if (!cJSON_IsString(item) || !item->valuestring) {
+        snprintf(err, err_size, "field \"%s\" must be a string", name);
+        return -1;
+    }
+    *value = item->valuestring;
+    return 0;
+}
+
+/* Parses a JSON body into tr. Returns 0, or -1 with a client error in err
+ * (400), or -2 when out of memory. */
+static int parse_json_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
+                           char *err, size_t err_size)
+{
+    const char *end = NULL;
+    const cJSON *q;
+
+    /* body[len] is '\0', which cJSON needs past the parsed length. */
+    tr->json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!tr->json) {
+        size_t at = (end && end >= body && end <= body + len) ? (size_t)(end - body) : 0;
+
+        snprintf(err, err_size, "request body is not valid JSON (error near byte %zu)", at);
+        return -1;
+    }
+    for (const char *p = end; p < body + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            snprintf(err, err_size, "request body has data after the JSON value at byte %zu",
+                     (size_t)(p - body));
+            return -1;
+        }
+    }
+    if (!cJSON_IsObject(tr->json)) {
+        snprintf(err, err_size, "request body must be a JSON object such as {\"q\": \"text\"}");
+        return -1;
+    }
+
+    q = cJSON_GetObjectItemCaseSensitive(tr->json, "q");
+    if (!q) {
+        snprintf(err, err_size,
+                 "missing field \"q\": send the text as a string or an array of strings");
+        return -1;
+    }
+    if (cJSON_IsString(q) && q->valuestring) {
+        tr->texts = malloc(sizeof(*tr->texts));
+        if (!tr->texts)
+            return -2;
+        tr->texts[0] = q->valuestring;
+        tr->count = 1;
+    } else if (cJSON_IsArray(q)) {
+        size_t n = (size_t)cJSON_GetArraySize(q), i = 0;
+        const cJSON *item;
+
+        if (n > max_texts) {
+            snprintf(err, err_size, "field \"q\" has %zu texts; the maximum is %zu per request",
+                     n, max_texts);
+            return -1;
+        }
+        tr->texts = malloc((n ? n : 1) * sizeof(*tr->texts));
+        if (!tr->texts)
+            return -2;
+        cJSON_ArrayForEach(item, q) {
+            if (!cJSON_IsString(item) || !item->valuestring) {
+                snprintf(err, err_size, "q[%zu] is not a string", i);
+                return -1;
+            }
+            tr->texts[i++] = item->valuestring;
+        }
+        tr->count = i;
+        tr->is_list = 1;
+    } else {
+        snprintf(err, err_size, "field \"q\" must be a string or an array of strings");
+        return -1;
+    }
+
+    if (optional_string(tr->json, "source", &tr->source, err, err_size) != 0 ||
+        optional_string(tr->json, "target", &tr->target, err, err_size) != 0)
+        return -1;
+    return 0;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes s[0..len) from application/x-www-form-urlencoded into a malloc'd
+ * string. Returns NULL with *invalid set on a bad escape or a %00, or with
+ * *invalid clear when out of memory. */
+static char *form_decode(const char *s, size_t len, int *invalid)
+{
+    char *out = malloc(len + 1);
+    size_t o = 0;
+
+    *invalid = 0;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+') {
+            out[o++] = ' ';
+        } else if (s[i] == '%') {
+            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                free(out);
+                *invalid = 1;
+                return NULL;
+            }
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Parses a form body (q repeated for several texts, source, target) into
+ * tr. Returns 0, -1 with a client error in err, or -2 when out of memory. */
+static int parse_form_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
+                           char *err, size_t err_size)
+{
+    size_t fields = 1, q_count = 0;
+    const char *p = body, *end = body + len;
+
+    for (size_t i = 0; i < len; i++)
+        fields += body[i] == '&';
+    tr->owned = calloc(fields, sizeof(*tr->owned));
+    tr->texts = calloc(fields, sizeof(*tr->texts));
+    if (!tr->owned || !tr->texts)
+        return -2;
+
+    for (;;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t name_len = (size_t)((eq ? eq : stop) - p);
+        const char *value = eq ? eq + 1 : stop;
+        char *decoded;
+        int invalid;
+
+        /* Names are matched undecoded: q, source and target need no escapes. */
+        if ((name_len == 1 && p[0] == 'q') || (name_len == 6 && !memcmp(p, "source", 6)) ||
+            (name_len == 6 && !memcmp(p, "target", 6))) {
+            decoded = form_decode(value, (size_t)(stop - value), &invalid);
+            if (!decoded && invalid) {
+                snprintf(err, err_size, "form field \"%.*s\" has an invalid %%-escape or %%00",
+                         (int)name_len, p);
+                return -1;
+            }
+            if (!decoded)
+                return -2;
+            tr->owned[tr->owned_count++] = decoded;
+            if (p[0] == 'q')
+                tr->texts[q_count++] = decoded;
+            else if (p[0] == 's')
+                tr->source = decoded;
+            else
+                tr->target = decoded;
+        }
+        if (!amp)
+            break;
+        p = amp + 1;
+    }
+
+    if (q_count == 0) {
+        snprintf(err, err_size, "missing form field \"q\" with the text to translate");
+        return -1;
+    }
+    if (q_count > max_texts) {
+        snprintf(err, err_size, "form has %zu \"q\" fields; the maximum is %zu per request",
+                 q_count, max_texts);
+        return -1;
+    }
+    tr->count = q_count;
+    tr->is_list = q_count > 1;
+    return 0;
+}
+
+/* ---- multipart/form-data ---- */
+
+enum { FIELD_Q, FIELD_SOURCE, FIELD_TARGET };
+
+/* Values of the q, source and target fields in body order, collected by
+ * collect_field. */
+typedef struct {
+    char **values;
+    size_t *lengths;
+    unsigned char *kinds; /* FIELD_Q, FIELD_SOURCE or FIELD_TARGET */
+    size_t count, cap;
+    size_t open;          /* index that the next chunk extends, or SIZE_MAX */
+    int out_of_memory;
+    int has_nul;          /* a value contained a NUL byte */
+} multipart_fields;
+
+static int field_kind(const char *key)
+{
+    if (!key)
+        return -1;
+    if (strcmp(key, "q") == 0)
+        return FIELD_Q;
+    if (strcmp(key, "source") == 0)
+        return FIELD_SOURCE;
+    if (strcmp(key, "target") == 0)
+        return FIELD_TARGET;
+    return -1;
+}
+
+static int add_field(multipart_fields *f, int kind)
+{
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 8;
+        char **values = realloc(f->values, cap * sizeof(*values));
+        size_t *lengths;
+        unsigned char *kinds;
+
+        if (!values)
+            return -1;
+        f->values = values;
+        lengths = realloc(f->lengths, cap * sizeof(*lengths));
+        if (!lengths)
+            return -1;
+        f->lengths = lengths;
+        kinds = realloc(f->kinds, cap * sizeof(*kinds));
+        if (!kinds)
+            return -1;
+        f->kinds = kinds;
+        f->cap = cap;
+    }
+    f->values[f->count] = calloc(1, 1);
+    if (!f->values[f->count])
+        return -1;
+    f->lengths[f->count] = 0;
+    f->kinds[f->count] = (unsigned char)kind;
+    f->open = f->count++;
+    return 0;
+}
+
+/* MHD_PostDataIterator: appends a chunk of a field value. A value arrives as
+ * chunks at increasing offsets starting at 0. libmicrohttpd may first
+ * report a value as an empty chunk at offset 0 and then send its data at
+ * offset 0 again, so an empty open value of the same field is extended, not
+ * repeated. The cost: an empty q directly followed by another q reads as
+ * one text. */
+static enum MHD_Result collect_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *filename, const char *content_type,
+                                     const char *transfer_encoding, const char *data,
+                                     uint64_t off, size_t size)
+{
+    multipart_fields *f = cls;
+    int field = field_kind(key);
+    char *grown;
+    size_t at;
+
+    (void)kind;
+    (void)filename;
+    (void)content_type;
+    (void)transfer_encoding;
+    if (field < 0) {
+        f->open = SIZE_MAX;
+        return MHD_YES;
+    }
+    if (off == 0) {
+        int extends_empty = f->open != SIZE_MAX && f->kinds[f->open] == field &&
+                            f->lengths[f->open] == 0;
+
+        if (!extends_empty && add_field(f, field) != 0) {
+            f->out_of_memory = 1;
+            return MHD_NO;
+        }
+    } else if (f->open == SIZE_MAX || f->kinds[f->open] != field) {
+        return MHD_NO; /* a continuation without its start: malformed */
+    }
+    if (size == 0)
+        return MHD_YES;
+    if (memchr(data, '\0', size)) {
+        f->has_nul = 1;
+        return MHD_NO;
+    }
+    at = f->open;
+    grown = realloc(f->values[at], f->lengths[at] + size + 1);
+    if (!grown) {
+        f->out_of_memory = 1;
+        return MHD_NO;
+    }
+    memcpy(grown + f->lengths[at], data, size);
+    f->lengths[at] += size;
+    grown[f->lengths[at]] = '\0';
+    f->values[at] = grown;
+    return MHD_YES;
+}
+
+/* Moves the collected values into tr. Returns 0, -1 with a client error
+ * in err, or -2 when out of memory. */
+static int take_fields(multipart_fields *f, size_t max_texts, translate_request *tr, char *err,
+                       size_t err_size)
+{
+    size_t q_count = 0;
+
+    tr->owned = f->values;
+    tr->owned_count = f->count;
+    f->values = NULL;
+    f->count = 0;
+    tr->texts = malloc((tr->owned_count ? tr->owned_count : 1) * sizeof(*tr->texts));
+    if (!tr->texts)
+        return -2;
+    for (size_t i = 0; i < tr->owned_count; i++) {
+        if (f->kinds[i] == FIELD_Q)
+            tr->texts[q_count++] = tr->owned[i];
+        else if (f->kinds[i] == FIELD_SOURCE)
+            tr->source = tr->owned[i];
+        else
+            tr->target = tr->owned[i];
+    }
+    if (q_count == 0) {
+        snprintf(err, err_size, "missing form field \"q\" with the text to translate");
+        return -1;
+    }
+    if (q_count > max_texts) {
+        snprintf(err, err_size, "form has %zu \"q\" fields; the maximum is %zu per request",
+                 q_count, max_texts);
+        return -1;
+    }
+    tr->count = q_count;
+    tr->is_list = q_count > 1;
+    return 0;
+}
+
+/* Parses a multipart/form-data body into tr. Returns 0, -1 with a client
+ * error in err, or -2 when out of memory. */
+static int parse_multipart_body(struct MHD_Connection *conn, const char *body, size_t len,
+                                size_t max_texts, translate_request *tr, char *err,
+                                size_t err_size)
+{
+    multipart_fields f = {.open = SIZE_MAX};
+    struct MHD_PostProcessor *pp;
+    int rc = 0;
+
+    pp = MHD_create_post_processor(conn, POST_PROCESSOR_BUFFER, collect_field, &f);
+    if (!pp) {
+        snprintf(err, err_size, "cannot read the multipart/form-data body: the Content-Type "
+                                "header needs a boundary parameter");
+        return -1;
+    }
+    if (MHD_post_process(pp, body, len) != MHD_YES)
+        rc = -1;
+    if (MHD_destroy_post_processor(pp) != MHD_YES)
+        rc = -1;
+
+    if (f.out_of_memory)
+        rc = -2;
+    else if (f.has_nul)
+        snprintf(err, err_size, "a form field of the multipart/form-data body contains a NUL "
+                                "byte");
+    else if (rc != 0)
+        snprintf(err, err_size, "multipart/form-data body is malformed or incomplete; check "
+                                "the boundary lines");
+    else
+        rc = take_fields(&f, max_texts, tr, err, err_size);
+
+    for (size_t i = 0; i < f.count; i++)
+        free(f.values[i]);
+    free(f.values);
+    free(f.lengths);
+    free(f.kinds);
+    return rc;
+}
+
+/* ---- entry points ---- */
+
+/* Compares the media type of a Content-Type value, without parameters,
+ * case-insensitively. */
+static int media_type_is(const char *content_type, const char *media_type)
+{
+    size_t n = strlen(media_type);
+    char next;
+
+    if (strncasecmp(content_type, media_type, n) != 0)
+        return 0;
+    next = content_type[n];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
+int translate_request_format(const char *content_type, translate_body_format *format)
+{
+    if (!content_type || media_type_is(content_type, "application/json") ||
+        media_type_is(content_type, "text/plain"))
+        *format = TRANSLATE_BODY_JSON;
+    else if (media_type_is(content_type, "application/x-www-form-urlencoded"))
+        *format = TRANSLATE_BODY_URLENCODED;
+    else if (media_type_is(content_type, "multipart/form-data"))
+        *format = TRANSLATE_BODY_MULTIPART;
+    else
+        return -1;
+    return 0;
+}
+
+int translate_request_parse(translate_request *tr, translate_body_format format,
+                            struct MHD_Connection *conn, const char *body, size_t len,
+                            size_t max_texts, char *err, size_t err_size)
+{
+    const char *nul;
+
+    if (format == TRANSLATE_BODY_MULTIPART)
+        return parse_multipart_body(conn, body, len, max_texts, tr, err, err_size);
+
+    /* JSON and urlencoded text never contains a raw NUL. */
+    nul = memchr(body, '\0', len);
+    if (nul) {
+        snprintf(err, err_size, "request body contains a NUL byte at byte %zu",
+                 (size_t)(nul - body));
+        return -1;
+    }
+    if (format == TRANSLATE_BODY_URLENCODED)
+        return parse_form_body(body, len, max_texts, tr, err, err_size);
+    return parse_json_body(body, len, max_texts, tr, err, err_size);
+}
+
+size_t translate_request_chars(const translate_request *tr)
+{
+    size_t chars = 0;
+
+    for (size_t i = 0; i < tr->count; i++)
+        for (const unsigned char *p = (const unsigned char *)tr->texts[i]; *p; p++)
+            chars += (*p & 0xC0) != 0x80;
+    return chars;
+}

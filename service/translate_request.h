@@ -1,0 +1,55 @@
+/* Parsing of POST /translate bodies: JSON, application/x-www-form-urlencoded
+ * and multipart/form-data, all into one translate_request.
+ *
+ * Fields follow LibreTranslate: q is one text or several (a JSON array, or
+ * the field repeated in a form), source and target name the language pair.
+ * Other fields are ignored. Parsing checks shape and the number of texts;
+ * the caller checks the language pair and the character limit.
+ */
+#ifndef SEQMT_TRANSLATE_REQUEST_H
+#define SEQMT_TRANSLATE_REQUEST_H
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <stddef.h>
+
+typedef enum {
+    TRANSLATE_BODY_JSON,
+    TRANSLATE_BODY_URLENCODED,
+    TRANSLATE_BODY_MULTIPART,
+} translate_body_format;
+
+/* A parsed /translate request. Strings point into json or into owned. */
+typedef struct {
+    cJSON *json;
+    char **owned;
+    size_t owned_count;
+    const char **texts;
+    size_t count;
+    int is_list; /* set when q was an array or a repeated form field */
+    const char *source, *target; /* NULL when absent */
+} translate_request;
+
+/* Maps a Content-Type header value to a body format. A missing header and
+ * text/plain are read as JSON, so that JSON sent without a JSON media type
+ * still works. Returns 0, or -1 for any other media type. */
+int translate_request_format(const char *content_type, translate_body_format *format);
+
+/* Parses body[0..len), where body[len] is '\0', into tr (zeroed by the
+ * caller). conn is read only for multipart bodies: libmicrohttpd's
+ * MHD_PostProcessor takes the boundary from its Content-Type. Returns 0, -1
+ * with a client error in err (reply 400), or -2 when out of memory. tr
+ * needs translate_request_free in every case. */
+int translate_request_parse(translate_request *tr, translate_body_format format,
+                            struct MHD_Connection *conn, const char *body, size_t len,
+                            size_t max_texts, char *err, size_t err_size);
+
+/* Frees what tr owns and zeroes it. */
+void translate_request_free(translate_request *tr);
+
+/* Number of characters in all texts, counted as UTF-8 code points: every
+ * byte except continuation bytes (10xxxxxx) starts one. A stray
+ * continuation byte in invalid UTF-8 therefore counts nothing. */
+size_t translate_request_chars(const translate_request *tr);
+
+#endif
