@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "corpus.h"
+#include "placeholder.h"
 #include "text.h"
 
 beam_options beam_default_options(void)
@@ -385,11 +386,15 @@ done:
     return rc;
 }
 
-/* Source tokens of one line as the model sees them: tokenized, then split
- * into subwords when the model has codes. */
-static int prepare_source(const model *m, const char *line, tok_list *words, tok_list *units)
+/* Source tokens of one line as the model sees them: tokenized, protected
+ * tokens replaced by placeholders (the originals go to saved) when the
+ * model uses them, then split into subwords when the model has codes. */
+static int prepare_source(const model *m, const char *line, tok_list *words, tok_list *units,
+                          tok_list *saved)
 {
     if (corpus_tokenize(line, m->cfg.src_lang, words, NULL))
+        return -1;
+    if (m->placeholders && placeholder_mask(words, saved) < 0)
         return -1;
     tok_list_clear(units);
     if (!m->src_bpe) {
@@ -398,26 +403,32 @@ static int prepare_source(const model *m, const char *line, tok_list *words, tok
                 return -1;
         return 0;
     }
-    return bpe_segment(m->src_bpe, words, units);
+    return corpus_segment(m->src_bpe, words, units);
 }
 
 /* Output text of target ids: subwords joined when the model has codes,
- * then detokenized. */
-static char *render_output(const model *m, const int32_t *ids, int n)
+ * placeholders filled from saved, then detokenized. */
+static char *render_output(const model *m, const int32_t *ids, int n, const tok_list *saved)
 {
     const char **units = malloc(sizeof(char *) * (n + 1));
     tok_list words = {0};
     char *text = NULL;
+    int rc = 0;
 
     if (!units)
         return NULL;
     for (int j = 0; j < n; j++)
         units[j] = vocab_token(m->tgt_vocab, ids[j]);
-    if (!m->tgt_bpe) {
-        text = tok_detokenize(units, n, m->cfg.tgt_lang);
-    } else if (bpe_join(units, n, &words) == 0) {
-        text = tok_detokenize((const char *const *)words.items, words.count, m->cfg.tgt_lang);
+    if (m->tgt_bpe) {
+        rc = bpe_join(units, n, &words);
+    } else {
+        for (int j = 0; j < n && rc == 0; j++)
+            rc = tok_list_push(&words, units[j]);
     }
+    if (rc == 0 && m->placeholders)
+        rc = placeholder_unmask(&words, saved);
+    if (rc == 0)
+        text = tok_detokenize((const char *const *)words.items, words.count, m->cfg.tgt_lang);
     tok_list_clear(&words);
     free(units);
     return text;
@@ -428,15 +439,15 @@ int beam_translate_lines(const model *m, const beam_options *opt, const char *co
 {
     int32_t **src = calloc(n + 1, sizeof(int32_t *)), *len = calloc(n + 1, sizeof(int32_t));
     int32_t **hyp = calloc(n + 1, sizeof(int32_t *)), *hyp_len = calloc(n + 1, sizeof(int32_t));
-    tok_list words = {0}, units = {0};
+    tok_list words = {0}, units = {0}, *saved = calloc(n + 1, sizeof(tok_list));
     int rc = -1;
 
     for (size_t i = 0; i < n; i++)
         out[i] = NULL;
-    if (!src || !len || !hyp || !hyp_len)
+    if (!src || !len || !hyp || !hyp_len || !saved)
         goto done;
     for (size_t i = 0; i < n; i++) {
-        if (prepare_source(m, lines[i], &words, &units))
+        if (prepare_source(m, lines[i], &words, &units, &saved[i]))
             goto done;
         src[i] = corpus_ids(m->src_vocab, &units);
         if (!src[i])
@@ -446,7 +457,7 @@ int beam_translate_lines(const model *m, const beam_options *opt, const char *co
     if (beam_search(m, opt, (const int32_t *const *)src, len, n, hyp, hyp_len))
         goto done;
     for (size_t i = 0; i < n; i++) {
-        out[i] = render_output(m, hyp[i], hyp_len[i]);
+        out[i] = render_output(m, hyp[i], hyp_len[i], &saved[i]);
         if (!out[i])
             goto done;
     }
@@ -466,6 +477,9 @@ done:
     free(len);
     free(hyp);
     free(hyp_len);
+    for (size_t i = 0; saved && i < n; i++)
+        tok_list_clear(&saved[i]);
+    free(saved);
     tok_list_clear(&words);
     tok_list_clear(&units);
     return rc;

@@ -2,6 +2,8 @@
  * files alike, so the format is detected from the bytes, not the name. */
 #include "corpus.h"
 
+#include "placeholder.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,6 +296,18 @@ int corpus_tokenize(const char *line, const char *lang, tok_list *out, size_t *n
     rc = tok_tokenize(norm, lang, out);
     free(norm);
     return rc;
+}
+
+int corpus_segment(const bpe *codes, const tok_list *words, tok_list *out)
+{
+    for (size_t i = 0; i < words->count; i++) {
+        int rc = placeholder_is(words->items[i]) ? tok_list_push(out, words->items[i])
+                                                 : bpe_segment_word(codes, words->items[i], out);
+
+        if (rc)
+            return -1;
+    }
+    return 0;
 }
 
 int32_t *corpus_ids(const vocab *v, const tok_list *list)

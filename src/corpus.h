@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bpe.h"
 #include "model.h"
 #include "rng.h"
 #include "text.h"
@@ -47,6 +48,10 @@ void corpus_free_lines(char **lines, size_t n);
  * number of invalid UTF-8 sequences replaced to *n_invalid if not NULL.
  * Returns 0, or -1 when out of memory. */
 int corpus_tokenize(const char *line, const char *lang, tok_list *out, size_t *n_invalid);
+
+/* Appends to out the subwords of words under codes, keeping placeholders
+ * whole. Returns 0, or -1 when out of memory. */
+int corpus_segment(const bpe *codes, const tok_list *words, tok_list *out);
 
 /* Token ids of a tokenized line; unknown tokens map to VOCAB_UNK. Returns
  * a malloc'd array of list->count ids (at least 1 byte), or NULL. */

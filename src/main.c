@@ -151,7 +151,7 @@ static int cmd_train(int argc, char **argv)
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
         O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO, O_BPE, O_BPESEP,
-        O_CODES
+        O_CODES, O_PH
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -183,6 +183,7 @@ static int cmd_train(int argc, char **argv)
         {"bpe-merges", required_argument, 0, O_BPE},
         {"bpe-separate", no_argument, 0, O_BPESEP},
         {"bpe-codes", required_argument, 0, O_CODES},
+        {"placeholders", no_argument, 0, O_PH},
         {"half-precision-model", no_argument, 0, O_HALF},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -225,6 +226,7 @@ static int cmd_train(int argc, char **argv)
         case O_BPE: o.bpe_merges = (size_t)parse_long("--bpe-merges", optarg, 0, 10000000); break;
         case O_BPESEP: o.bpe_separate = 1; break;
         case O_CODES: o.bpe_codes = optarg; break;
+        case O_PH: o.placeholders = 1; break;
         case 'h':
             printf("usage: seqmt train --train-src FILE --train-tgt FILE --valid-src FILE "
                    "--valid-tgt FILE -o MODEL [options]\n"
@@ -241,6 +243,9 @@ static int cmd_train(int argc, char **argv)
                    "                            merges learned on both sides jointly (0: words)\n"
                    "  --bpe-separate            learn source and target merges apart\n"
                    "  --bpe-codes FILE          use a subword-nmt codes file for both sides\n"
+                   "  --placeholders            train on placeholders for numbers, URLs, e-mail\n"
+                   "                            addresses and emoji, which translation then\n"
+                   "                            copies from the source unchanged\n"
                    "  --src-vocab-size N        maximum source vocabulary entries (10000)\n"
                    "  --tgt-vocab-size N        maximum target vocabulary entries (10000)\n"
                    "  --min-count N             rarer tokens become <unk> (2)\n"

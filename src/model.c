@@ -462,6 +462,9 @@ static void put_vocab(bytes *b, const vocab *v)
     }
 }
 
+/* Bits of the tokenizer flags in a model file. */
+enum { TOKENIZER_PLACEHOLDERS = 1 };
+
 /* How the codes section of a model file is laid out. */
 enum { CODES_NONE = 0, CODES_JOINT = 1, CODES_SEPARATE = 2 };
 
@@ -504,6 +507,7 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     put(&b, m->cfg.src_lang, sizeof(m->cfg.src_lang));
     put(&b, m->cfg.tgt_lang, sizeof(m->cfg.tgt_lang));
     put_u32(&b, MODEL_TOKENIZER_VERSION);
+    put_u32(&b, m->placeholders ? TOKENIZER_PLACEHOLDERS : 0);
     put_u32(&b, !m->src_bpe ? CODES_NONE : m->src_bpe == m->tgt_bpe ? CODES_JOINT : CODES_SEPARATE);
     put_codes(&b, m->src_bpe);
     if (m->tgt_bpe != m->src_bpe)
@@ -633,7 +637,7 @@ model *model_load(const char *path, char *err, size_t err_size)
     struct stat st = {0};
     model_config cfg = {0};
     uint32_t version, stored_crc, u[5], dtype, tok_version = MODEL_TOKENIZER_VERSION;
-    uint32_t codes_mode = CODES_NONE;
+    uint32_t codes_mode = CODES_NONE, tok_flags = 0;
     bpe *src_codes = NULL, *tgt_codes = NULL;
     size_t width;
     uint64_t n_params;
@@ -710,7 +714,7 @@ model *model_load(const char *path, char *err, size_t err_size)
         goto fail;
     }
     if (version >= 2) {
-        if (get_u32(&r, &tok_version) || get_u32(&r, &codes_mode)) {
+        if (get_u32(&r, &tok_version) || get_u32(&r, &tok_flags) || get_u32(&r, &codes_mode)) {
             snprintf(err, err_size, "model %s is truncated (tokenizer settings)", path);
             goto fail;
         }
@@ -761,6 +765,7 @@ model *model_load(const char *path, char *err, size_t err_size)
     }
     model_set_bpe(m, src_codes, tgt_codes);
     src_codes = tgt_codes = NULL;
+    m->placeholders = (tok_flags & TOKENIZER_PLACEHOLDERS) != 0;
     if (dtype == MODEL_F16) {
         for (size_t i = 0; i < n_params; i++) {
             _Float16 h;

@@ -47,6 +47,9 @@ typedef struct {
     /* Subword codes applied after tokenization, or NULL for word-level
      * models. With joint codes both point at one object. */
     bpe *src_bpe, *tgt_bpe;
+    /* Nonzero when numbers, URLs, e-mail addresses and emoji were replaced
+     * by placeholders in training (see placeholder.h). */
+    int placeholders;
     float *params; /* n_params floats */
     size_t n_params;
     model_views w;

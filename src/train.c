@@ -15,6 +15,7 @@
 
 #include "corpus.h"
 #include "model.h"
+#include "placeholder.h"
 
 train_options train_default_options(void)
 {
@@ -108,13 +109,33 @@ static int segment_all(const bpe *codes, tok_list *lists, size_t n)
     for (size_t i = 0; i < n; i++) {
         tok_list units = {0};
 
-        if (bpe_segment(codes, &lists[i], &units)) {
+        if (corpus_segment(codes, &lists[i], &units)) {
             tok_list_clear(&units);
             return -1;
         }
         tok_list_clear(&lists[i]);
         lists[i] = units;
     }
+    return 0;
+}
+
+/* Counts the words of list for learning codes; placeholders stay whole,
+ * so they are not counted. */
+static int add_words(bpe_learner *learner, const tok_list *list, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < list->count; i++)
+        if (!placeholder_is(list->items[i]) &&
+            bpe_learner_add(learner, list->items[i], err, err_size))
+            return -1;
+    return 0;
+}
+
+/* Replaces protected tokens by placeholders in every list. */
+static int mask_all(tok_list *lists, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (placeholder_mask(&lists[i], NULL) < 0)
+            return -1;
     return 0;
 }
 
@@ -130,8 +151,8 @@ static bpe *learn_codes(const tok_list *a, const tok_list *b, size_t n, size_t m
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        if (bpe_learner_add_tokens(learner, &a[i], err, err_size) ||
-            (b && bpe_learner_add_tokens(learner, &b[i], err, err_size)))
+        if (add_words(learner, &a[i], err, err_size) ||
+            (b && add_words(learner, &b[i], err, err_size)))
             goto done;
     codes = bpe_learner_learn(learner, merges, 2, err, err_size);
 done:
@@ -313,6 +334,12 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                  opt->valid_tgt ? opt->valid_tgt : "");
         goto done;
     }
+    if (opt->placeholders && (mask_all(tr_src, n_train) || mask_all(tr_tgt, n_train) ||
+                              mask_all(va_src, n_valid) || mask_all(va_tgt, n_valid))) {
+        snprintf(err, err_size, "out of memory replacing protected tokens by placeholders");
+        goto done;
+    }
+
     /* Subword codes: read, learned jointly, or learned per side. */
     if (opt->bpe_codes) {
         if (!(src_codes = bpe_read(opt->bpe_codes, err, err_size)))
@@ -376,6 +403,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     if (m) {
         model_set_bpe(m, src_codes, tgt_codes);
         src_codes = tgt_codes = NULL;
+        m->placeholders = opt->placeholders;
     }
     grads = m ? calloc(m->n_params, sizeof(float)) : NULL;
     ws = model_workspace_new();

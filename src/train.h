@@ -26,6 +26,7 @@ typedef struct {
     size_t bpe_merges;      /* learn this many subword merges; 0 keeps word-level tokens */
     int bpe_separate;       /* learn source and target codes apart instead of jointly */
     const char *bpe_codes;  /* use this subword-nmt codes file (both sides) instead */
+    int placeholders;       /* replace numbers, URLs, e-mails and emoji by placeholders */
     int decay_after;           /* from this epoch on, halve the learning rate every epoch; 0: never */
     int half_precision_model;  /* write the best model with float16 weights */
     uint64_t seed;
