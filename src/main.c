@@ -234,6 +234,8 @@ static int cmd_train(int argc, char **argv)
                    "Corpora are plain text or gzip, one sentence per line, source and target\n"
                    "files line-aligned; or one TSV file (source TAB target) as --train-src\n"
                    "and --valid-src alone; or WMT SGML files (<seg> elements).\n"
+                   "  -o, --output FILE         the best model; OUTPUT.checkpoint holds the last\n"
+                   "                            epoch's model\n"
                    "  --format F                auto (by file name: .tsv, .sgm), plain, tsv, sgml\n"
                    "  --src-lang, --tgt-lang L  languages for tokenization (en, de)\n"
                    "  --layers N                LSTM layers in encoder and decoder (2)\n"
@@ -550,8 +552,9 @@ static int cmd_serve(int argc, char **argv)
         model_free(m);
         return 1;
     }
-    fprintf(stderr, "seqmt serve: model %s (%s->%s), listening on http://%s:%u\n", model_path,
-            m->cfg.src_lang, m->cfg.tgt_lang, address, http_server_port(srv));
+    fprintf(stderr, "seqmt serve: model %s (%s->%s), listening on http://%s%s%s:%u\n", model_path,
+            m->cfg.src_lang, m->cfg.tgt_lang, strchr(address, ':') ? "[" : "", address,
+            strchr(address, ':') ? "]" : "", http_server_port(srv));
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     while (!stop_requested)

@@ -495,10 +495,11 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     char tmp[4096];
     FILE *f = NULL;
     uint32_t crc;
-    uint64_t n = m->n_params;
+    uint64_t n = m->n_params, file_size = 0;
 
     put(&b, model_magic, sizeof(model_magic));
     put_u32(&b, MODEL_FILE_VERSION);
+    put(&b, &file_size, 8); /* patched below, once the size is known */
     put_u32(&b, (uint32_t)m->cfg.layers);
     put_u32(&b, (uint32_t)m->cfg.embed);
     put_u32(&b, (uint32_t)m->cfg.hidden);
@@ -530,6 +531,8 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
         free(b.data);
         return -1;
     }
+    file_size = b.len + 4;
+    memcpy(b.data + sizeof(model_magic) + 4, &file_size, 8);
     crc = (uint32_t)crc32(0L, b.data, (uInt)b.len);
     put_u32(&b, crc);
 
@@ -686,6 +689,26 @@ model *model_load(const char *path, char *err, size_t err_size)
                  path, version, MODEL_FILE_VERSION);
         goto fail;
     }
+    /* From version 2 on the header holds the file's size, so a short file
+     * is told apart from a damaged one before the checksum. */
+    if (version >= 2) {
+        uint64_t expected = 0;
+
+        if (get(&r, &expected, 8)) {
+            snprintf(err, err_size, "model %s is truncated (%ld bytes)", path, size);
+            goto fail;
+        }
+        if ((uint64_t)size < expected) {
+            snprintf(err, err_size, "model %s is truncated: %ld of %llu bytes", path, size,
+                     (unsigned long long)expected);
+            goto fail;
+        }
+        if ((uint64_t)size > expected) {
+            snprintf(err, err_size, "model %s is corrupt: %llu bytes past its end", path,
+                     (unsigned long long)((uint64_t)size - expected));
+            goto fail;
+        }
+    }
     if (get(&r, u, sizeof(u)) || get(&r, cfg.src_lang, 8) || get(&r, cfg.tgt_lang, 8)) {
         snprintf(err, err_size, "model %s is truncated (%ld bytes)", path, size);
         goto fail;
@@ -710,7 +733,7 @@ model *model_load(const char *path, char *err, size_t err_size)
     memcpy(&stored_crc, data + size - 4, 4);
     r.end = data + size - 4;
     if ((uint32_t)crc32(0L, data, (uInt)(size - 4)) != stored_crc) {
-        snprintf(err, err_size, "model %s is corrupt or truncated: checksum mismatch", path);
+        snprintf(err, err_size, "model %s is corrupt: checksum mismatch", path);
         goto fail;
     }
     if (version >= 2) {

@@ -337,6 +337,15 @@ static void test_bad_model_files_rejected(void)
     write_file(path, d, n - 100);
     expect_load_error(path, "truncated");
 
+    {
+        unsigned char *longer = calloc(n + 7, 1);
+
+        memcpy(longer, d, n);
+        write_file(path, longer, n + 7);
+        expect_load_error(path, "7 bytes past its end");
+        free(longer);
+    }
+
     d[n / 2] ^= 0x40;
     write_file(path, d, n);
     expect_load_error(path, "checksum");
