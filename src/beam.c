@@ -132,8 +132,8 @@ static int search_group(const model *m, const beam_options *opt, const int32_t *
     const model_config *cfg = &m->cfg;
     const model_views *w = &m->w;
     int L = cfg->layers, E = cfg->embed, H = cfg->hidden, V = cfg->tgt_vocab;
-    int K = opt->beam_size < 1 ? 1 : opt->beam_size > 64 ? 64 : opt->beam_size;
-    int S = 0, rmax = n * K, rc = -1;
+    int K = opt->beam_size;
+    int S = 0, rmax, rc = -1;
     corpus c = {0};
     size_t *idx = NULL;
     model_batch bt = {0};
@@ -143,6 +143,12 @@ static int search_group(const model *m, const beam_options *opt, const int32_t *
     int32_t *row_sent = NULL;
     candidate *cand = NULL, *rowbest = NULL;
 
+    /* The state arrays hold at most 64 hypotheses per sentence. */
+    if (K < 1)
+        K = 1;
+    if (K > 64)
+        K = 64;
+    rmax = n * K;
     for (int i = 0; i < n; i++)
         if (src_len[i] > S)
             S = src_len[i];

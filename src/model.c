@@ -509,7 +509,13 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     put(&b, m->cfg.tgt_lang, sizeof(m->cfg.tgt_lang));
     put_u32(&b, MODEL_TOKENIZER_VERSION);
     put_u32(&b, m->placeholders ? TOKENIZER_PLACEHOLDERS : 0);
-    put_u32(&b, !m->src_bpe ? CODES_NONE : m->src_bpe == m->tgt_bpe ? CODES_JOINT : CODES_SEPARATE);
+    uint32_t codes_mode = CODES_SEPARATE;
+
+    if (!m->src_bpe)
+        codes_mode = CODES_NONE;
+    else if (m->src_bpe == m->tgt_bpe)
+        codes_mode = CODES_JOINT;
+    put_u32(&b, codes_mode);
     put_codes(&b, m->src_bpe);
     if (m->tgt_bpe != m->src_bpe)
         put_codes(&b, m->tgt_bpe);
@@ -689,8 +695,8 @@ model *model_load(const char *path, char *err, size_t err_size)
                  path, version, MODEL_FILE_VERSION);
         goto fail;
     }
-    /* From version 2 on the header holds the file's size, so a short file
-     * is told apart from a damaged one before the checksum. */
+    /* From version 2 on the header holds the file's size, so the loader can
+     * report a short file as truncated instead of as a checksum mismatch. */
     if (version >= 2) {
         uint64_t expected = 0;
 
