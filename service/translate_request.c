@@ -160,6 +160,25 @@ static char *form_decode(const char *s, size_t len, int *invalid)
     return out;
 }
 
+/* Checks the number of "q" fields a form body had and records it in tr.
+ * Returns 0, or -1 with a client error in err. */
+static int finish_form(translate_request *tr, size_t q_count, size_t max_texts, char *err,
+                       size_t err_size)
+{
+    if (q_count == 0) {
+        snprintf(err, err_size, "missing form field \"q\" with the text to translate");
+        return -1;
+    }
+    if (q_count > max_texts) {
+        snprintf(err, err_size, "form has %zu \"q\" fields; the maximum is %zu per request",
+                 q_count, max_texts);
+        return -1;
+    }
+    tr->count = q_count;
+    tr->is_list = q_count > 1;
+    return 0;
+}
+
 /* Parses a form body (q repeated for several texts, source, target) into
  * tr. Returns 0, -1 with a client error in err, or -2 when out of memory. */
 static int parse_form_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
@@ -208,18 +227,7 @@ static int parse_form_body(const char *body, size_t len, size_t max_texts, trans
         p = amp + 1;
     }
 
-    if (q_count == 0) {
-        snprintf(err, err_size, "missing form field \"q\" with the text to translate");
-        return -1;
-    }
-    if (q_count > max_texts) {
-        snprintf(err, err_size, "form has %zu \"q\" fields; the maximum is %zu per request",
-                 q_count, max_texts);
-        return -1;
-    }
-    tr->count = q_count;
-    tr->is_list = q_count > 1;
-    return 0;
+    return finish_form(tr, q_count, max_texts, err, err_size);
 }
 
 /* ---- multipart/form-data ---- */
@@ -357,18 +365,7 @@ static int take_fields(multipart_fields *f, size_t max_texts, translate_request 
         else
             tr->target = tr->owned[i];
     }
-    if (q_count == 0) {
-        snprintf(err, err_size, "missing form field \"q\" with the text to translate");
-        return -1;
-    }
-    if (q_count > max_texts) {
-        snprintf(err, err_size, "form has %zu \"q\" fields; the maximum is %zu per request",
-                 q_count, max_texts);
-        return -1;
-    }
-    tr->count = q_count;
-    tr->is_list = q_count > 1;
-    return 0;
+    return finish_form(tr, q_count, max_texts, err, err_size);
 }
 
 /* Parses a multipart/form-data body into tr. Returns 0, -1 with a client

@@ -392,7 +392,7 @@ done:
     return rc;
 }
 
-/* Source tokens of one line as the model sees them: tokenized, protected
+/* Source tokens of one line in the form the model was trained on: tokenized, protected
  * tokens replaced by placeholders (the originals go to saved) when the
  * model uses them, then split into subwords when the model has codes. */
 static int prepare_source(const model *m, const char *line, tok_list *words, tok_list *units,

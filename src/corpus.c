@@ -584,7 +584,7 @@ int corpus_fill_batch(const corpus *c, const size_t *idx, int count, model_batch
         const int32_t *s = c->src[idx[b]], *y = c->tgt[idx[b]];
         int ls = c->src_len[idx[b]], lt = c->tgt_len[idx[b]], pad = S - ls;
 
-        /* Source reversed and left-padded: step t holds s[S-1-t]. */
+        /* Source reversed and left-padded: step t is s[S-1-t]. */
         for (int t = 0; t < S; t++) {
             size_t r = (size_t)t * count + b;
 
@@ -594,8 +594,17 @@ int corpus_fill_batch(const corpus *c, const size_t *idx, int count, model_batch
         for (int t = 0; t < T; t++) {
             size_t r = (size_t)t * count + b;
 
-            bt->tgt_in[r] = t == 0 ? VOCAB_BOS : t <= lt ? y[t - 1] : VOCAB_PAD;
-            bt->tgt_out[r] = t < lt ? y[t] : t == lt ? VOCAB_EOS : VOCAB_PAD;
+            /* Input: <s> y_1 .. y_n; output: y_1 .. y_n </s>; then padding. */
+            bt->tgt_in[r] = VOCAB_PAD;
+            if (t == 0)
+                bt->tgt_in[r] = VOCAB_BOS;
+            else if (t <= lt)
+                bt->tgt_in[r] = y[t - 1];
+            bt->tgt_out[r] = VOCAB_PAD;
+            if (t < lt)
+                bt->tgt_out[r] = y[t];
+            else if (t == lt)
+                bt->tgt_out[r] = VOCAB_EOS;
         }
         bt->n_tokens += (size_t)lt + 1;
     }

@@ -2,7 +2,7 @@
  * and a single step for decoding.
  *
  * Shapes use T steps, B sentences, I input size and H hidden size; every
- * matrix is row-major and row t*B+b holds step t of sentence b. Gates are
+ * matrix is row-major and row t*B+b is step t of sentence b. Gates are
  * ordered input, forget, candidate, output:
  *   a = Wx x_t + Wh h_{t-1} + b
  *   i = sigmoid(a_i)  f = sigmoid(a_f)  g = tanh(a_g)  o = sigmoid(a_o)
@@ -42,7 +42,7 @@ typedef struct {
 
 /* Floats needed by a cache for T steps of B sentences. */
 size_t lstm_cache_floats(int T, int B, int hidden);
-/* Points the cache views at buf, which holds lstm_cache_floats floats. */
+/* Points the cache views at buf, which has room for lstm_cache_floats floats. */
 void lstm_cache_bind(lstm_cache *cache, int T, int B, int hidden, float *buf);
 
 /* Runs T steps. x: [T*B, I]; h0, c0: [B, H] or NULL for zeros; mask: [T*B]
@@ -54,7 +54,7 @@ void lstm_forward(const lstm_weights *w, int T, int B, const float *x, const flo
  * dh_out: [T*B, H] loss gradient w.r.t. the outputs h_1..h_T, or NULL;
  * dh_last, dc_last: [B, H] gradient w.r.t. h_T and c_T, or NULL.
  * Accumulates into grad's views; writes dx [T*B, I] (may be NULL) and
- * dh0, dc0 [B, H] (may be NULL). scratch holds lstm_backward_floats. */
+ * dh0, dc0 [B, H] (may be NULL). scratch has room for lstm_backward_floats floats. */
 void lstm_backward(const lstm_weights *w, lstm_weights *grad, int T, int B, const float *x,
                    const float *mask, const lstm_cache *cache, const float *dh_out,
                    const float *dh_last, const float *dc_last, float *dx, float *dh0,

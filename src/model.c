@@ -695,7 +695,7 @@ model *model_load(const char *path, char *err, size_t err_size)
                  path, version, MODEL_FILE_VERSION);
         goto fail;
     }
-    /* From version 2 on the header holds the file's size, so the loader can
+    /* From version 2 on the header stores the file's size, so the loader can
      * report a short file as truncated instead of as a checksum mismatch. */
     if (version >= 2) {
         uint64_t expected = 0;

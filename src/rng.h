@@ -1,5 +1,5 @@
 /* Explicit pseudo-random state (xoshiro128+ seeded by splitmix64), passed to
- * whoever draws numbers so every run is reproducible from its seed. */
+ * every function that draws numbers, so every run is reproducible from its seed. */
 #ifndef SEQMT_RNG_H
 #define SEQMT_RNG_H
 
