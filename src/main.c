@@ -1,24 +1,18 @@
 /* seqmt's command line: parses flags and calls the library. This is the
  * only place that exits the process. */
-#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "beam.h"
 #include "bleu.h"
+#include "cli.h"
 #include "corpus.h"
-#include "http.h"
 #include "model.h"
+#include "serve_cmd.h"
 #include "train.h"
-
-#ifndef SEQMT_DEFAULT_MODEL
-#define SEQMT_DEFAULT_MODEL "models/en-de.seqmt"
-#endif
 
 static void usage(FILE *out)
 {
@@ -34,38 +28,6 @@ static void usage(FILE *out)
           out);
 }
 
-/* Parses a whole number in [min, max] or exits naming the flag. */
-static long parse_long(const char *flag, const char *s, long min, long max)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *s == '\0' || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "seqmt: invalid value '%s' for %s: expected a whole number from %ld to "
-                        "%ld\n",
-                s, flag, min, max);
-        exit(2);
-    }
-    return v;
-}
-
-static double parse_double(const char *flag, const char *s, double min, double max)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || *s == '\0' || *end != '\0' || !(v >= min && v <= max)) {
-        fprintf(stderr, "seqmt: invalid value '%s' for %s: expected a number from %g to %g\n", s,
-                flag, min, max);
-        exit(2);
-    }
-    return v;
-}
-
 static corpus_format parse_format(const char *s)
 {
     int f = corpus_format_parse(s);
@@ -76,34 +38,6 @@ static corpus_format parse_format(const char *s)
         exit(2);
     }
     return (corpus_format)f;
-}
-
-static void set_threads(long threads)
-{
-    if (threads > 0)
-        openblas_set_num_threads((int)threads);
-}
-
-static const char *default_model_path(void)
-{
-    const char *env = getenv("SEQMT_MODEL");
-
-    return env && *env ? env : SEQMT_DEFAULT_MODEL;
-}
-
-static model *load_model_or_exit(const char *path)
-{
-    char err[1024];
-    model *m = model_load(path, err, sizeof(err));
-
-    if (!m) {
-        fprintf(stderr, "seqmt: %s\n", err);
-        if (strcmp(path, SEQMT_DEFAULT_MODEL) == 0)
-            fprintf(stderr, "seqmt: this is the default model; choose another with --model FILE "
-                            "or the SEQMT_MODEL environment variable\n");
-        exit(1);
-    }
-    return m;
 }
 
 /* Exits unless the codes file at path is the one m was trained with. */
@@ -199,31 +133,31 @@ static int cmd_train(int argc, char **argv)
         case O_SLANG: o.src_lang = optarg; break;
         case O_TLANG: o.tgt_lang = optarg; break;
         case 'o': o.output = optarg; break;
-        case O_LAYERS: o.layers = (int)parse_long("--layers", optarg, 1, MODEL_MAX_LAYERS); break;
-        case O_EMBED: o.embed = (int)parse_long("--embed-size", optarg, 1, 8192); break;
-        case O_HIDDEN: o.hidden = (int)parse_long("--hidden-size", optarg, 1, 8192); break;
+        case O_LAYERS: o.layers = (int)cli_parse_long("--layers", optarg, 1, MODEL_MAX_LAYERS); break;
+        case O_EMBED: o.embed = (int)cli_parse_long("--embed-size", optarg, 1, 8192); break;
+        case O_HIDDEN: o.hidden = (int)cli_parse_long("--hidden-size", optarg, 1, 8192); break;
         case O_SVOCAB:
-            o.src_vocab_size = (size_t)parse_long("--src-vocab-size", optarg, 5, 10000000);
+            o.src_vocab_size = (size_t)cli_parse_long("--src-vocab-size", optarg, 5, 10000000);
             break;
         case O_TVOCAB:
-            o.tgt_vocab_size = (size_t)parse_long("--tgt-vocab-size", optarg, 5, 10000000);
+            o.tgt_vocab_size = (size_t)cli_parse_long("--tgt-vocab-size", optarg, 5, 10000000);
             break;
-        case O_MINC: o.min_count = (uint64_t)parse_long("--min-count", optarg, 1, 1L << 40); break;
-        case O_BATCH: o.batch_size = (int)parse_long("--batch-size", optarg, 1, 100000); break;
-        case O_EPOCHS: o.epochs = (int)parse_long("--epochs", optarg, 1, 100000); break;
-        case O_MAXLEN: o.max_len = (int)parse_long("--max-length", optarg, 1, 100000); break;
-        case O_LR: o.learning_rate = (float)parse_double("--learning-rate", optarg, 1e-9, 1e3); break;
-        case O_CLIP: o.max_grad_norm = (float)parse_double("--max-grad-norm", optarg, 1e-9, 1e9); break;
-        case O_INIT: o.init_scale = (float)parse_double("--init-scale", optarg, 0, 10); break;
-        case O_DROP: o.dropout = (float)parse_double("--dropout", optarg, 0, 0.95); break;
-        case O_TIME: o.time_limit_minutes = parse_double("--time-limit", optarg, 0, 1e7); break;
-        case O_SEED: o.seed = (uint64_t)parse_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
-        case O_THREADS: threads = parse_long("--threads", optarg, 1, 1024); break;
-        case O_DECAY: o.decay_after = (int)parse_long("--decay-after", optarg, 0, 100000); break;
+        case O_MINC: o.min_count = (uint64_t)cli_parse_long("--min-count", optarg, 1, 1L << 40); break;
+        case O_BATCH: o.batch_size = (int)cli_parse_long("--batch-size", optarg, 1, 100000); break;
+        case O_EPOCHS: o.epochs = (int)cli_parse_long("--epochs", optarg, 1, 100000); break;
+        case O_MAXLEN: o.max_len = (int)cli_parse_long("--max-length", optarg, 1, 100000); break;
+        case O_LR: o.learning_rate = (float)cli_parse_double("--learning-rate", optarg, 1e-9, 1e3); break;
+        case O_CLIP: o.max_grad_norm = (float)cli_parse_double("--max-grad-norm", optarg, 1e-9, 1e9); break;
+        case O_INIT: o.init_scale = (float)cli_parse_double("--init-scale", optarg, 0, 10); break;
+        case O_DROP: o.dropout = (float)cli_parse_double("--dropout", optarg, 0, 0.95); break;
+        case O_TIME: o.time_limit_minutes = cli_parse_double("--time-limit", optarg, 0, 1e7); break;
+        case O_SEED: o.seed = (uint64_t)cli_parse_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
+        case O_THREADS: threads = cli_parse_long("--threads", optarg, 1, 1024); break;
+        case O_DECAY: o.decay_after = (int)cli_parse_long("--decay-after", optarg, 0, 100000); break;
         case O_HALF: o.half_precision_model = 1; break;
         case O_FORMAT: o.format = parse_format(optarg); break;
-        case O_RATIO: o.max_ratio = (float)parse_double("--max-ratio", optarg, 0, 1e6); break;
-        case O_BPE: o.bpe_merges = (size_t)parse_long("--bpe-merges", optarg, 0, 10000000); break;
+        case O_RATIO: o.max_ratio = (float)cli_parse_double("--max-ratio", optarg, 0, 1e6); break;
+        case O_BPE: o.bpe_merges = (size_t)cli_parse_long("--bpe-merges", optarg, 0, 10000000); break;
         case O_BPESEP: o.bpe_separate = 1; break;
         case O_CODES: o.bpe_codes = optarg; break;
         case O_PH: o.placeholders = 1; break;
@@ -296,7 +230,7 @@ static int cmd_train(int argc, char **argv)
                         "corpora\n");
         return 2;
     }
-    set_threads(threads);
+    cli_set_threads(threads);
     if (train_run(&o, log_stderr, NULL, err, sizeof(err))) {
         fprintf(stderr, "seqmt train: %s\n", err);
         return 1;
@@ -308,7 +242,7 @@ static int cmd_train(int argc, char **argv)
 
 static int cmd_translate(int argc, char **argv)
 {
-    const char *model_path = default_model_path(), *input = NULL, *output = NULL;
+    const char *model_path = cli_default_model_path(), *input = NULL, *output = NULL;
     corpus_format in_format = CORPUS_FORMAT_AUTO;
     beam_options bo = beam_default_options();
     long threads = 0;
@@ -336,13 +270,13 @@ static int cmd_translate(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "m:b:i:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
-        case 'b': bo.beam_size = (int)parse_long("--beam-size", optarg, 1, 64); break;
+        case 'b': bo.beam_size = (int)cli_parse_long("--beam-size", optarg, 1, 64); break;
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
-        case 'p': bo.length_penalty = (float)parse_double("--length-penalty", optarg, 0, 10); break;
-        case 'r': bo.max_length_ratio = (float)parse_double("--max-length-ratio", optarg, 0.1, 100); break;
-        case 'B': bo.batch_size = (int)parse_long("--batch-size", optarg, 1, 4096); break;
-        case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
+        case 'p': bo.length_penalty = (float)cli_parse_double("--length-penalty", optarg, 0, 10); break;
+        case 'r': bo.max_length_ratio = (float)cli_parse_double("--max-length-ratio", optarg, 0.1, 100); break;
+        case 'B': bo.batch_size = (int)cli_parse_long("--batch-size", optarg, 1, 4096); break;
+        case 't': threads = cli_parse_long("--threads", optarg, 1, 1024); break;
         case 'f': in_format = parse_format(optarg); break;
         case 'C': codes_path = optarg; break;
         case 'h':
@@ -365,8 +299,8 @@ static int cmd_translate(int argc, char **argv)
             return 2;
         }
     }
-    set_threads(threads);
-    model *m = load_model_or_exit(model_path);
+    cli_set_threads(threads);
+    model *m = cli_load_model_or_exit(model_path);
     if (codes_path)
         check_codes_or_exit(m, model_path, codes_path);
     if (output && !(fo = fopen(output, "w"))) {
@@ -439,132 +373,6 @@ static int cmd_bleu(int argc, char **argv)
     return 0;
 }
 
-/* ---- serve ---- */
-
-typedef struct {
-    const model *m;
-    beam_options bo;
-} serve_ctx;
-
-static int serve_translate(void *ctx, const char *const *texts, size_t n, char **out, char *err,
-                           size_t err_size)
-{
-    serve_ctx *s = ctx;
-
-    if (beam_translate_lines(s->m, &s->bo, texts, n, out)) {
-        snprintf(err, err_size, "out of memory translating %zu texts", n);
-        return -1;
-    }
-    return 0;
-}
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static int cmd_serve(int argc, char **argv)
-{
-    const char *model_path = default_model_path(), *address = "127.0.0.1";
-    long port = 5000, threads = 2, translate_threads = 2, blas_threads = 1;
-    long max_queue = 64, max_chars = 20000, max_texts = 128, grace_seconds = 30;
-    serve_ctx sc;
-    http_config hc = {0};
-    char err[1024];
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},
-        {"port", required_argument, 0, 'p'},
-        {"host", required_argument, 0, 'H'},
-        {"threads", required_argument, 0, 't'},
-        {"translate-threads", required_argument, 0, 'W'},
-        {"max-queue", required_argument, 0, 'Q'},
-        {"max-chars", required_argument, 0, 'C'},
-        {"max-texts", required_argument, 0, 'X'},
-        {"grace-period", required_argument, 0, 'G'},
-        {"blas-threads", required_argument, 0, 'T'},
-        {"beam-size", required_argument, 0, 'b'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    int c;
-
-    sc.bo = beam_default_options();
-    while ((c = getopt_long(argc, argv, "m:p:H:t:b:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_path = optarg; break;
-        case 'p': port = parse_long("--port", optarg, 0, 65535); break;
-        case 'H': address = optarg; break;
-        case 't': threads = parse_long("--threads", optarg, 1, 1024); break;
-        case 'W': translate_threads = parse_long("--translate-threads", optarg, 1, 1024); break;
-        case 'Q': max_queue = parse_long("--max-queue", optarg, 1, 1000000); break;
-        case 'C': max_chars = parse_long("--max-chars", optarg, 1, 100000000); break;
-        case 'X': max_texts = parse_long("--max-texts", optarg, 1, 1000000); break;
-        case 'G': grace_seconds = parse_long("--grace-period", optarg, 1, 86400); break;
-        case 'T': blas_threads = parse_long("--blas-threads", optarg, 1, 1024); break;
-        case 'b': sc.bo.beam_size = (int)parse_long("--beam-size", optarg, 1, 64); break;
-        case 'h':
-            printf("usage: seqmt serve [--model FILE] [--port N] [--host ADDRESS] [options]\n"
-                   "\n"
-                   "Serves POST /translate (LibreTranslate's JSON and form shapes), GET /languages,\n"
-                   "GET /health and GET /ready.\n"
-                   "  --model FILE            model file (%s, or $SEQMT_MODEL)\n"
-                   "  --port N                TCP port (5000)\n"
-                   "  --host ADDRESS          address to bind, 0.0.0.0 for all interfaces (127.0.0.1)\n"
-                   "  --threads N             HTTP threads that read requests and send replies (2)\n"
-                   "  --translate-threads N   threads that translate, one request each at a time (2)\n"
-                   "  --max-queue N           requests waiting for a translate thread; more get 503 (64)\n"
-                   "  --max-chars N           characters per request, all texts together; more get 400\n"
-                   "                          (20000)\n"
-                   "  --max-texts N           texts per request; more get 400 (128)\n"
-                   "  --grace-period SECONDS  on SIGINT or SIGTERM, time to finish requests in progress\n"
-                   "                          before closing connections (30)\n"
-                   "  --blas-threads N        OpenBLAS threads per product (1)\n"
-                   "  --beam-size N           beam width (5)\n",
-                   SEQMT_DEFAULT_MODEL);
-            return 0;
-        default:
-            fprintf(stderr, "see 'seqmt serve --help'\n");
-            return 2;
-        }
-    }
-    set_threads(blas_threads);
-    model *m = load_model_or_exit(model_path);
-    sc.m = m;
-    hc.address = address;
-    hc.port = (unsigned short)port;
-    hc.threads = (unsigned)threads;
-    hc.translate_threads = (unsigned)translate_threads;
-    hc.max_queue = (size_t)max_queue;
-    hc.max_chars = (size_t)max_chars;
-    hc.max_texts = (size_t)max_texts;
-    hc.grace_seconds = (unsigned)grace_seconds;
-    hc.source_lang = m->cfg.src_lang;
-    hc.target_lang = m->cfg.tgt_lang;
-    hc.translate = serve_translate;
-    hc.translate_ctx = &sc;
-
-    http_server *srv = http_server_start(&hc, err, sizeof(err));
-    if (!srv) {
-        fprintf(stderr, "seqmt serve: %s\n", err);
-        model_free(m);
-        return 1;
-    }
-    fprintf(stderr, "seqmt serve: model %s (%s->%s), listening on http://%s%s%s:%u\n", model_path,
-            m->cfg.src_lang, m->cfg.tgt_lang, strchr(address, ':') ? "[" : "", address,
-            strchr(address, ':') ? "]" : "", http_server_port(srv));
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    while (!stop_requested)
-        pause();
-    fprintf(stderr, "seqmt serve: stopping\n");
-    http_server_stop(srv);
-    model_free(m);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -578,7 +386,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "bleu") == 0)
         return cmd_bleu(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
-        return cmd_serve(argc - 1, argv + 1);
+        return serve_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return 0;

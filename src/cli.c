@@ -1,0 +1,74 @@
+/* Helpers shared by the subcommands: flag parsing that exits with a message
+ * naming the flag, thread settings and model loading. */
+#include <cblas.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef SEQMT_DEFAULT_MODEL
+#define SEQMT_DEFAULT_MODEL "models/en-de.seqmt"
+#endif
+
+/* Parses a whole number in [min, max] or exits naming the flag. */
+long cli_parse_long(const char *flag, const char *s, long min, long max)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *s == '\0' || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "seqmt: invalid value '%s' for %s: expected a whole number from %ld to "
+                        "%ld\n",
+                s, flag, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+double cli_parse_double(const char *flag, const char *s, double min, double max)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || *s == '\0' || *end != '\0' || !(v >= min && v <= max)) {
+        fprintf(stderr, "seqmt: invalid value '%s' for %s: expected a number from %g to %g\n", s,
+                flag, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+void cli_set_threads(long threads)
+{
+    if (threads > 0)
+        openblas_set_num_threads((int)threads);
+}
+
+const char *cli_default_model_path(void)
+{
+    const char *env = getenv("SEQMT_MODEL");
+
+    return env && *env ? env : SEQMT_DEFAULT_MODEL;
+}
+
+model *cli_load_model_or_exit(const char *path)
+{
+    char err[1024];
+    model *m = model_load(path, err, sizeof(err));
+
+    if (!m) {
+        fprintf(stderr, "seqmt: %s\n", err);
+        if (strcmp(path, SEQMT_DEFAULT_MODEL) == 0)
+            fprintf(stderr, "seqmt: this is the default model; choose another with --model FILE "
+                            "or the SEQMT_MODEL environment variable\n");
+        exit(1);
+    }
+    return m;
+}
+

@@ -1,0 +1,24 @@
+/* Command-line helpers shared by the subcommands. Each either returns a
+ * valid value or prints a message naming the flag and the fix to standard
+ * error and exits the process, so only subcommand code may call them. */
+#ifndef SEQMT_CLI_H
+#define SEQMT_CLI_H
+
+#include "model.h"
+
+/* Parses a whole number in [min, max] or exits (status 2) naming the flag. */
+long cli_parse_long(const char *flag, const char *s, long min, long max);
+
+/* Parses a number in [min, max] or exits (status 2) naming the flag. */
+double cli_parse_double(const char *flag, const char *s, double min, double max);
+
+/* Sets OpenBLAS's thread count when threads > 0. */
+void cli_set_threads(long threads);
+
+/* The model used without --model: $SEQMT_MODEL, or the bundled model. */
+const char *cli_default_model_path(void);
+
+/* Loads the model at path or exits (status 1) with the reason. */
+model *cli_load_model_or_exit(const char *path);
+
+#endif
