@@ -72,3 +72,50 @@ model *cli_load_model_or_exit(const char *path)
     return m;
 }
 
+
+/* Exits unless the codes file at path is the one m was trained with. */
+void cli_check_codes_or_exit(const model *m, const char *model_path, const char *path)
+{
+    char err[1024];
+    bpe *codes = bpe_read(path, err, sizeof(err));
+
+    if (!codes) {
+        fprintf(stderr, "seqmt: %s\n", err);
+        exit(1);
+    }
+    if (!m->src_bpe || bpe_hash(codes) != bpe_hash(m->src_bpe)) {
+        if (m->src_bpe)
+            fprintf(stderr, "seqmt: model %s was trained with subword codes %016llx (%zu merges), "
+                            "but %s holds codes %016llx (%zu merges); use the model's own codes "
+                            "or retrain\n",
+                    model_path, (unsigned long long)bpe_hash(m->src_bpe),
+                    bpe_n_merges(m->src_bpe), path, (unsigned long long)bpe_hash(codes),
+                    bpe_n_merges(codes));
+        else
+            fprintf(stderr, "seqmt: model %s is word-level and has no subword codes, but %s "
+                            "holds codes %016llx (%zu merges)\n",
+                    model_path, path, (unsigned long long)bpe_hash(codes), bpe_n_merges(codes));
+        exit(1);
+    }
+    bpe_free(codes);
+}
+
+void cli_check_vocab_or_exit(const model *m, const char *model_path, int target,
+                             const char *path)
+{
+    char err[1024], diff[1024];
+    vocab *v = vocab_read(path, err, sizeof(err));
+    const vocab *own = target ? m->tgt_vocab : m->src_vocab;
+
+    if (!v) {
+        fprintf(stderr, "seqmt: %s\n", err);
+        exit(1);
+    }
+    if (vocab_compare(own, v, diff, sizeof(diff))) {
+        fprintf(stderr, "seqmt: %s vocabulary %s does not match model %s: the model's has %s; "
+                        "use the model's own vocabulary ('seqmt vocab export') or retrain\n",
+                target ? "target" : "source", path, model_path, diff);
+        exit(1);
+    }
+    vocab_free(v);
+}

@@ -13,12 +13,14 @@
 #include "model.h"
 #include "serve_cmd.h"
 #include "train.h"
+#include "vocab_cmd.h"
 
 static void usage(FILE *out)
 {
     fputs("usage: seqmt <command> [options]\n"
           "\n"
           "commands:\n"
+          "  vocab      learn, apply and export subword codes and vocabularies\n"
           "  train      train a model on a parallel corpus\n"
           "  translate  translate sentences, one per line\n"
           "  bleu       score a translation against a reference (sacreBLEU's default BLEU)\n"
@@ -40,33 +42,6 @@ static corpus_format parse_format(const char *s)
     return (corpus_format)f;
 }
 
-/* Exits unless the codes file at path is the one m was trained with. */
-static void check_codes_or_exit(const model *m, const char *model_path, const char *path)
-{
-    char err[1024];
-    bpe *codes = bpe_read(path, err, sizeof(err));
-
-    if (!codes) {
-        fprintf(stderr, "seqmt: %s\n", err);
-        exit(1);
-    }
-    if (!m->src_bpe || bpe_hash(codes) != bpe_hash(m->src_bpe)) {
-        if (m->src_bpe)
-            fprintf(stderr, "seqmt: model %s was trained with subword codes %016llx (%zu merges), "
-                            "but %s holds codes %016llx (%zu merges); use the model's own codes "
-                            "or retrain\n",
-                    model_path, (unsigned long long)bpe_hash(m->src_bpe),
-                    bpe_n_merges(m->src_bpe), path, (unsigned long long)bpe_hash(codes),
-                    bpe_n_merges(codes));
-        else
-            fprintf(stderr, "seqmt: model %s is word-level and has no subword codes, but %s "
-                            "holds codes %016llx (%zu merges)\n",
-                    model_path, path, (unsigned long long)bpe_hash(codes), bpe_n_merges(codes));
-        exit(1);
-    }
-    bpe_free(codes);
-}
-
 /* ---- train ---- */
 
 static void log_stderr(void *ctx, const char *line)
@@ -85,7 +60,7 @@ static int cmd_train(int argc, char **argv)
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
         O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO, O_BPE, O_BPESEP,
-        O_CODES, O_PH
+        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -117,6 +92,9 @@ static int cmd_train(int argc, char **argv)
         {"bpe-merges", required_argument, 0, O_BPE},
         {"bpe-separate", no_argument, 0, O_BPESEP},
         {"bpe-codes", required_argument, 0, O_CODES},
+        {"bpe-codes-tgt", required_argument, 0, O_CODES_TGT},
+        {"src-vocab", required_argument, 0, O_SVOCABF},
+        {"tgt-vocab", required_argument, 0, O_TVOCABF},
         {"placeholders", no_argument, 0, O_PH},
         {"half-precision-model", no_argument, 0, O_HALF},
         {"help", no_argument, 0, 'h'},
@@ -161,6 +139,9 @@ static int cmd_train(int argc, char **argv)
         case O_BPESEP: o.bpe_separate = 1; break;
         case O_CODES: o.bpe_codes = optarg; break;
         case O_PH: o.placeholders = 1; break;
+        case O_CODES_TGT: o.bpe_codes_tgt = optarg; break;
+        case O_SVOCABF: o.src_vocab_file = optarg; break;
+        case O_TVOCABF: o.tgt_vocab_file = optarg; break;
         case 'h':
             printf("usage: seqmt train --train-src FILE --train-tgt FILE --valid-src FILE "
                    "--valid-tgt FILE -o MODEL [options]\n"
@@ -179,6 +160,11 @@ static int cmd_train(int argc, char **argv)
                    "                            merges learned on both sides jointly (0: words)\n"
                    "  --bpe-separate            learn source and target merges apart\n"
                    "  --bpe-codes FILE          use a subword-nmt codes file for both sides\n"
+                   "                            (for the source alone with --bpe-codes-tgt)\n"
+                   "  --bpe-codes-tgt FILE      subword-nmt codes file for the target side\n"
+                   "  --src-vocab FILE          use this source vocabulary (one token per line,\n"
+                   "                            as 'seqmt vocab build' writes) in its order\n"
+                   "  --tgt-vocab FILE          likewise for the target side\n"
                    "  --placeholders            train on placeholders for numbers, URLs, e-mail\n"
                    "                            addresses and emoji, which translation then\n"
                    "                            copies from the source unchanged\n"
@@ -230,6 +216,15 @@ static int cmd_train(int argc, char **argv)
                         "corpora\n");
         return 2;
     }
+    if (o.bpe_codes_tgt && !o.bpe_codes) {
+        fprintf(stderr, "seqmt train: --bpe-codes-tgt needs --bpe-codes for the source side\n");
+        return 2;
+    }
+    if (o.bpe_codes && o.bpe_merges > 0) {
+        fprintf(stderr, "seqmt train: give either --bpe-codes (codes learned before) or "
+                        "--bpe-merges (learn them now), not both\n");
+        return 2;
+    }
     cli_set_threads(threads);
     if (train_run(&o, log_stderr, NULL, err, sizeof(err))) {
         fprintf(stderr, "seqmt train: %s\n", err);
@@ -261,10 +256,12 @@ static int cmd_translate(int argc, char **argv)
         {"threads", required_argument, 0, 't'},
         {"format", required_argument, 0, 'f'},
         {"bpe-codes", required_argument, 0, 'C'},
+        {"src-vocab", required_argument, 0, 'S'},
+        {"tgt-vocab", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *codes_path = NULL;
+    const char *codes_path = NULL, *src_vocab_path = NULL, *tgt_vocab_path = NULL;
     int c;
 
     while ((c = getopt_long(argc, argv, "m:b:i:o:h", opts, NULL)) != -1) {
@@ -279,6 +276,8 @@ static int cmd_translate(int argc, char **argv)
         case 't': threads = cli_parse_long("--threads", optarg, 1, 1024); break;
         case 'f': in_format = parse_format(optarg); break;
         case 'C': codes_path = optarg; break;
+        case 'S': src_vocab_path = optarg; break;
+        case 'T': tgt_vocab_path = optarg; break;
         case 'h':
             printf("usage: seqmt translate [--model FILE] [--input FILE] [--output FILE] [options]\n"
                    "\n"
@@ -291,6 +290,8 @@ static int cmd_translate(int argc, char **argv)
                    "  --batch-size N          sentences decoded together (32)\n"
                    "  --format F              input format: auto (by name), plain or sgml\n"
                    "  --bpe-codes FILE        check that the model uses these subword codes\n"
+                   "  --src-vocab FILE        check that the model uses this source vocabulary\n"
+                   "  --tgt-vocab FILE        check that the model uses this target vocabulary\n"
                    "  --threads N             OpenBLAS threads (all cores)\n",
                    SEQMT_DEFAULT_MODEL);
             return 0;
@@ -302,7 +303,11 @@ static int cmd_translate(int argc, char **argv)
     cli_set_threads(threads);
     model *m = cli_load_model_or_exit(model_path);
     if (codes_path)
-        check_codes_or_exit(m, model_path, codes_path);
+        cli_check_codes_or_exit(m, model_path, codes_path);
+    if (src_vocab_path)
+        cli_check_vocab_or_exit(m, model_path, 0, src_vocab_path);
+    if (tgt_vocab_path)
+        cli_check_vocab_or_exit(m, model_path, 1, tgt_vocab_path);
     if (output && !(fo = fopen(output, "w"))) {
         fprintf(stderr, "seqmt translate: cannot write %s: %s\n", output, strerror(errno));
         model_free(m);
@@ -379,6 +384,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (strcmp(argv[1], "vocab") == 0)
+        return vocab_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "train") == 0)
         return cmd_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "translate") == 0)

@@ -103,8 +103,7 @@ static void log_corpus_stats(train_log_fn log, void *ctx, const char *what, cons
               st->n_invalid_lines > shown ? ", ..." : "");
 }
 
-/* Replaces every token list by its subword segmentation. */
-static int segment_all(const bpe *codes, tok_list *lists, size_t n)
+int train_segment_all(const bpe *codes, tok_list *lists, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         tok_list units = {0};
@@ -130,8 +129,7 @@ static int add_words(bpe_learner *learner, const tok_list *list, char *err, size
     return 0;
 }
 
-/* Replaces protected tokens by placeholders in every list. */
-static int mask_all(tok_list *lists, size_t n)
+int train_mask_placeholders(tok_list *lists, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (placeholder_mask(&lists[i], NULL) < 0)
@@ -139,8 +137,7 @@ static int mask_all(tok_list *lists, size_t n)
     return 0;
 }
 
-/* Learns codes from the token lists of one or two sides. */
-static bpe *learn_codes(const tok_list *a, const tok_list *b, size_t n, size_t merges,
+bpe *train_learn_codes(const tok_list *a, const tok_list *b, size_t n, size_t merges,
                         char *err, size_t err_size)
 {
     bpe_learner *learner = bpe_learner_new();
@@ -160,7 +157,7 @@ done:
     return codes;
 }
 
-static vocab *build_vocab(const tok_list *lists, size_t n, size_t max_size, uint64_t min_count)
+vocab *train_build_vocab(const tok_list *lists, size_t n, size_t max_size, uint64_t min_count)
 {
     vocab_counter *counter = vocab_counter_new();
     vocab *v = NULL;
@@ -334,8 +331,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                  opt->valid_tgt ? opt->valid_tgt : "");
         goto done;
     }
-    if (opt->placeholders && (mask_all(tr_src, n_train) || mask_all(tr_tgt, n_train) ||
-                              mask_all(va_src, n_valid) || mask_all(va_tgt, n_valid))) {
+    if (opt->placeholders && (train_mask_placeholders(tr_src, n_train) || train_mask_placeholders(tr_tgt, n_train) ||
+                              train_mask_placeholders(va_src, n_valid) || train_mask_placeholders(va_tgt, n_valid))) {
         snprintf(err, err_size, "out of memory replacing protected tokens by placeholders");
         goto done;
     }
@@ -345,13 +342,15 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         if (!(src_codes = bpe_read(opt->bpe_codes, err, err_size)))
             goto done;
         tgt_codes = src_codes;
+        if (opt->bpe_codes_tgt && !(tgt_codes = bpe_read(opt->bpe_codes_tgt, err, err_size)))
+            goto done;
     } else if (opt->bpe_merges > 0 && !opt->bpe_separate) {
-        if (!(src_codes = learn_codes(tr_src, tr_tgt, n_train, opt->bpe_merges, err, err_size)))
+        if (!(src_codes = train_learn_codes(tr_src, tr_tgt, n_train, opt->bpe_merges, err, err_size)))
             goto done;
         tgt_codes = src_codes;
     } else if (opt->bpe_merges > 0) {
-        if (!(src_codes = learn_codes(tr_src, NULL, n_train, opt->bpe_merges, err, err_size)) ||
-            !(tgt_codes = learn_codes(tr_tgt, NULL, n_train, opt->bpe_merges, err, err_size)))
+        if (!(src_codes = train_learn_codes(tr_src, NULL, n_train, opt->bpe_merges, err, err_size)) ||
+            !(tgt_codes = train_learn_codes(tr_tgt, NULL, n_train, opt->bpe_merges, err, err_size)))
             goto done;
     }
     if (src_codes) {
@@ -359,16 +358,27 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                   tgt_codes == src_codes ? " shared by both sides" : " for the source",
                   opt->bpe_codes ? opt->bpe_codes : "learned from the training corpus");
         if (tgt_codes != src_codes)
-            logf_line(log, log_ctx, "subword codes: %zu merges for the target",
-                      bpe_n_merges(tgt_codes));
-        if (segment_all(src_codes, tr_src, n_train) || segment_all(src_codes, va_src, n_valid) ||
-            segment_all(tgt_codes, tr_tgt, n_train) || segment_all(tgt_codes, va_tgt, n_valid)) {
+            logf_line(log, log_ctx, "subword codes: %zu merges for the target, %s",
+                      bpe_n_merges(tgt_codes),
+                      opt->bpe_codes_tgt ? opt->bpe_codes_tgt : "learned from the training corpus");
+        if (train_segment_all(src_codes, tr_src, n_train) || train_segment_all(src_codes, va_src, n_valid) ||
+            train_segment_all(tgt_codes, tr_tgt, n_train) || train_segment_all(tgt_codes, va_tgt, n_valid)) {
             snprintf(err, err_size, "out of memory splitting the corpora into subwords");
             goto done;
         }
     }
-    sv = build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
-    tv = build_vocab(tr_tgt, n_train, opt->tgt_vocab_size, opt->min_count);
+    if (opt->src_vocab_file && !(sv = vocab_read(opt->src_vocab_file, err, err_size)))
+        goto done;
+    if (opt->tgt_vocab_file && !(tv = vocab_read(opt->tgt_vocab_file, err, err_size)))
+        goto done;
+    if (!sv)
+        sv = train_build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
+    if (!tv)
+        tv = train_build_vocab(tr_tgt, n_train, opt->tgt_vocab_size, opt->min_count);
+    if (opt->src_vocab_file || opt->tgt_vocab_file)
+        logf_line(log, log_ctx, "vocabularies: source %s, target %s",
+                  opt->src_vocab_file ? opt->src_vocab_file : "built from the training corpus",
+                  opt->tgt_vocab_file ? opt->tgt_vocab_file : "built from the training corpus");
     if (!sv || !tv || corpus_from_tokens(tr_src, tr_tgt, n_train, sv, tv, &train) ||
         corpus_from_tokens(va_src, va_tgt, n_valid, sv, tv, &valid)) {
         snprintf(err, err_size, "out of memory building vocabularies");

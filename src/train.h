@@ -25,7 +25,11 @@ typedef struct {
     double time_limit_minutes; /* stop after this much training time; 0 means no limit */
     size_t bpe_merges;      /* learn this many subword merges; 0 keeps word-level tokens */
     int bpe_separate;       /* learn source and target codes apart instead of jointly */
-    const char *bpe_codes;  /* use this subword-nmt codes file (both sides) instead */
+    const char *bpe_codes;  /* use this subword-nmt codes file instead (both sides, or the
+                               source when bpe_codes_tgt is set) */
+    const char *bpe_codes_tgt; /* subword-nmt codes file for the target side */
+    const char *src_vocab_file, *tgt_vocab_file; /* fixed vocabularies (vocab_read) instead of
+                                                    ones built from the corpus */
     int placeholders;       /* replace numbers, URLs, e-mails and emoji by placeholders */
     int decay_after;           /* from this epoch on, halve the learning rate every epoch; 0: never */
     int half_precision_model;  /* write the best model with float16 weights */
@@ -46,5 +50,26 @@ typedef void (*train_log_fn)(void *ctx, const char *line);
  * model that cannot be written). */
 int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
               size_t err_size);
+
+/* The steps that turn tokenized corpora into training units, shared with
+ * `seqmt vocab` so that codes and vocabularies made there match training. */
+
+/* Replaces protected tokens (numbers, URLs, e-mail addresses, emoji) by
+ * placeholders in each of the n lists. Returns 0, or -1 when out of memory. */
+int train_mask_placeholders(tok_list *lists, size_t n);
+
+/* Learns merges subword codes from the words of a[0..n) and, when b is
+ * not NULL, of b[0..n) too (joint codes); placeholders are not counted.
+ * Returns new codes, or NULL with a message in err. */
+bpe *train_learn_codes(const tok_list *a, const tok_list *b, size_t n, size_t merges,
+                       char *err, size_t err_size);
+
+/* Replaces each of the n lists by its subwords under codes. Returns 0, or
+ * -1 when out of memory. */
+int train_segment_all(const bpe *codes, tok_list *lists, size_t n);
+
+/* Builds the vocabulary training would: the tokens of lists[0..n) seen at
+ * least min_count times, at most max_size entries. NULL when out of memory. */
+vocab *train_build_vocab(const tok_list *lists, size_t n, size_t max_size, uint64_t min_count);
 
 #endif

@@ -270,6 +270,97 @@ static void test_translate_rejects_other_codes(void)
     free(out);
 }
 
+/* Codes and vocabularies from `vocab learn`, given to training, give the
+ * model the same units as learning them inside training; the exported
+ * files are those that went in. */
+static void test_vocab_learn_matches_train(void)
+{
+    char *out = NULL;
+    const char *small = "--layers 1 --embed-size 8 --hidden-size 8 --epochs 1 --threads 1";
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(
+        runf(&out,
+             "cd %s && %s vocab learn --train-src train.en --train-tgt train.de --merges 300 "
+             "--placeholders --codes v.codes --src-vocab v.en --tgt-vocab v.de 2>&1",
+             dir, bin),
+        0);
+    free(out);
+    CU_ASSERT_EQUAL_FATAL(
+        runf(&out,
+             "cd %s && %s train --train-src train.en --train-tgt train.de --valid-src val.en "
+             "--valid-tgt val.de -o inner.seqmt --bpe-merges 300 --placeholders %s 2>&1 && "
+             "%s train --train-src train.en --train-tgt train.de --valid-src val.en "
+             "--valid-tgt val.de -o outer.seqmt --bpe-codes v.codes --src-vocab v.en "
+             "--tgt-vocab v.de --placeholders %s 2>&1",
+             dir, bin, small, bin, small),
+        0);
+    free(out);
+    CU_ASSERT_EQUAL(
+        runf(&out,
+             "cd %s && for m in inner outer; do %s vocab export --model $m.seqmt "
+             "--codes $m.codes --src-vocab $m.en --tgt-vocab $m.de || exit 9; done && "
+             "cmp inner.codes v.codes && cmp outer.codes v.codes && cmp inner.en v.en && "
+             "cmp outer.en v.en && cmp inner.de v.de && cmp outer.de v.de 2>&1",
+             dir, bin),
+        0);
+    free(out);
+    /* Training refuses codes and merges together. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src train.en --train-tgt train.de "
+                         "--valid-src val.en --valid-tgt val.de -o x.seqmt --bpe-codes v.codes "
+                         "--bpe-merges 10 2>&1",
+                         dir, bin),
+                    2);
+    free(out);
+}
+
+/* `vocab apply` splits text into the subwords the codes give. */
+static void test_vocab_apply_segments(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && printf '#version: 0.2\nl o\nlo w</w>\ne r</w>\n' > "
+                         "tiny.codes && printf 'lower low\n\nnewer 42\n' | %s vocab apply "
+                         "--codes tiny.codes --placeholders",
+                         dir, bin),
+                    0);
+    CU_ASSERT_STRING_EQUAL(out, "lo@@ w@@ er low\n\nn@@ e@@ w@@ er <num>\n");
+    free(out);
+}
+
+/* A vocabulary of another size or order is refused, naming both. */
+static void test_translate_rejects_other_vocab(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && %s vocab export --model small.seqmt --src-vocab own.en "
+                               "--tgt-vocab own.de 2>&1 && echo 'A man.' | %s translate --model "
+                               "small.seqmt --src-vocab own.en --tgt-vocab own.de",
+                               dir, bin, bin),
+                          0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && head -20 own.de > few.de && echo hi | %s translate "
+                         "--model small.seqmt --tgt-vocab few.de 2>&1",
+                         dir, bin),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "target vocabulary few.de does not match"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "against 20"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && sed '6{h;d};7G' own.en > swapped.en && echo hi | %s "
+                         "translate --model small.seqmt --src-vocab swapped.en 2>&1",
+                         dir, bin),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "entry 5 is"));
+    free(out);
+}
+
 static void test_bleu_command_output(void)
 {
     char *out = NULL;
@@ -388,6 +479,9 @@ int main(void)
     CU_add_test(s, "translate file equals stdin", test_translate_file_equals_stdin);
     CU_add_test(s, "translate missing model fails", test_translate_missing_model_fails);
     CU_add_test(s, "translate rejects other codes", test_translate_rejects_other_codes);
+    CU_add_test(s, "vocab learn matches train", test_vocab_learn_matches_train);
+    CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
+    CU_add_test(s, "translate rejects other vocab", test_translate_rejects_other_vocab);
     CU_add_test(s, "bleu command output", test_bleu_command_output);
     CU_add_test(s, "serve matches translate", test_serve_matches_translate);
     CU_add_test(s, "bundled model quality", test_bundled_model_quality);

@@ -7,6 +7,7 @@
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const specials[] = {
@@ -337,6 +338,99 @@ static void test_lookup_from_threads(void)
     vocab_free(v);
 }
 
+/* ---- files ---- */
+
+/* Writes text to a fresh temporary file; returns its path (static buffer). */
+static const char *temp_file(const char *text)
+{
+    static char path[64];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/tmp/seqmt-vocab-XXXXXX");
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_file_round_trip(void)
+{
+    const char *const tokens[] = {"<pad>", "<unk>", "<s>", "</s>", "Haus", "\xC3\xA9t\xC3\xA9", "@@"};
+    vocab *v = vocab_from_tokens(tokens, 7), *back;
+    char err[256], diff[256];
+    const char *path = temp_file("");
+
+    CU_ASSERT_EQUAL_FATAL(vocab_write(v, path, err, sizeof(err)), 0);
+    back = vocab_read(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+    CU_ASSERT_EQUAL(vocab_compare(v, back, diff, sizeof(diff)), 0);
+    vocab_free(back);
+    vocab_free(v);
+    remove(path);
+}
+
+static void test_file_without_specials_and_counts(void)
+{
+    const char *path = temp_file("\xEF\xBB\xBF" "der\t120\r\ndie\t90\nHaus\n");
+    char err[256];
+    vocab *v = vocab_read(path, err, sizeof(err));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL(vocab_size(v), 7);
+    CU_ASSERT_STRING_EQUAL(vocab_token(v, 0), VOCAB_PAD_TOKEN);
+    CU_ASSERT_STRING_EQUAL(vocab_token(v, 4), "der");
+    CU_ASSERT_STRING_EQUAL(vocab_token(v, 6), "Haus");
+    vocab_free(v);
+    remove(path);
+}
+
+static void expect_read_error(const char *text, const char *needle)
+{
+    const char *path = temp_file(text);
+    char err[512] = "";
+    vocab *v = vocab_read(path, err, sizeof(err));
+
+    CU_ASSERT_PTR_NULL(v);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, needle));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    vocab_free(v);
+    remove(path);
+}
+
+static void test_file_errors(void)
+{
+    expect_read_error("der\ndie\nder\n", "token 'der' twice");
+    expect_read_error("der\n\ndie\n", "line 2: empty token");
+    expect_read_error("der die\n", "line 1: token holds a space");
+    expect_read_error("der\n<unk>\n", "line 2: special token <unk> must be on line 2");
+    expect_read_error("<pad>\n<unk>\nder\n", "must all come first");
+    expect_read_error("<pad>\n<unk>\n<s>\n</s>\n", "no token besides");
+
+    char err[256];
+    CU_ASSERT_PTR_NULL(vocab_read("/nonexistent/seqmt.vocab", err, sizeof(err)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/seqmt.vocab"));
+}
+
+static void test_compare_names_first_difference(void)
+{
+    const char *const a[] = {"<pad>", "<unk>", "<s>", "</s>", "x", "y", "z"};
+    const char *const b[] = {"<pad>", "<unk>", "<s>", "</s>", "x", "z", "y"};
+    vocab *va = vocab_from_tokens(a, 7), *vb = vocab_from_tokens(b, 7),
+          *vc = vocab_from_tokens(a, 6);
+    char msg[256];
+
+    CU_ASSERT_EQUAL(vocab_compare(va, va, msg, sizeof(msg)), 0);
+    CU_ASSERT_EQUAL(vocab_compare(va, vb, msg, sizeof(msg)), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "entry 5 is 'y' against 'z'"));
+    CU_ASSERT_EQUAL(vocab_compare(va, vc, msg, sizeof(msg)), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "7 entries against 6"));
+    vocab_free(va);
+    vocab_free(vb);
+    vocab_free(vc);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -368,6 +462,12 @@ int main(void)
     CU_add_test(s, "unknown is VOCAB_UNK", test_lookup_unknown_is_unk);
     CU_add_test(s, "id out of range", test_lookup_id_out_of_range);
     CU_add_test(s, "lookups from threads", test_lookup_from_threads);
+
+    s = CU_add_suite("vocab files", NULL, NULL);
+    CU_add_test(s, "round trip", test_file_round_trip);
+    CU_add_test(s, "without special tokens, with counts", test_file_without_specials_and_counts);
+    CU_add_test(s, "errors name path and line", test_file_errors);
+    CU_add_test(s, "compare names the first difference", test_compare_names_first_difference);
 
     return test_run_all();
 }

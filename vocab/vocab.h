@@ -59,4 +59,25 @@ size_t vocab_size(const vocab *v);
 /* Frees v and its tokens. NULL is a no-op. */
 void vocab_free(vocab *v);
 
+/* ---- Files (vocab_file.c) ---- */
+
+/* Writes v to path, one token per line in id order, special tokens first.
+ * The file is written under a temporary name and renamed, so a failure
+ * never leaves a half-written vocabulary. Returns 0, or -1 with a message
+ * in err naming the path. */
+int vocab_write(const vocab *v, const char *path, char *err, size_t err_size);
+
+/* Reads a vocabulary file: one token per line, each optionally followed by
+ * a tab and anything (a count, say), which is ignored. A file that starts
+ * with the four special tokens keeps its ids; a file without them gets them
+ * in front. Returns a new vocabulary, or NULL with a message in err naming
+ * the path and line (empty line, space in a token, misplaced special token,
+ * a token listed twice, nothing but special tokens, unreadable file). */
+vocab *vocab_read(const char *path, char *err, size_t err_size);
+
+/* Compares a and b entry by entry. Returns 0 when they hold the same tokens
+ * in the same order; otherwise writes both sizes and the first entry that
+ * differs to msg and returns 1. */
+int vocab_compare(const vocab *a, const vocab *b, char *msg, size_t msg_size);
+
 #endif

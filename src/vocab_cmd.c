@@ -1,0 +1,398 @@
+/* The `seqmt vocab` subcommand: learns subword codes and vocabularies from a
+ * parallel corpus exactly as training would, applies codes to text, and
+ * exports what a model file holds, all in subword-nmt's codes format and
+ * one-token-per-line vocabulary files. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpe.h"
+#include "cli.h"
+#include "corpus.h"
+#include "model.h"
+#include "placeholder.h"
+#include "train.h"
+#include "vocab.h"
+#include "vocab_cmd.h"
+
+static void vocab_usage(FILE *out)
+{
+    fputs("usage: seqmt vocab <action> [options]\n"
+          "\n"
+          "actions:\n"
+          "  learn   learn subword codes and vocabularies from a parallel corpus\n"
+          "  apply   split text into subwords with a codes file (standard input to output)\n"
+          "  export  write the codes and vocabularies stored in a model\n"
+          "\n"
+          "Run 'seqmt vocab <action> --help' for its options.\n",
+          out);
+}
+
+static int fail(const char *what, const char *msg)
+{
+    fprintf(stderr, "seqmt vocab %s: %s\n", what, msg);
+    return 1;
+}
+
+static int learn(int argc, char **argv)
+{
+    train_options o = train_default_options();
+    const char *codes_out = NULL, *codes_tgt_out = NULL, *src_vocab_out = NULL,
+               *tgt_vocab_out = NULL;
+    tok_list *src = NULL, *tgt = NULL;
+    size_t n = 0;
+    corpus_stats stats;
+    bpe *sc = NULL, *tc = NULL;
+    vocab *sv = NULL, *tv = NULL;
+    char err[2048];
+    int rc = 1;
+    enum {
+        O_SRC = 256, O_TGT, O_SLANG, O_TLANG, O_MERGES, O_SEP, O_CODES, O_CODES_TGT, O_SVOC,
+        O_TVOC, O_SVSIZE, O_TVSIZE, O_MINC, O_MAXLEN, O_RATIO, O_FORMAT, O_PH
+    };
+    static const struct option opts[] = {
+        {"train-src", required_argument, 0, O_SRC},
+        {"train-tgt", required_argument, 0, O_TGT},
+        {"src-lang", required_argument, 0, O_SLANG},
+        {"tgt-lang", required_argument, 0, O_TLANG},
+        {"merges", required_argument, 0, O_MERGES},
+        {"separate", no_argument, 0, O_SEP},
+        {"codes", required_argument, 0, O_CODES},
+        {"codes-tgt", required_argument, 0, O_CODES_TGT},
+        {"src-vocab", required_argument, 0, O_SVOC},
+        {"tgt-vocab", required_argument, 0, O_TVOC},
+        {"src-vocab-size", required_argument, 0, O_SVSIZE},
+        {"tgt-vocab-size", required_argument, 0, O_TVSIZE},
+        {"min-count", required_argument, 0, O_MINC},
+        {"max-length", required_argument, 0, O_MAXLEN},
+        {"max-ratio", required_argument, 0, O_RATIO},
+        {"format", required_argument, 0, O_FORMAT},
+        {"placeholders", no_argument, 0, O_PH},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_SRC: o.train_src = optarg; break;
+        case O_TGT: o.train_tgt = optarg; break;
+        case O_SLANG: o.src_lang = optarg; break;
+        case O_TLANG: o.tgt_lang = optarg; break;
+        case O_MERGES: o.bpe_merges = (size_t)cli_parse_long("--merges", optarg, 1, 10000000); break;
+        case O_SEP: o.bpe_separate = 1; break;
+        case O_CODES: codes_out = optarg; break;
+        case O_CODES_TGT: codes_tgt_out = optarg; break;
+        case O_SVOC: src_vocab_out = optarg; break;
+        case O_TVOC: tgt_vocab_out = optarg; break;
+        case O_SVSIZE:
+            o.src_vocab_size = (size_t)cli_parse_long("--src-vocab-size", optarg, 5, 10000000);
+            break;
+        case O_TVSIZE:
+            o.tgt_vocab_size = (size_t)cli_parse_long("--tgt-vocab-size", optarg, 5, 10000000);
+            break;
+        case O_MINC: o.min_count = (uint64_t)cli_parse_long("--min-count", optarg, 1, 1L << 40); break;
+        case O_MAXLEN: o.max_len = (int)cli_parse_long("--max-length", optarg, 1, 100000); break;
+        case O_RATIO: o.max_ratio = (float)cli_parse_double("--max-ratio", optarg, 0, 1e6); break;
+        case O_FORMAT: {
+            int f = corpus_format_parse(optarg);
+            if (f < 0) {
+                fprintf(stderr, "seqmt vocab learn: invalid value '%s' for --format: expected "
+                                "auto, plain, tsv or sgml\n", optarg);
+                return 2;
+            }
+            o.format = (corpus_format)f;
+            break;
+        }
+        case O_PH: o.placeholders = 1; break;
+        case 'h':
+            printf("usage: seqmt vocab learn --train-src FILE --train-tgt FILE [--merges N "
+                   "--codes FILE] [--src-vocab FILE --tgt-vocab FILE] [options]\n"
+                   "\n"
+                   "Reads and filters the corpus as 'seqmt train' does, then writes what\n"
+                   "training would build, so 'seqmt train --bpe-codes FILE --src-vocab FILE\n"
+                   "--tgt-vocab FILE' with the same corpus and options trains on the same units.\n"
+                   "  --merges N            learn N byte-pair merges (joint over both sides)\n"
+                   "  --separate            learn the merges of each side apart\n"
+                   "  --codes FILE          write the (source) codes in subword-nmt's format\n"
+                   "  --codes-tgt FILE      with --separate, write the target codes\n"
+                   "  --src-vocab FILE      write the source vocabulary, one token per line\n"
+                   "  --tgt-vocab FILE      write the target vocabulary\n"
+                   "  --src-vocab-size N, --tgt-vocab-size N, --min-count N\n"
+                   "                        vocabulary limits, as for training (10000, 10000, 2)\n"
+                   "  --placeholders        count numbers, URLs, e-mail addresses and emoji as\n"
+                   "                        placeholders, as 'seqmt train --placeholders' does\n"
+                   "  --src-lang, --tgt-lang, --max-length, --max-ratio, --format\n"
+                   "                        as for 'seqmt train'\n");
+            return 0;
+        default:
+            fprintf(stderr, "see 'seqmt vocab learn --help'\n");
+            return 2;
+        }
+    }
+    if (!o.train_src || (!o.train_tgt && corpus_format_of(o.train_src, o.format) !=
+                                             CORPUS_FORMAT_TSV)) {
+        fprintf(stderr, "seqmt vocab learn: --train-src and --train-tgt are required (or one "
+                        "TSV file as --train-src)\n");
+        return 2;
+    }
+    if (!codes_out && !src_vocab_out && !tgt_vocab_out) {
+        fprintf(stderr, "seqmt vocab learn: nothing to write: give --codes (with --merges), "
+                        "--src-vocab or --tgt-vocab\n");
+        return 2;
+    }
+    if (!codes_out != !o.bpe_merges) {
+        fprintf(stderr, "seqmt vocab learn: --merges and --codes go together: --merges says "
+                        "how many merges to learn, --codes where to write them\n");
+        return 2;
+    }
+    if (!codes_tgt_out != !o.bpe_separate) {
+        fprintf(stderr, "seqmt vocab learn: --separate needs --codes-tgt for the target "
+                        "side's codes, and --codes-tgt needs --separate\n");
+        return 2;
+    }
+
+    corpus_filter filter = {o.max_len, o.max_ratio};
+    if (corpus_load_text(o.train_src, o.train_tgt, o.format, o.src_lang, o.tgt_lang, &filter,
+                         &src, &tgt, &n, &stats, err, sizeof(err)))
+        return fail("learn", err);
+    fprintf(stderr, "corpus %s: %zu pairs read, %zu kept\n", o.train_src, stats.lines,
+            stats.kept);
+    if (n == 0) {
+        fail("learn", "no usable sentence pairs: every pair was empty or filtered out");
+        goto done;
+    }
+    if (o.placeholders &&
+        (train_mask_placeholders(src, n) || train_mask_placeholders(tgt, n))) {
+        fail("learn", "out of memory replacing protected tokens by placeholders");
+        goto done;
+    }
+    if (o.bpe_merges) {
+        if (!(sc = train_learn_codes(src, o.bpe_separate ? NULL : tgt, n, o.bpe_merges, err,
+                                     sizeof(err))) ||
+            (o.bpe_separate &&
+             !(tc = train_learn_codes(tgt, NULL, n, o.bpe_merges, err, sizeof(err))))) {
+            fail("learn", err);
+            goto done;
+        }
+        if (bpe_write(sc, codes_out, err, sizeof(err)) ||
+            (tc && bpe_write(tc, codes_tgt_out, err, sizeof(err)))) {
+            fail("learn", err);
+            goto done;
+        }
+        fprintf(stderr, "codes: %zu merges written to %s%s%s\n", bpe_n_merges(sc), codes_out,
+                tc ? ", target codes to " : "", tc ? codes_tgt_out : "");
+        if (train_segment_all(sc, src, n) || train_segment_all(tc ? tc : sc, tgt, n)) {
+            fail("learn", "out of memory splitting the corpus into subwords");
+            goto done;
+        }
+    }
+    if (src_vocab_out) {
+        if (!(sv = train_build_vocab(src, n, o.src_vocab_size, o.min_count))) {
+            fail("learn", "out of memory building the source vocabulary");
+            goto done;
+        }
+        if (vocab_write(sv, src_vocab_out, err, sizeof(err))) {
+            fail("learn", err);
+            goto done;
+        }
+        fprintf(stderr, "source vocabulary: %zu entries written to %s\n", vocab_size(sv),
+                src_vocab_out);
+    }
+    if (tgt_vocab_out) {
+        if (!(tv = train_build_vocab(tgt, n, o.tgt_vocab_size, o.min_count))) {
+            fail("learn", "out of memory building the target vocabulary");
+            goto done;
+        }
+        if (vocab_write(tv, tgt_vocab_out, err, sizeof(err))) {
+            fail("learn", err);
+            goto done;
+        }
+        fprintf(stderr, "target vocabulary: %zu entries written to %s\n", vocab_size(tv),
+                tgt_vocab_out);
+    }
+    rc = 0;
+done:
+    corpus_free_tokens(src, n);
+    corpus_free_tokens(tgt, n);
+    bpe_free(sc);
+    bpe_free(tc);
+    vocab_free(sv);
+    vocab_free(tv);
+    return rc;
+}
+
+static int apply(int argc, char **argv)
+{
+    const char *codes_path = NULL, *lang = "en", *input = NULL, *output = NULL;
+    int placeholders = 0, rc = 1;
+    static const struct option opts[] = {
+        {"codes", required_argument, 0, 'c'},
+        {"lang", required_argument, 0, 'l'},
+        {"placeholders", no_argument, 0, 'P'},
+        {"input", required_argument, 0, 'i'},
+        {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    char err[1024];
+    char **lines = NULL;
+    size_t n = 0;
+    FILE *fo = stdout;
+    bpe *codes;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "c:l:i:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': codes_path = optarg; break;
+        case 'l': lang = optarg; break;
+        case 'P': placeholders = 1; break;
+        case 'i': input = optarg; break;
+        case 'o': output = optarg; break;
+        case 'h':
+            printf("usage: seqmt vocab apply --codes FILE [--lang L] [--input FILE] "
+                   "[--output FILE]\n"
+                   "\n"
+                   "Normalizes and tokenizes each line as training does, splits the words\n"
+                   "into subwords (every subword but a word's last ends in '@@') and writes the\n"
+                   "tokens separated by spaces, one line per input line.\n"
+                   "  --codes FILE      subword-nmt codes file (version 0.1 or 0.2)\n"
+                   "  --lang L          language for tokenization (en)\n"
+                   "  --placeholders    replace numbers, URLs, e-mail addresses and emoji by\n"
+                   "                    placeholders first\n");
+            return 0;
+        default:
+            fprintf(stderr, "see 'seqmt vocab apply --help'\n");
+            return 2;
+        }
+    }
+    if (!codes_path) {
+        fprintf(stderr, "seqmt vocab apply: --codes FILE is required\n");
+        return 2;
+    }
+    if (!(codes = bpe_read(codes_path, err, sizeof(err))))
+        return fail("apply", err);
+    if (corpus_read_lines(input ? input : "/dev/stdin", &lines, &n, err, sizeof(err))) {
+        bpe_free(codes);
+        return fail("apply", err);
+    }
+    if (output && !(fo = fopen(output, "w"))) {
+        snprintf(err, sizeof(err), "cannot write %s: %s", output, strerror(errno));
+        fail("apply", err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tok_list words = {0}, units = {0};
+        int bad = corpus_tokenize(lines[i], lang, &words, NULL) ||
+                  (placeholders && placeholder_mask(&words, NULL) < 0) ||
+                  corpus_segment(codes, &words, &units);
+
+        for (size_t j = 0; !bad && j < units.count; j++)
+            fprintf(fo, "%s%s", j ? " " : "", units.items[j]);
+        fputc('\n', fo);
+        tok_list_clear(&words);
+        tok_list_clear(&units);
+        if (bad) {
+            fail("apply", "out of memory");
+            goto done;
+        }
+    }
+    if (fflush(fo) != 0 || ferror(fo)) {
+        snprintf(err, sizeof(err), "cannot write %s: %s", output ? output : "standard output",
+                 strerror(errno));
+        fail("apply", err);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (fo != stdout && fo && fclose(fo) != 0 && rc == 0) {
+        snprintf(err, sizeof(err), "cannot write %s: %s", output, strerror(errno));
+        rc = fail("apply", err);
+    }
+    corpus_free_lines(lines, n);
+    bpe_free(codes);
+    return rc;
+}
+
+static int export_model(int argc, char **argv)
+{
+    const char *model_path = cli_default_model_path(), *codes_out = NULL, *codes_tgt_out = NULL,
+               *src_vocab_out = NULL, *tgt_vocab_out = NULL;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},
+        {"codes", required_argument, 0, 'c'},
+        {"codes-tgt", required_argument, 0, 'C'},
+        {"src-vocab", required_argument, 0, 's'},
+        {"tgt-vocab", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    char err[1024];
+    int c, rc = 0;
+
+    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'c': codes_out = optarg; break;
+        case 'C': codes_tgt_out = optarg; break;
+        case 's': src_vocab_out = optarg; break;
+        case 't': tgt_vocab_out = optarg; break;
+        case 'h':
+            printf("usage: seqmt vocab export [--model FILE] [--codes FILE] [--codes-tgt FILE] "
+                   "[--src-vocab FILE] [--tgt-vocab FILE]\n"
+                   "\n"
+                   "Writes the subword codes and vocabularies stored in a model.\n"
+                   "  --codes FILE       the source side's codes (shared codes: both sides')\n"
+                   "  --codes-tgt FILE   the target side's codes\n"
+                   "  --src-vocab FILE   the source vocabulary, one token per line\n"
+                   "  --tgt-vocab FILE   the target vocabulary\n");
+            return 0;
+        default:
+            fprintf(stderr, "see 'seqmt vocab export --help'\n");
+            return 2;
+        }
+    }
+    if (!codes_out && !codes_tgt_out && !src_vocab_out && !tgt_vocab_out) {
+        fprintf(stderr, "seqmt vocab export: nothing to write: give --codes, --codes-tgt, "
+                        "--src-vocab or --tgt-vocab\n");
+        return 2;
+    }
+    model *m = cli_load_model_or_exit(model_path);
+    if ((codes_out || codes_tgt_out) && !m->src_bpe) {
+        snprintf(err, sizeof(err), "model %s is word-level and holds no subword codes",
+                 model_path);
+        rc = fail("export", err);
+    } else if ((codes_out && bpe_write(m->src_bpe, codes_out, err, sizeof(err))) ||
+               (codes_tgt_out && bpe_write(m->tgt_bpe ? m->tgt_bpe : m->src_bpe, codes_tgt_out,
+                                           err, sizeof(err))) ||
+               (src_vocab_out && vocab_write(m->src_vocab, src_vocab_out, err, sizeof(err))) ||
+               (tgt_vocab_out && vocab_write(m->tgt_vocab, tgt_vocab_out, err, sizeof(err)))) {
+        rc = fail("export", err);
+    }
+    model_free(m);
+    return rc;
+}
+
+int vocab_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        vocab_usage(stderr);
+        return 2;
+    }
+    optind = 1;
+    if (strcmp(argv[1], "learn") == 0)
+        return learn(argc - 1, argv + 1);
+    if (strcmp(argv[1], "apply") == 0)
+        return apply(argc - 1, argv + 1);
+    if (strcmp(argv[1], "export") == 0)
+        return export_model(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        vocab_usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "seqmt vocab: unknown action '%s'\n", argv[1]);
+    vocab_usage(stderr);
+    return 2;
+}
