@@ -39,6 +39,7 @@ typedef struct {
     hyp done[64];
     float done_norm[64];
     int finished;
+    int allow_unk; /* the source holds <unk>, so the output may too (it is copied) */
 } sentence_state;
 
 typedef struct {
@@ -58,16 +59,18 @@ static int cmp_candidate(const void *a, const void *b)
 }
 
 /* Keeps the k best (score, token) pairs of one row of log probabilities in
- * best[0..k-1], sorted best first. */
-static int top_k_row(const float *logp, int V, int k, int row, float base, candidate *best)
+ * best[0..k-1], sorted best first. Special tokens are skipped except </s>,
+ * and <unk> when allow_unk is set. */
+static int top_k_row(const float *logp, int V, int k, int row, float base, int allow_unk,
+                     candidate *best)
 {
     int n = 0;
 
-    for (int v = VOCAB_N_SPECIAL - 1; v < V; v++) {
+    for (int v = VOCAB_UNK; v < V; v++) {
         float s = base + logp[v];
         int pos;
 
-        if (v != VOCAB_EOS && v < VOCAB_N_SPECIAL)
+        if (v != VOCAB_EOS && v < VOCAB_N_SPECIAL && !(v == VOCAB_UNK && allow_unk))
             continue;
         if (n == k && s <= best[k - 1].score)
             continue;
@@ -203,6 +206,8 @@ static int search_group(const model *m, const beam_options *opt, const int32_t *
     int R = n; /* live rows, grouped by sentence in order */
     for (int i = 0; i < n; i++) {
         st[i].max_len = (int)(opt->max_length_ratio * src_len[i]) + 10;
+        for (int t = 0; t < src_len[i]; t++)
+            st[i].allow_unk |= src[i][t] == VOCAB_UNK;
         st[i].n_live = 1;
         st[i].live[0].tokens = malloc(sizeof(int32_t) * (st[i].max_len + 1));
         if (!st[i].live[0].tokens)
@@ -242,7 +247,7 @@ static int search_group(const model *m, const beam_options *opt, const int32_t *
 
             for (int k = 0; k < nl; k++) {
                 int got = top_k_row(logits + (size_t)(base + k) * V, V, 2 * K, base + k,
-                                    s->live[k].score, rowbest);
+                                    s->live[k].score, s->allow_unk, rowbest);
 
                 memcpy(cand + nc, rowbest, sizeof(candidate) * got);
                 nc += got;
@@ -394,28 +399,44 @@ done:
 
 /* Source tokens of one line in the form the model was trained on: tokenized, protected
  * tokens replaced by placeholders (the originals go to saved) when the
- * model uses them, then split into subwords when the model has codes. */
+ * model uses them, then split into subwords when the model has codes. The
+ * words holding a unit the source vocabulary lacks go to unknown in order,
+ * for render_output to copy. */
 static int prepare_source(const model *m, const char *line, tok_list *words, tok_list *units,
-                          tok_list *saved)
+                          tok_list *saved, tok_list *unknown)
 {
     if (corpus_tokenize(line, m->cfg.src_lang, words, NULL))
         return -1;
     if (m->placeholders && placeholder_mask(words, saved) < 0)
         return -1;
     tok_list_clear(units);
-    if (!m->src_bpe) {
-        for (size_t i = 0; i < words->count; i++)
-            if (tok_list_push(units, words->items[i]))
-                return -1;
-        return 0;
+    for (size_t i = 0; i < words->count; i++) {
+        size_t first = units->count;
+        tok_list one = {&words->items[i], 1, 1};
+
+        if (m->src_bpe ? corpus_segment(m->src_bpe, &one, units)
+                       : tok_list_push(units, words->items[i]))
+            return -1;
+        for (size_t j = first; j < units->count; j++) {
+            if (vocab_id(m->src_vocab, units->items[j]) == VOCAB_UNK) {
+                if (tok_list_push(unknown, words->items[i]))
+                    return -1;
+                break;
+            }
+        }
     }
-    return corpus_segment(m->src_bpe, words, units);
+    return 0;
 }
 
-/* Output text of target ids: subwords joined when the model has codes,
- * placeholders filled from saved, then detokenized. */
-static char *render_output(const model *m, const int32_t *ids, int n, const tok_list *saved)
+/* Output text of target ids: each <unk> replaced by the next source word
+ * of unknown (dropped when none is left), subwords joined when the model
+ * has codes, placeholders filled from saved, then detokenized. */
+static char *render_output(const model *m, const int32_t *ids, int n, const tok_list *saved,
+                           const tok_list *unknown)
 {
+    size_t next_unknown = 0;
+    int kept = 0;
+
     const char **units = malloc(sizeof(char *) * (n + 1));
     tok_list words = {0};
     char *text = NULL;
@@ -423,12 +444,16 @@ static char *render_output(const model *m, const int32_t *ids, int n, const tok_
 
     if (!units)
         return NULL;
-    for (int j = 0; j < n; j++)
-        units[j] = vocab_token(m->tgt_vocab, ids[j]);
+    for (int j = 0; j < n; j++) {
+        if (ids[j] != VOCAB_UNK)
+            units[kept++] = vocab_token(m->tgt_vocab, ids[j]);
+        else if (next_unknown < unknown->count)
+            units[kept++] = unknown->items[next_unknown++];
+    }
     if (m->tgt_bpe) {
-        rc = bpe_join(units, n, &words);
+        rc = bpe_join(units, kept, &words);
     } else {
-        for (int j = 0; j < n && rc == 0; j++)
+        for (int j = 0; j < kept && rc == 0; j++)
             rc = tok_list_push(&words, units[j]);
     }
     if (rc == 0 && m->placeholders)
@@ -446,14 +471,15 @@ int beam_translate_lines(const model *m, const beam_options *opt, const char *co
     int32_t **src = calloc(n + 1, sizeof(int32_t *)), *len = calloc(n + 1, sizeof(int32_t));
     int32_t **hyp = calloc(n + 1, sizeof(int32_t *)), *hyp_len = calloc(n + 1, sizeof(int32_t));
     tok_list words = {0}, units = {0}, *saved = calloc(n + 1, sizeof(tok_list));
+    tok_list *unknown = calloc(n + 1, sizeof(tok_list));
     int rc = -1;
 
     for (size_t i = 0; i < n; i++)
         out[i] = NULL;
-    if (!src || !len || !hyp || !hyp_len || !saved)
+    if (!src || !len || !hyp || !hyp_len || !saved || !unknown)
         goto done;
     for (size_t i = 0; i < n; i++) {
-        if (prepare_source(m, lines[i], &words, &units, &saved[i]))
+        if (prepare_source(m, lines[i], &words, &units, &saved[i], &unknown[i]))
             goto done;
         src[i] = corpus_ids(m->src_vocab, &units);
         if (!src[i])
@@ -463,7 +489,7 @@ int beam_translate_lines(const model *m, const beam_options *opt, const char *co
     if (beam_search(m, opt, (const int32_t *const *)src, len, n, hyp, hyp_len))
         goto done;
     for (size_t i = 0; i < n; i++) {
-        out[i] = render_output(m, hyp[i], hyp_len[i], &saved[i]);
+        out[i] = render_output(m, hyp[i], hyp_len[i], &saved[i], &unknown[i]);
         if (!out[i])
             goto done;
     }
@@ -486,6 +512,9 @@ done:
     for (size_t i = 0; saved && i < n; i++)
         tok_list_clear(&saved[i]);
     free(saved);
+    for (size_t i = 0; unknown && i < n; i++)
+        tok_list_clear(&unknown[i]);
+    free(unknown);
     tok_list_clear(&words);
     tok_list_clear(&units);
     return rc;

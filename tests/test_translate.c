@@ -369,6 +369,42 @@ static void test_bad_model_files_rejected(void)
 
 /* A subword model: codes stored in the file with their hash, outputs
  * joined back into words without continuation markers. */
+/* Makes m prefer <unk> at every step, so that copying is observable. */
+static void favor_unknown(model *m)
+{
+    m->w.out_b[VOCAB_UNK] += 1000.0f;
+}
+
+/* A source word the vocabulary lacks is copied into the output where the
+ * model emits <unk>; <unk> itself never appears, and sources without
+ * unknown words never produce it. */
+static void test_unknown_words_copied(void)
+{
+    beam_options bo = beam_default_options();
+    const char *in[] = {"Two dogs play in the \xE9\xBE\x8D\xE9\xBE\x8D snow.",
+                        "Two dogs play in the snow.", "Zyxqv and Qwrtz play."};
+    char err[512], *out[3];
+    model *m = NULL;
+
+    NEED_MODEL();
+    m = model_load(model_path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    favor_unknown(m);
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, in, 3, out), 0);
+    /* Every step wants <unk>: the one unknown word comes out once. */
+    CU_ASSERT_STRING_EQUAL(out[0], "\xE9\xBE\x8D\xE9\xBE\x8D");
+    CU_ASSERT_PTR_NULL(strstr(out[1], "<unk>"));
+    CU_ASSERT(strlen(out[1]) > 0);
+    CU_ASSERT_STRING_EQUAL(out[2], "Zyxqv Qwrtz");
+    for (int i = 0; i < 3; i++)
+        free(out[i]);
+    bo.beam_size = 1;
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, in, 1, out), 0);
+    CU_ASSERT_STRING_EQUAL(out[0], "\xE9\xBE\x8D\xE9\xBE\x8D");
+    free(out[0]);
+    model_free(m);
+}
+
 static void test_subword_model_round_trip(void)
 {
     train_options o = train_default_options();
@@ -411,6 +447,12 @@ static void test_subword_model_round_trip(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
     CU_ASSERT_EQUAL(bpe_hash(copy->src_bpe), bpe_hash(m->src_bpe));
     model_free(copy);
+    /* A word with a character no subword covers is copied whole. */
+    const char *odd[] = {"Two dogs\xCE\xA9x play."};
+    favor_unknown(m);
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, odd, 1, out), 0);
+    CU_ASSERT_STRING_EQUAL(out[0], "dogs\xCE\xA9x");
+    free(out[0]);
     model_free(m);
 }
 
@@ -427,6 +469,7 @@ int main(void)
     CU_add_test(s, "save load same translations", test_save_load_same_translations);
     CU_add_test(s, "half precision file", test_half_precision_file);
     CU_add_test(s, "bad model files rejected", test_bad_model_files_rejected);
+    CU_add_test(s, "unknown words copied", test_unknown_words_copied);
     CU_add_test(s, "subword model round trip", test_subword_model_round_trip);
     return test_run_all();
 }
