@@ -142,23 +142,25 @@ corpus_format corpus_format_of(const char *path, corpus_format format)
     return CORPUS_FORMAT_PLAIN;
 }
 
-/* Decodes the five XML entities WMT's SGML files use, in place. */
-static void decode_entities(char *s)
+/* Decodes the first n_ents of these entities in place: the five XML ones
+ * WMT's SGML files use, then the three more Moses' escaping writes. */
+static void decode_entities_n(char *s, size_t n_ents)
 {
     static const struct {
         const char *name;
         char c;
-    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'},    {"&gt;", '>'},    {"&quot;", '"'},
+                {"&apos;", '\''}, {"&#124;", '|'}, {"&#91;", '['}, {"&#93;", ']'}};
     char *w = s;
 
     while (*s) {
         size_t k = 0;
 
         if (*s == '&')
-            for (k = 0; k < 5; k++)
+            for (k = 0; k < n_ents; k++)
                 if (strncmp(s, ents[k].name, strlen(ents[k].name)) == 0)
                     break;
-        if (*s == '&' && k < 5) {
+        if (*s == '&' && k < n_ents) {
             *w++ = ents[k].c;
             s += strlen(ents[k].name);
         } else {
@@ -166,6 +168,16 @@ static void decode_entities(char *s)
         }
     }
     *w = '\0';
+}
+
+static void decode_entities(char *s)
+{
+    decode_entities_n(s, 5);
+}
+
+void corpus_unescape_moses(char *line)
+{
+    decode_entities_n(line, 8);
 }
 
 /* Collects the text of every <seg ...>...</seg> of an SGML file, which
@@ -388,6 +400,10 @@ int corpus_load_text(const char *src_path, const char *tgt_path, corpus_format f
         if (!sl[i] || !tl[i]) {
             stats->skipped_no_tab++;
             continue;
+        }
+        if (filter->unescape) {
+            corpus_unescape_moses(sl[i]);
+            corpus_unescape_moses(tl[i]);
         }
         if (tokenize_side(sl[i], src_lang, i + 1, &st[kept], stats, &noted) ||
             tokenize_side(tl[i], tgt_lang, i + 1, &tt[kept], stats, &noted))

@@ -44,6 +44,11 @@ int corpus_read_segments(const char *path, corpus_format format, char ***segs, s
                          char *err, size_t err_size);
 void corpus_free_lines(char **lines, size_t n);
 
+/* Undoes the escaping of Moses' tokenizer in place: &amp; &lt; &gt; &quot;
+ * &apos; &#124; &#91; &#93; become & < > " ' | [ ]. Other text, other
+ * entities included, stays as it is. */
+void corpus_unescape_moses(char *line);
+
 /* Normalizes and tokenizes one line into out (cleared first). Adds the
  * number of invalid UTF-8 sequences replaced to *n_invalid if not NULL.
  * Returns 0, or -1 when out of memory. */
@@ -82,6 +87,7 @@ typedef struct {
 typedef struct {
     int max_len;     /* tokens per side */
     float max_ratio; /* longer side / shorter side in tokens; 0 keeps every ratio */
+    int unescape;    /* undo Moses' escaping (corpus_unescape_moses) before tokenizing */
 } corpus_filter;
 
 /* Reads a parallel corpus (a source and a target file of equal segment

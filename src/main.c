@@ -60,7 +60,7 @@ static int cmd_train(int argc, char **argv)
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
         O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO, O_BPE, O_BPESEP,
-        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF
+        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF, O_MOSES
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -96,6 +96,7 @@ static int cmd_train(int argc, char **argv)
         {"src-vocab", required_argument, 0, O_SVOCABF},
         {"tgt-vocab", required_argument, 0, O_TVOCABF},
         {"placeholders", no_argument, 0, O_PH},
+        {"moses-escaped", no_argument, 0, O_MOSES},
         {"half-precision-model", no_argument, 0, O_HALF},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -142,6 +143,7 @@ static int cmd_train(int argc, char **argv)
         case O_CODES_TGT: o.bpe_codes_tgt = optarg; break;
         case O_SVOCABF: o.src_vocab_file = optarg; break;
         case O_TVOCABF: o.tgt_vocab_file = optarg; break;
+        case O_MOSES: o.moses_escaped = 1; break;
         case 'h':
             printf("usage: seqmt train --train-src FILE --train-tgt FILE --valid-src FILE "
                    "--valid-tgt FILE -o MODEL [options]\n"
@@ -168,6 +170,8 @@ static int cmd_train(int argc, char **argv)
                    "  --placeholders            train on placeholders for numbers, URLs, e-mail\n"
                    "                            addresses and emoji, which translation then\n"
                    "                            copies from the source unchanged\n"
+                   "  --moses-escaped           the corpora hold Moses' escapes (&apos; &quot;\n"
+                   "                            &amp; &lt; &gt; &#124; &#91; &#93;): decode them\n"
                    "  --src-vocab-size N        maximum source vocabulary entries (10000)\n"
                    "  --tgt-vocab-size N        maximum target vocabulary entries (10000)\n"
                    "  --min-count N             rarer tokens become <unk> (2)\n"
@@ -258,10 +262,12 @@ static int cmd_translate(int argc, char **argv)
         {"bpe-codes", required_argument, 0, 'C'},
         {"src-vocab", required_argument, 0, 'S'},
         {"tgt-vocab", required_argument, 0, 'T'},
+        {"moses-escaped", no_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *codes_path = NULL, *src_vocab_path = NULL, *tgt_vocab_path = NULL;
+    int moses_escaped = 0;
     int c;
 
     while ((c = getopt_long(argc, argv, "m:b:i:o:h", opts, NULL)) != -1) {
@@ -278,6 +284,7 @@ static int cmd_translate(int argc, char **argv)
         case 'C': codes_path = optarg; break;
         case 'S': src_vocab_path = optarg; break;
         case 'T': tgt_vocab_path = optarg; break;
+        case 'M': moses_escaped = 1; break;
         case 'h':
             printf("usage: seqmt translate [--model FILE] [--input FILE] [--output FILE] [options]\n"
                    "\n"
@@ -292,6 +299,7 @@ static int cmd_translate(int argc, char **argv)
                    "  --bpe-codes FILE        check that the model uses these subword codes\n"
                    "  --src-vocab FILE        check that the model uses this source vocabulary\n"
                    "  --tgt-vocab FILE        check that the model uses this target vocabulary\n"
+                   "  --moses-escaped         decode Moses' escapes (&apos; ...) in the input\n"
                    "  --threads N             OpenBLAS threads (all cores)\n",
                    SEQMT_DEFAULT_MODEL);
             return 0;
@@ -319,6 +327,8 @@ static int cmd_translate(int argc, char **argv)
         model_free(m);
         return 1;
     }
+    for (size_t i = 0; moses_escaped && i < n; i++)
+        corpus_unescape_moses(lines[i]);
     out = calloc(n + 1, sizeof(char *));
     if (!out || beam_translate_lines(m, &bo, (const char *const *)lines, n, out)) {
         fprintf(stderr, "seqmt translate: out of memory translating %zu lines\n", n);

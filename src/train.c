@@ -303,8 +303,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     rng_seed(&rng, opt->seed);
 
     /* Corpora and vocabularies. */
-    corpus_filter train_filter = {opt->max_len, opt->max_ratio};
-    corpus_filter valid_filter = {1000000, 0.0f};
+    corpus_filter train_filter = {opt->max_len, opt->max_ratio, opt->moses_escaped};
+    corpus_filter valid_filter = {1000000, 0.0f, opt->moses_escaped};
     if (corpus_load_text(opt->train_src, opt->train_tgt, opt->format, opt->src_lang,
                          opt->tgt_lang, &train_filter, &tr_src, &tr_tgt, &n_train, &stats, err,
                          err_size))

@@ -31,6 +31,7 @@ typedef struct {
     const char *src_vocab_file, *tgt_vocab_file; /* fixed vocabularies (vocab_read) instead of
                                                     ones built from the corpus */
     int placeholders;       /* replace numbers, URLs, e-mails and emoji by placeholders */
+    int moses_escaped;      /* corpora hold Moses' escapes (&apos; ...): decode them first */
     int decay_after;           /* from this epoch on, halve the learning rate every epoch; 0: never */
     int half_precision_model;  /* write the best model with float16 weights */
     uint64_t seed;

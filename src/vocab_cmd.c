@@ -50,7 +50,7 @@ static int learn(int argc, char **argv)
     int rc = 1;
     enum {
         O_SRC = 256, O_TGT, O_SLANG, O_TLANG, O_MERGES, O_SEP, O_CODES, O_CODES_TGT, O_SVOC,
-        O_TVOC, O_SVSIZE, O_TVSIZE, O_MINC, O_MAXLEN, O_RATIO, O_FORMAT, O_PH
+        O_TVOC, O_SVSIZE, O_TVSIZE, O_MINC, O_MAXLEN, O_RATIO, O_FORMAT, O_PH, O_MOSES
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -70,6 +70,7 @@ static int learn(int argc, char **argv)
         {"max-ratio", required_argument, 0, O_RATIO},
         {"format", required_argument, 0, O_FORMAT},
         {"placeholders", no_argument, 0, O_PH},
+        {"moses-escaped", no_argument, 0, O_MOSES},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -107,6 +108,7 @@ static int learn(int argc, char **argv)
             break;
         }
         case O_PH: o.placeholders = 1; break;
+        case O_MOSES: o.moses_escaped = 1; break;
         case 'h':
             printf("usage: seqmt vocab learn --train-src FILE --train-tgt FILE [--merges N "
                    "--codes FILE] [--src-vocab FILE --tgt-vocab FILE] [options]\n"
@@ -124,7 +126,8 @@ static int learn(int argc, char **argv)
                    "                        vocabulary limits, as for training (10000, 10000, 2)\n"
                    "  --placeholders        count numbers, URLs, e-mail addresses and emoji as\n"
                    "                        placeholders, as 'seqmt train --placeholders' does\n"
-                   "  --src-lang, --tgt-lang, --max-length, --max-ratio, --format\n"
+                   "  --src-lang, --tgt-lang, --max-length, --max-ratio, --format,\n"
+                   "  --moses-escaped\n"
                    "                        as for 'seqmt train'\n");
             return 0;
         default:
@@ -154,7 +157,7 @@ static int learn(int argc, char **argv)
         return 2;
     }
 
-    corpus_filter filter = {o.max_len, o.max_ratio};
+    corpus_filter filter = {o.max_len, o.max_ratio, o.moses_escaped};
     if (corpus_load_text(o.train_src, o.train_tgt, o.format, o.src_lang, o.tgt_lang, &filter,
                          &src, &tgt, &n, &stats, err, sizeof(err)))
         return fail("learn", err);

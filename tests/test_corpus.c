@@ -150,7 +150,7 @@ static void test_tsv_pairs_filtered(void)
     tok_list *src, *tgt;
     size_t n;
     corpus_stats st;
-    corpus_filter filter = {50, 9.0f};
+    corpus_filter filter = {50, 9.0f, 0};
     char err[512];
 
     write_text("p.tsv", "A dog.\tEin Hund.\nno tab here\nA cat.\tEine Katze.\n\tLeer.\n");
@@ -173,7 +173,7 @@ static void test_filters_keep_alignment(void)
     tok_list *src, *tgt;
     size_t n;
     corpus_stats st;
-    corpus_filter filter = {6, 3.0f};
+    corpus_filter filter = {6, 3.0f, 0};
     char err[512];
 
     write_text("f.en", "one\n\nthree words here\na b c d e f g h\nx\nlast one\n");
@@ -200,7 +200,7 @@ static void test_mismatched_counts_named(void)
 {
     size_t n;
     corpus_stats st;
-    corpus_filter filter = {50, 0.0f};
+    corpus_filter filter = {50, 0.0f, 0};
     char err[512];
 
     write_text("m.en", "a\nb\nc\n");
@@ -217,7 +217,7 @@ static void test_invalid_utf8_reported_by_line(void)
     tok_list *src, *tgt;
     size_t n;
     corpus_stats st;
-    corpus_filter filter = {50, 0.0f};
+    corpus_filter filter = {50, 0.0f, 0};
     char err[512];
 
     write_text("u.en", "fine\nbad \xFF byte\nfine\nalso \xC3 bad\n");
@@ -304,7 +304,7 @@ static void test_tsv_extra_tab_skipped(void)
 {
     size_t n;
     corpus_stats st;
-    corpus_filter filter = {50, 0.0f};
+    corpus_filter filter = {50, 0.0f, 0};
     char err[512];
 
     write_text("tabs.tsv", "a\tb\tc\nA dog.\tEin Hund.\n");
@@ -323,6 +323,15 @@ static void test_missing_file_named(void)
     CU_ASSERT_NOT_EQUAL(corpus_read_lines("/nonexistent/x.txt", &lines, &n, err, sizeof(err)),
                         0);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/x.txt"));
+}
+
+static void test_unescape_moses(void)
+{
+    char line[] = "Parliament &apos;s &quot;rule&quot; &amp; law &#124; a &#91;b&#93; &lt;c&gt; "
+                  "&nbsp; &amp;apos;";
+
+    corpus_unescape_moses(line);
+    CU_ASSERT_STRING_EQUAL(line, "Parliament 's \"rule\" & law | a [b] <c> &nbsp; &apos;");
 }
 
 int main(void)
@@ -346,5 +355,6 @@ int main(void)
     CU_add_test(s, "nul byte keeps rest of line", test_nul_byte_keeps_rest_of_line);
     CU_add_test(s, "sgml several segments per line", test_sgml_several_segments_per_line);
     CU_add_test(s, "tsv extra tab skipped", test_tsv_extra_tab_skipped);
+    CU_add_test(s, "unescape Moses", test_unescape_moses);
     return test_run_all();
 }
