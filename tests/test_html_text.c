@@ -53,7 +53,7 @@ static const char *printable(const char *html, size_t len)
 static int check_pieces(int line, const char *html, size_t len, const html_piece *pieces,
                         size_t count)
 {
-    const char *shown = printable(html, len);
+    const char *printable_input = printable(html, len);
     size_t pos = 0;
     int failures = 0;
 
@@ -64,13 +64,13 @@ static int check_pieces(int line, const char *html, size_t len, const html_piece
 
         failures += !contiguous + !non_empty + text_split;
         check(contiguous, line, "piece does not start where the last ended in \"%s\"%s%s",
-              shown, "", "");
-        check(non_empty, line, "empty piece in \"%s\"%s%s", shown, "", "");
-        check(!text_split, line, "adjacent text pieces in \"%s\"%s%s", shown, "", "");
+              printable_input, "", "");
+        check(non_empty, line, "empty piece in \"%s\"%s%s", printable_input, "", "");
+        check(!text_split, line, "adjacent text pieces in \"%s\"%s%s", printable_input, "", "");
         pos = pieces[i].start + pieces[i].len;
     }
     failures += pos != len;
-    check(pos == len, line, "pieces do not reach the end of \"%s\"%s%s", shown, "", "");
+    check(pos == len, line, "pieces do not reach the end of \"%s\"%s%s", printable_input, "", "");
     return failures;
 }
 
@@ -376,12 +376,12 @@ static void expect_decode_at(int line, const char *s, size_t len, const char *ex
 {
     char *got = html_text_decode(s, len);
 
-    const char *shown = s ? s : "(NULL)";
+    const char *printable_input = s ? s : "(NULL)";
 
-    check(got != NULL, line, "html_text_decode(\"%s\") failed%s%s", shown, "", "");
+    check(got != NULL, line, "html_text_decode(\"%s\") failed%s%s", printable_input, "", "");
     if (got)
         check(strcmp(got, expected) == 0, line, "decode \"%s\": got \"%s\", expected \"%s\"",
-              shown, got, expected);
+              printable_input, got, expected);
     free(got);
 }
 #define expect_decode(s, expected) expect_decode_at(__LINE__, s, strlen(s), expected)
