@@ -85,7 +85,8 @@ size_t access_client_count(access_control *a);
  * bucket when it is served.
  *
  * key is the request's API key, or NULL or "" when it has none. It is
- * ignored when no keys file was loaded. client_address is the peer's
+ * ignored when no keys file was loaded. LibreTranslate clients send it as
+ * the api_key field of the JSON or form body. client_address is the peer's
  * address as text (inet_ntop's output), used for the bucket when no keys
  * file was loaded. NULL shares one bucket among all callers that pass
  * NULL. now is the current time in seconds on a clock that never goes

@@ -107,6 +107,7 @@ class Browser:
             "--headless",
             "--no-sandbox",  # tests run as root in containers
             "--disable-gpu",
+            "--disable-dev-shm-usage",  # containers often have a small /dev/shm
             "--remote-debugging-pipe",
             "--user-data-dir=" + profile_dir,
             "--no-first-run",
