@@ -200,7 +200,7 @@ class Browser:
                               % (expression, result["exceptionDetails"]))
         return result["result"].get("value")
 
-    def wait_for(self, expression, what):
+    def wait_for(self, expression, description):
         """Polls expression until it is truthy; returns its value."""
         deadline = time.monotonic() + PAGE_TIMEOUT
         while time.monotonic() < deadline:
@@ -208,7 +208,7 @@ class Browser:
             if value:
                 return value
             time.sleep(0.1)
-        raise CheckFailed("timed out after %d s waiting for %s" % (PAGE_TIMEOUT, what))
+        raise CheckFailed("timed out after %d s waiting for %s" % (PAGE_TIMEOUT, description))
 
     def navigate(self, url):
         self.send("Page.navigate", {"url": url})
@@ -390,13 +390,13 @@ def run_daemon_mode(results, browser, binary, model):
             "['done', 'failed'].includes(document.getElementById('translate-form')"
             ".dataset.state) && document.getElementById('translate-form').dataset.state",
             "the translation")
-        shown = browser.evaluate("document.getElementById('result').textContent")
+        page_text = browser.evaluate("document.getElementById('result').textContent")
         error = browser.evaluate("document.getElementById('error').textContent")
         results.check(state == "done", "translation finished without error", error)
-        results.check(shown == expected, "result equals POST /translate's translation",
-                      "page %r, API %r" % (shown, expected))
-        results.check(shown.strip() != "" and shown != SENTENCE, "result is a translation",
-                      repr(shown))
+        results.check(page_text == expected, "result equals POST /translate's translation",
+                      "page %r, API %r" % (page_text, expected))
+        results.check(page_text.strip() != "" and page_text != SENTENCE, "result is a translation",
+                      repr(page_text))
 
         # Several lines: each translated, the blank line kept.
         parts = [line for line in LINES.split("\n") if line]
@@ -406,9 +406,9 @@ def run_daemon_mode(results, browser, binary, model):
         browser.wait_for("document.getElementById('translate-form').dataset.state === 'done'"
                          " && document.getElementById('result').textContent.includes('\\n')",
                          "the translation of two lines")
-        shown = browser.evaluate("document.getElementById('result').textContent")
-        results.check(shown.split("\n") == [expected_lines[0], "", expected_lines[1]],
-                      "two lines translated with the blank line kept", repr(shown))
+        page_text = browser.evaluate("document.getElementById('result').textContent")
+        results.check(page_text.split("\n") == [expected_lines[0], "", expected_lines[1]],
+                      "two lines translated with the blank line kept", repr(page_text))
         save_screenshot(browser)
 
         # A text over --max-chars: the daemon's 400 message on the page.
@@ -424,10 +424,10 @@ def run_daemon_mode(results, browser, binary, model):
                          "the error of the long text")
         error = browser.evaluate("document.getElementById('error').textContent")
         hidden = browser.evaluate("document.getElementById('error').hidden")
-        shown = browser.evaluate("document.getElementById('result').textContent")
+        page_text = browser.evaluate("document.getElementById('result').textContent")
         results.check(not hidden and "HTTP 400" in error and api_error in error,
                       "the page shows the daemon's 400 message", repr(error))
-        results.check(shown == "", "the result is cleared after an error", repr(shown))
+        results.check(page_text == "", "the result is cleared after an error", repr(page_text))
 
         check_common(results, browser, origin)
         for path in ("/languages", "/translate"):
