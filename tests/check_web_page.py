@@ -395,8 +395,8 @@ def run_daemon_mode(results, browser, binary, model):
         results.check(state == "done", "translation finished without error", error)
         results.check(page_text == expected, "result equals POST /translate's translation",
                       "page %r, API %r" % (page_text, expected))
-        results.check(page_text.strip() != "" and page_text != SENTENCE, "result is a translation",
-                      repr(page_text))
+        results.check(page_text.strip() != "" and page_text != SENTENCE,
+                      "result is a translation", repr(page_text))
 
         # Several lines: each translated, the blank line kept.
         parts = [line for line in LINES.split("\n") if line]
