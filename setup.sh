@@ -5,6 +5,9 @@ set -eu
 
 packages="cmake make gcc libc6-dev pkg-config libopenblas-dev libutf8proc-dev libcjson-dev
 libmicrohttpd-dev libcunit1-dev zlib1g-dev curl ca-certificates"
+# Tests only: tests/check_deploy.py reads the Kubernetes manifests with
+# python3-yaml, and tests/check_web_page.py drives the page in Chromium.
+packages="$packages python3 python3-yaml chromium"
 
 missing=""
 for p in $packages; do
