@@ -1,13 +1,23 @@
 #!/bin/sh
-# Installs what seqmt's build and tests need from Debian's packages. Does
-# nothing when every package is already installed.
+# Installs what seqmt's build needs from Debian's packages, and with
+# --tests also what its tests need. Does nothing when every package is
+# already installed.
+#
+# usage: ./setup.sh [--tests]
 set -eu
 
 packages="cmake make gcc libc6-dev pkg-config libopenblas-dev libutf8proc-dev libcjson-dev
 libmicrohttpd-dev libcunit1-dev zlib1g-dev curl ca-certificates"
 # Tests only: tests/check_deploy.py reads the Kubernetes manifests with
 # python3-yaml, and tests/check_web_page.py drives the page in Chromium.
-packages="$packages python3 python3-yaml chromium"
+case "${1:-}" in
+--tests) packages="$packages python3 python3-yaml chromium" ;;
+"") ;;
+*)
+    echo "setup.sh: unknown argument '$1'; usage: ./setup.sh [--tests]" >&2
+    exit 2
+    ;;
+esac
 
 missing=""
 for p in $packages; do
