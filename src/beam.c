@@ -17,6 +17,7 @@
 
 #include "corpus.h"
 #include "placeholder.h"
+#include "sentence.h"
 #include "text.h"
 
 beam_options beam_default_options(void)
@@ -465,8 +466,9 @@ static char *render_output(const model *m, const int32_t *ids, int n, const tok_
     return text;
 }
 
-int beam_translate_lines(const model *m, const beam_options *opt, const char *const *lines,
-                         size_t n, char **out)
+/* Translates n lines, each short enough to be one source. */
+static int translate_pieces(const model *m, const beam_options *opt, const char *const *lines,
+                            size_t n, char **out)
 {
     int32_t **src = calloc(n + 1, sizeof(int32_t *)), *len = calloc(n + 1, sizeof(int32_t));
     int32_t **hyp = calloc(n + 1, sizeof(int32_t *)), *hyp_len = calloc(n + 1, sizeof(int32_t));
@@ -517,5 +519,125 @@ done:
     free(unknown);
     tok_list_clear(&words);
     tok_list_clear(&units);
+    return rc;
+}
+
+/* Number of words of text[0..len): runs of bytes other than ASCII spaces and tabs. */
+static size_t count_words(const char *text, size_t len)
+{
+    size_t words = 0;
+
+    for (size_t i = 0; i < len; i++)
+        if (text[i] != ' ' && text[i] != '\t' && (i == 0 || text[i - 1] == ' ' ||
+                                                   text[i - 1] == '\t'))
+            words++;
+    return words;
+}
+
+/* Appends the pieces of text[0..len) to *pieces (each malloc'd), cut at
+ * spaces every BEAM_MAX_PIECE_WORDS words. */
+static int cut_at_spaces(const char *text, size_t len, tok_list *pieces)
+{
+    size_t start = 0, words = 0;
+
+    for (size_t i = 0; i <= len; i++) {
+        int space = i == len || text[i] == ' ' || text[i] == '\t';
+
+        if (i < len && !space && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+            if (words == BEAM_MAX_PIECE_WORDS) {
+                char *piece = strndup(text + start, i - start);
+
+                if (!piece || tok_list_push(pieces, piece)) {
+                    free(piece);
+                    return -1;
+                }
+                free(piece);
+                start = i;
+                words = 0;
+            }
+            words++;
+        }
+    }
+    if (start < len) {
+        char *piece = strndup(text + start, len - start);
+        int rc = piece ? tok_list_push(pieces, piece) : -1;
+
+        free(piece);
+        return rc;
+    }
+    return 0;
+}
+
+/* Appends the pieces of a long line to *pieces: its sentences, and the
+ * parts of sentences still over BEAM_MAX_PIECE_WORDS words. */
+static int split_long_line(const char *line, tok_list *pieces)
+{
+    sentence_span *spans = NULL;
+    size_t n = sentence_split(line, strlen(line), &spans);
+    int rc = 0;
+
+    if (n == (size_t)-1)
+        return -1;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = cut_at_spaces(line + spans[i].start, spans[i].len, pieces);
+    free(spans);
+    return rc;
+}
+
+int beam_translate_lines(const model *m, const beam_options *opt, const char *const *lines,
+                         size_t n, char **out)
+{
+    tok_list pieces = {0};
+    size_t *first = malloc((n + 1) * sizeof(size_t));
+    char **piece_out = NULL;
+    int rc = -1;
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (!first)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(lines[i]);
+
+        first[i] = pieces.count;
+        if (count_words(lines[i], len) <= BEAM_MAX_PIECE_WORDS ? tok_list_push(&pieces, lines[i])
+                                                               : split_long_line(lines[i], &pieces))
+            goto done;
+    }
+    first[n] = pieces.count;
+    if (!(piece_out = calloc(pieces.count + 1, sizeof(char *))) ||
+        translate_pieces(m, opt, (const char *const *)pieces.items, pieces.count, piece_out))
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 1;
+
+        for (size_t p = first[i]; p < first[i + 1]; p++)
+            len += strlen(piece_out[p]) + 1;
+        if (!(out[i] = malloc(len)))
+            goto done;
+        out[i][0] = '\0';
+        for (size_t p = first[i], at = 0; p < first[i + 1]; p++) {
+            size_t k = strlen(piece_out[p]);
+
+            if (k == 0)
+                continue;
+            if (at)
+                out[i][at++] = ' ';
+            memcpy(out[i] + at, piece_out[p], k + 1);
+            at += k;
+        }
+    }
+    rc = 0;
+done:
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++) {
+            free(out[i]);
+            out[i] = NULL;
+        }
+    for (size_t p = 0; piece_out && p < pieces.count; p++)
+        free(piece_out[p]);
+    free(piece_out);
+    free(first);
+    tok_list_clear(&pieces);
     return rc;
 }

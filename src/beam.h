@@ -30,8 +30,16 @@ beam_options beam_default_options(void);
 int beam_search(const model *m, const beam_options *opt, const int32_t *const *src,
                 const int32_t *src_len, size_t n, int32_t **out, int32_t *out_len);
 
+/* Lines longer than this many words are translated in pieces. */
+#define BEAM_MAX_PIECE_WORDS 100
+
 /* Translates n raw lines into out[i], malloc'd detokenized text; an empty
- * or whitespace-only line gives "". Returns 0, or -1 when out of memory. */
+ * or whitespace-only line gives "". A line of more than
+ * BEAM_MAX_PIECE_WORDS words (runs between spaces and tabs) is split into
+ * sentences, and a sentence still that long into pieces of that many
+ * words; the pieces are translated apart and their translations joined by
+ * spaces, so nothing is dropped and time and memory stay bounded.
+ * Returns 0, or -1 when out of memory. */
 int beam_translate_lines(const model *m, const beam_options *opt, const char *const *lines,
                          size_t n, char **out);
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -118,4 +120,67 @@ void cli_check_vocab_or_exit(const model *m, const char *model_path, int target,
         exit(1);
     }
     vocab_free(v);
+}
+
+/* Whether paths a and b name the same file: the same device and inode when
+ * both exist, else the same spelling. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
+}
+
+void cli_check_paths_or_exit(const char *command, const char *const *outputs, size_t n_out,
+                             const char *const *inputs, size_t n_in)
+{
+    for (size_t i = 0; i < n_out; i++) {
+        if (!outputs[i])
+            continue;
+        for (size_t j = 0; j < n_in; j++) {
+            if (inputs[j] && same_file(outputs[i], inputs[j])) {
+                fprintf(stderr, "seqmt %s: output %s is also an input; writing it would destroy "
+                                "the input: choose another output path\n",
+                        command, outputs[i]);
+                exit(2);
+            }
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (outputs[j] && same_file(outputs[i], outputs[j])) {
+                fprintf(stderr, "seqmt %s: %s is named for two outputs; give each output its own "
+                                "path\n",
+                        command, outputs[i]);
+                exit(2);
+            }
+        }
+    }
+}
+
+FILE *cli_open_output(const char *path, char *tmp, size_t tmp_size)
+{
+    FILE *f;
+
+    if (snprintf(tmp, tmp_size, "%s.tmp", path) >= (int)tmp_size) {
+        fprintf(stderr, "seqmt: output path too long: %s\n", path);
+        return NULL;
+    }
+    if (!(f = fopen(tmp, "w")))
+        fprintf(stderr, "seqmt: cannot write %s: %s\n", path, strerror(errno));
+    return f;
+}
+
+int cli_close_output(FILE *f, const char *tmp, const char *path)
+{
+    int failed = ferror(f) != 0;
+
+    if (fclose(f) != 0)
+        failed = 1;
+    if (failed || rename(tmp, path) != 0) {
+        fprintf(stderr, "seqmt: cannot write %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }

@@ -4,6 +4,8 @@
 #ifndef SEQMT_CLI_H
 #define SEQMT_CLI_H
 
+#include <stdio.h>
+
 #include "model.h"
 
 /* Parses a whole number in [min, max] or exits (status 2) naming the flag. */
@@ -30,5 +32,19 @@ void cli_check_codes_or_exit(const model *m, const char *model_path, const char 
  * naming both sizes and the first entry that differs. */
 void cli_check_vocab_or_exit(const model *m, const char *model_path, int target,
                              const char *path);
+
+/* Exits (status 2) when one of the n_out output paths names the same file
+ * as one of the n_in input paths or another output, so that writing it
+ * cannot destroy data. NULL entries are skipped. */
+void cli_check_paths_or_exit(const char *command, const char *const *outputs, size_t n_out,
+                             const char *const *inputs, size_t n_in);
+
+/* Opens PATH.tmp (its name goes to tmp) for an output that replaces path
+ * only once complete. Returns the stream, or NULL after printing why. */
+FILE *cli_open_output(const char *path, char *tmp, size_t tmp_size);
+
+/* Closes f and renames tmp to path. On a write error it removes tmp,
+ * prints why and returns -1, leaving any earlier file at path as it was. */
+int cli_close_output(FILE *f, const char *tmp, const char *path);
 
 #endif

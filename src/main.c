@@ -55,6 +55,7 @@ static int cmd_train(int argc, char **argv)
 {
     train_options o = train_default_options();
     long threads = 0;
+    int src_size_set = 0, tgt_size_set = 0;
     char err[2048];
     enum {
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
@@ -117,9 +118,11 @@ static int cmd_train(int argc, char **argv)
         case O_HIDDEN: o.hidden = (int)cli_parse_long("--hidden-size", optarg, 1, 8192); break;
         case O_SVOCAB:
             o.src_vocab_size = (size_t)cli_parse_long("--src-vocab-size", optarg, 5, 10000000);
+            src_size_set = 1;
             break;
         case O_TVOCAB:
             o.tgt_vocab_size = (size_t)cli_parse_long("--tgt-vocab-size", optarg, 5, 10000000);
+            tgt_size_set = 1;
             break;
         case O_MINC: o.min_count = (uint64_t)cli_parse_long("--min-count", optarg, 1, 1L << 40); break;
         case O_BATCH: o.batch_size = (int)cli_parse_long("--batch-size", optarg, 1, 100000); break;
@@ -165,7 +168,7 @@ static int cmd_train(int argc, char **argv)
                    "                            (for the source alone with --bpe-codes-tgt)\n"
                    "  --bpe-codes-tgt FILE      subword-nmt codes file for the target side\n"
                    "  --src-vocab FILE          use this source vocabulary (one token per line,\n"
-                   "                            as 'seqmt vocab build' writes) in its order\n"
+                   "                            as 'seqmt vocab learn' writes) in its order\n"
                    "  --tgt-vocab FILE          likewise for the target side\n"
                    "  --placeholders            train on placeholders for numbers, URLs, e-mail\n"
                    "                            addresses and emoji, which translation then\n"
@@ -229,6 +232,22 @@ static int cmd_train(int argc, char **argv)
                         "--bpe-merges (learn them now), not both\n");
         return 2;
     }
+    if (o.bpe_separate && (o.bpe_codes || o.bpe_merges == 0)) {
+        fprintf(stderr, "seqmt train: --bpe-separate applies to merges learned here: use it with "
+                        "--bpe-merges; for codes learned before, give --bpe-codes and "
+                        "--bpe-codes-tgt\n");
+        return 2;
+    }
+    if ((o.src_vocab_file && src_size_set) || (o.tgt_vocab_file && tgt_size_set)) {
+        fprintf(stderr, "seqmt train: a vocabulary file fixes the vocabulary, so "
+                        "--%s-vocab-size does not apply; leave one of them out\n",
+                o.src_vocab_file && src_size_set ? "src" : "tgt");
+        return 2;
+    }
+    const char *outs[] = {o.output}, *ins[] = {o.train_src, o.train_tgt, o.valid_src,
+                                               o.valid_tgt, o.bpe_codes, o.bpe_codes_tgt,
+                                               o.src_vocab_file, o.tgt_vocab_file};
+    cli_check_paths_or_exit("train", outs, 1, ins, 8);
     cli_set_threads(threads);
     if (train_run(&o, log_stderr, NULL, err, sizeof(err))) {
         fprintf(stderr, "seqmt train: %s\n", err);
@@ -268,6 +287,7 @@ static int cmd_translate(int argc, char **argv)
     };
     const char *codes_path = NULL, *src_vocab_path = NULL, *tgt_vocab_path = NULL;
     int moses_escaped = 0;
+    char tmp[4200];
     int c;
 
     while ((c = getopt_long(argc, argv, "m:b:i:o:h", opts, NULL)) != -1) {
@@ -308,6 +328,9 @@ static int cmd_translate(int argc, char **argv)
             return 2;
         }
     }
+    const char *outs[] = {output}, *ins[] = {input, model_path, codes_path, src_vocab_path,
+                                               tgt_vocab_path};
+    cli_check_paths_or_exit("translate", outs, 1, ins, 5);
     cli_set_threads(threads);
     model *m = cli_load_model_or_exit(model_path);
     if (codes_path)
@@ -316,14 +339,13 @@ static int cmd_translate(int argc, char **argv)
         cli_check_vocab_or_exit(m, model_path, 0, src_vocab_path);
     if (tgt_vocab_path)
         cli_check_vocab_or_exit(m, model_path, 1, tgt_vocab_path);
-    if (output && !(fo = fopen(output, "w"))) {
-        fprintf(stderr, "seqmt translate: cannot write %s: %s\n", output, strerror(errno));
-        model_free(m);
-        return 1;
-    }
     if (corpus_read_segments(input ? input : "/dev/stdin", in_format, &lines, &n, err,
                              sizeof(err))) {
         fprintf(stderr, "seqmt translate: %s\n", err);
+        model_free(m);
+        return 1;
+    }
+    if (output && !(fo = cli_open_output(output, tmp, sizeof(tmp)))) {
         model_free(m);
         return 1;
     }
@@ -336,8 +358,10 @@ static int cmd_translate(int argc, char **argv)
     }
     for (size_t i = 0; i < n; i++)
         fprintf(fo, "%s\n", out[i]);
-    if (fflush(fo) != 0 || (fo != stdout && fclose(fo) != 0)) {
-        fprintf(stderr, "seqmt translate: cannot write output: %s\n", strerror(errno));
+    if (fo != stdout ? cli_close_output(fo, tmp, output) != 0
+                     : fflush(fo) != 0 || ferror(fo)) {
+        if (fo == stdout)
+            fprintf(stderr, "seqmt translate: cannot write output: %s\n", strerror(errno));
         return 1;
     }
     for (size_t i = 0; i < n; i++)

@@ -65,7 +65,7 @@ static void logf_line(train_log_fn log, void *ctx, const char *fmt, ...)
     log(ctx, line);
 }
 
-static void log_corpus_stats(train_log_fn log, void *ctx, const char *what, const char *path,
+void train_log_corpus_stats(train_log_fn log, void *ctx, const char *what, const char *path,
                              const corpus_stats *st, const corpus_filter *filter)
 {
     char lines[160] = "";
@@ -97,9 +97,10 @@ static void log_corpus_stats(train_log_fn log, void *ctx, const char *what, cons
         used += snprintf(lines + used, sizeof(lines) - used, "%s%zu", i ? ", " : "",
                          st->invalid_lines[i]);
     logf_line(log, ctx,
-              "%s corpus %s: %zu invalid UTF-8 sequences replaced by U+FFFD on %zu lines "
-              "(lines %s%s)",
-              what, path, st->invalid_utf8, st->n_invalid_lines, lines,
+              "%s corpus %s: %zu invalid UTF-8 sequence%s replaced by U+FFFD on %zu line%s "
+              "(%s%s)",
+              what, path, st->invalid_utf8, st->invalid_utf8 == 1 ? "" : "s",
+              st->n_invalid_lines, st->n_invalid_lines == 1 ? "" : "s", lines,
               st->n_invalid_lines > shown ? ", ..." : "");
 }
 
@@ -309,7 +310,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                          opt->tgt_lang, &train_filter, &tr_src, &tr_tgt, &n_train, &stats, err,
                          err_size))
         goto done;
-    log_corpus_stats(log, log_ctx, "training", opt->train_src, &stats, &train_filter);
+    train_log_corpus_stats(log, log_ctx, "training", opt->train_src, &stats, &train_filter);
     if (n_train == 0) {
         snprintf(err, err_size,
                  "no usable sentence pairs in training corpus %s%s%s: every pair was empty, "
@@ -322,7 +323,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                          opt->tgt_lang, &valid_filter, &va_src, &va_tgt, &n_valid, &stats, err,
                          err_size))
         goto done;
-    log_corpus_stats(log, log_ctx, "validation", opt->valid_src, &stats, &valid_filter);
+    train_log_corpus_stats(log, log_ctx, "validation", opt->valid_src, &stats, &valid_filter);
     if (n_valid == 0) {
         snprintf(err, err_size,
                  "no usable sentence pairs in validation corpus %s%s%s: it is empty or every "

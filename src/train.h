@@ -55,6 +55,12 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
 /* The steps that turn tokenized corpora into training units, shared with
  * `seqmt vocab` so that codes and vocabularies made there match training. */
 
+/* Logs what corpus_load_text read, kept and skipped from the corpus at
+ * path, and where it replaced invalid UTF-8; what names the corpus
+ * ("training", "validation"). */
+void train_log_corpus_stats(train_log_fn log, void *ctx, const char *what, const char *path,
+                            const corpus_stats *st, const corpus_filter *filter);
+
 /* Replaces protected tokens (numbers, URLs, e-mail addresses, emoji) by
  * placeholders in each of the n lists. Returns 0, or -1 when out of memory. */
 int train_mask_placeholders(tok_list *lists, size_t n);

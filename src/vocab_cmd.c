@@ -30,10 +30,33 @@ static void vocab_usage(FILE *out)
           out);
 }
 
+static void log_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "%s\n", line);
+}
+
 static int fail(const char *what, const char *msg)
 {
     fprintf(stderr, "seqmt vocab %s: %s\n", what, msg);
     return 1;
+}
+
+/* Checks that path can be written, by creating and removing PATH.tmp, so
+ * that a bad path fails before any other output is written. */
+static int check_writable(const char *path, char *err, size_t err_size)
+{
+    char tmp[4200];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (!(f = fopen(tmp, "w"))) {
+        snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    remove(tmp);
+    return 0;
 }
 
 static int learn(int argc, char **argv)
@@ -157,12 +180,18 @@ static int learn(int argc, char **argv)
         return 2;
     }
 
+    const char *outs[] = {codes_out, codes_tgt_out, src_vocab_out, tgt_vocab_out},
+               *ins[] = {o.train_src, o.train_tgt};
+    cli_check_paths_or_exit("vocab learn", outs, 4, ins, 2);
+    for (int i = 0; i < 4; i++)
+        if (outs[i] && check_writable(outs[i], err, sizeof(err)))
+            return fail("learn", err);
+
     corpus_filter filter = {o.max_len, o.max_ratio, o.moses_escaped};
     if (corpus_load_text(o.train_src, o.train_tgt, o.format, o.src_lang, o.tgt_lang, &filter,
                          &src, &tgt, &n, &stats, err, sizeof(err)))
         return fail("learn", err);
-    fprintf(stderr, "corpus %s: %zu pairs read, %zu kept\n", o.train_src, stats.lines,
-            stats.kept);
+    train_log_corpus_stats(log_line, NULL, "training", o.train_src, &stats, &filter);
     if (n == 0) {
         fail("learn", "no usable sentence pairs: every pair was empty or filtered out");
         goto done;
@@ -230,11 +259,13 @@ done:
 static int apply(int argc, char **argv)
 {
     const char *codes_path = NULL, *lang = "en", *input = NULL, *output = NULL;
-    int placeholders = 0, rc = 1;
+    int placeholders = 0, moses_escaped = 0, rc = 1;
+    char tmp[4200];
     static const struct option opts[] = {
         {"codes", required_argument, 0, 'c'},
         {"lang", required_argument, 0, 'l'},
         {"placeholders", no_argument, 0, 'P'},
+        {"moses-escaped", no_argument, 0, 'M'},
         {"input", required_argument, 0, 'i'},
         {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},
@@ -252,6 +283,7 @@ static int apply(int argc, char **argv)
         case 'c': codes_path = optarg; break;
         case 'l': lang = optarg; break;
         case 'P': placeholders = 1; break;
+        case 'M': moses_escaped = 1; break;
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
         case 'h':
@@ -264,7 +296,8 @@ static int apply(int argc, char **argv)
                    "  --codes FILE      subword-nmt codes file (version 0.1 or 0.2)\n"
                    "  --lang L          language for tokenization (en)\n"
                    "  --placeholders    replace numbers, URLs, e-mail addresses and emoji by\n"
-                   "                    placeholders first\n");
+                   "                    placeholders first\n"
+                   "  --moses-escaped   decode Moses' escapes (&apos; ...) first\n");
             return 0;
         default:
             fprintf(stderr, "see 'seqmt vocab apply --help'\n");
@@ -275,20 +308,23 @@ static int apply(int argc, char **argv)
         fprintf(stderr, "seqmt vocab apply: --codes FILE is required\n");
         return 2;
     }
+    const char *outs[] = {output}, *ins[] = {input, codes_path};
+    cli_check_paths_or_exit("vocab apply", outs, 1, ins, 2);
     if (!(codes = bpe_read(codes_path, err, sizeof(err))))
         return fail("apply", err);
     if (corpus_read_lines(input ? input : "/dev/stdin", &lines, &n, err, sizeof(err))) {
         bpe_free(codes);
         return fail("apply", err);
     }
-    if (output && !(fo = fopen(output, "w"))) {
-        snprintf(err, sizeof(err), "cannot write %s: %s", output, strerror(errno));
-        fail("apply", err);
+    if (output && !(fo = cli_open_output(output, tmp, sizeof(tmp))))
         goto done;
-    }
     for (size_t i = 0; i < n; i++) {
         tok_list words = {0}, units = {0};
-        int bad = corpus_tokenize(lines[i], lang, &words, NULL) ||
+        int bad;
+
+        if (moses_escaped)
+            corpus_unescape_moses(lines[i]);
+        bad = corpus_tokenize(lines[i], lang, &words, NULL) ||
                   (placeholders && placeholder_mask(&words, NULL) < 0) ||
                   corpus_segment(codes, &words, &units);
 
@@ -302,17 +338,20 @@ static int apply(int argc, char **argv)
             goto done;
         }
     }
-    if (fflush(fo) != 0 || ferror(fo)) {
-        snprintf(err, sizeof(err), "cannot write %s: %s", output ? output : "standard output",
-                 strerror(errno));
+    if (fo == stdout && (fflush(fo) != 0 || ferror(fo))) {
+        snprintf(err, sizeof(err), "cannot write standard output: %s", strerror(errno));
         fail("apply", err);
         goto done;
     }
     rc = 0;
 done:
-    if (fo != stdout && fo && fclose(fo) != 0 && rc == 0) {
-        snprintf(err, sizeof(err), "cannot write %s: %s", output, strerror(errno));
-        rc = fail("apply", err);
+    if (fo != stdout && fo) {
+        if (rc == 0)
+            rc = cli_close_output(fo, tmp, output) ? 1 : 0;
+        else {
+            fclose(fo);
+            remove(tmp);
+        }
     }
     corpus_free_lines(lines, n);
     bpe_free(codes);
@@ -362,9 +401,13 @@ static int export_model(int argc, char **argv)
                         "--src-vocab or --tgt-vocab\n");
         return 2;
     }
+    const char *outs[] = {codes_out, codes_tgt_out, src_vocab_out, tgt_vocab_out},
+               *ins[] = {model_path};
+    cli_check_paths_or_exit("vocab export", outs, 4, ins, 1);
     model *m = cli_load_model_or_exit(model_path);
     if ((codes_out || codes_tgt_out) && !m->src_bpe) {
-        snprintf(err, sizeof(err), "model %s is word-level and holds no subword codes",
+        snprintf(err, sizeof(err), "model %s is word-level and holds no subword codes; leave "
+                                   "out --codes and --codes-tgt to export its vocabularies",
                  model_path);
         rc = fail("export", err);
     } else if ((codes_out && bpe_write(m->src_bpe, codes_out, err, sizeof(err))) ||

@@ -357,7 +357,7 @@ static void test_translate_rejects_other_vocab(void)
                          "translate --model small.seqmt --src-vocab swapped.en 2>&1",
                          dir, bin),
                     1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "entry 5 is"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "entry 5 (line 6 of a vocabulary file) is"));
     free(out);
 }
 

@@ -404,6 +404,7 @@ static void test_file_errors(void)
     expect_read_error("der\ndie\nder\n", "token 'der' twice");
     expect_read_error("der\n\ndie\n", "line 2: empty token");
     expect_read_error("der die\n", "line 1: token holds a space");
+    expect_read_error("der\nab\xFF\xFE" "cd\n", "line 2: the token is not valid UTF-8");
     expect_read_error("der\n<unk>\n", "line 2: special token <unk> must be on line 2");
     expect_read_error("<pad>\n<unk>\nder\n", "must all come first");
     expect_read_error("<pad>\n<unk>\n<s>\n</s>\n", "no token besides");
@@ -423,7 +424,7 @@ static void test_compare_names_first_difference(void)
 
     CU_ASSERT_EQUAL(vocab_compare(va, va, msg, sizeof(msg)), 0);
     CU_ASSERT_EQUAL(vocab_compare(va, vb, msg, sizeof(msg)), 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "entry 5 is 'y' against 'z'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "entry 5 (line 6 of a vocabulary file) is 'y' against 'z'"));
     CU_ASSERT_EQUAL(vocab_compare(va, vc, msg, sizeof(msg)), 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(msg, "7 entries against 6"));
     vocab_free(va);

@@ -462,7 +462,18 @@ bpe *bpe_read(const char *path, char *err, size_t err_size)
         set_error(err, err_size, "failed to read %s: %s", path, strerror(errno));
         goto cleanup;
     }
-    codes = bpe_from_text(data, len, path, err, err_size);
+    /* A byte-order mark before the version line is not part of the codes. */
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+        codes = bpe_from_text(data + 3, len - 3, path, err, err_size);
+    else
+        codes = bpe_from_text(data, len, path, err, err_size);
+    if (codes && codes->n_merges == 0) {
+        set_error(err, err_size, "%s holds no merges; a codes file lists one merge per line "
+                                 "after its version line",
+                  path);
+        bpe_free(codes);
+        codes = NULL;
+    }
 
 cleanup:
     free(data);
@@ -472,20 +483,30 @@ cleanup:
 
 int bpe_write(const bpe *codes, const char *path, char *err, size_t err_size)
 {
-    FILE *f = fopen(path, "wb");
+    size_t tmp_len = strlen(path) + 5;
+    char *tmp = malloc(tmp_len);
+    FILE *f;
     bool ok;
 
-    if (!f) {
+    if (!tmp) {
+        set_error(err, err_size, "failed to write %s: out of memory", path);
+        return -1;
+    }
+    snprintf(tmp, tmp_len, "%s.tmp", path);
+    if (!(f = fopen(tmp, "wb"))) {
         set_error(err, err_size, "failed to open %s for writing: %s", path, strerror(errno));
+        free(tmp);
         return -1;
     }
     ok = fwrite(codes->text, 1, codes->text_len, f) == codes->text_len;
     ok = (fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, path) == 0;
     if (!ok) {
         set_error(err, err_size, "failed to write %s: %s", path, strerror(errno));
-        return -1;
+        remove(tmp);
     }
-    return 0;
+    free(tmp);
+    return ok ? 0 : -1;
 }
 
 /* ---- Segmentation ---- */

@@ -111,13 +111,15 @@ bpe *bpe_from_text(const char *text, size_t len, const char *name, char *err, si
  * memory. */
 char *bpe_to_text(const bpe *codes, size_t *len);
 
-/* Reads a codes file with bpe_from_text. Returns new codes, or NULL with a
- * message in err naming path (and the line for format errors) when the file
- * cannot be read or is invalid. */
+/* Reads a codes file with bpe_from_text, after a UTF-8 byte-order mark if
+ * the file starts with one. Returns new codes, or NULL with a message in
+ * err naming path (and the line for format errors) when the file cannot be
+ * read, is invalid or holds no merge. */
 bpe *bpe_read(const char *path, char *err, size_t err_size);
 
 /* Writes the codes to path in the format of bpe_to_text, replacing the
- * file. Returns 0, or -1 with a message in err naming path when the file
+ * file only once the new one is complete (written as PATH.tmp, then
+ * renamed). Returns 0, or -1 with a message in err naming path when the file
  * cannot be written or memory runs out. */
 int bpe_write(const bpe *codes, const char *path, char *err, size_t err_size);
 

@@ -71,7 +71,7 @@ int vocab_write(const vocab *v, const char *path, char *err, size_t err_size);
  * a tab and anything (a count, say), which is ignored. A file that starts
  * with the four special tokens keeps its ids; a file without them gets them
  * in front. Returns a new vocabulary, or NULL with a message in err naming
- * the path and line (empty line, space in a token, misplaced special token,
+ * the path and line (empty line, space in a token, invalid UTF-8, misplaced special token,
  * a token listed twice, nothing but special tokens, unreadable file). */
 vocab *vocab_read(const char *path, char *err, size_t err_size);
 

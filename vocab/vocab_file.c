@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 static const char *const specials[VOCAB_N_SPECIAL] = {VOCAB_PAD_TOKEN, VOCAB_UNK_TOKEN,
                                                       VOCAB_BOS_TOKEN, VOCAB_EOS_TOKEN};
@@ -28,7 +29,7 @@ int vocab_write(const vocab *v, const char *path, char *err, size_t err_size)
         return -1;
     }
     if (!(f = fopen(tmp, "w"))) {
-        snprintf(err, err_size, "cannot write vocabulary %s: %s", tmp, strerror(errno));
+        snprintf(err, err_size, "cannot write vocabulary %s: %s", path, strerror(errno));
         return -1;
     }
     for (size_t i = 0; i < vocab_size(v) && !failed; i++)
@@ -62,6 +63,20 @@ static int push(char ***tokens, size_t *n, size_t *cap, const char *s, size_t le
     return 0;
 }
 
+static int valid_utf8(const char *s, size_t len)
+{
+    utf8proc_int32_t cp;
+
+    for (size_t i = 0; i < len;) {
+        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
+                                              (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0)
+            return 0;
+        i += (size_t)n;
+    }
+    return 1;
+}
+
 vocab *vocab_read(const char *path, char *err, size_t err_size)
 {
     FILE *f = fopen(path, "r");
@@ -92,6 +107,13 @@ vocab *vocab_read(const char *path, char *err, size_t err_size)
         char *tab = memchr(line, '\t', len);
         if (tab)
             len = (size_t)(tab - line);
+        if (!valid_utf8(line, len)) {
+            snprintf(err, err_size, "vocabulary %s, line %zu: the token is not valid UTF-8; "
+                                    "save the file as UTF-8",
+                     path, lineno);
+            failed = 2;
+            break;
+        }
         if (len == 0 || memchr(line, '\0', len) || memchr(line, ' ', len)) {
             snprintf(err, err_size, "vocabulary %s, line %zu: %s; each line must hold one token "
                                     "(optionally followed by a tab and a count)",
@@ -167,9 +189,9 @@ int vocab_compare(const vocab *a, const vocab *b, char *msg, size_t msg_size)
         const char *ta = vocab_token(a, (int32_t)i), *tb = vocab_token(b, (int32_t)i);
 
         if (strcmp(ta, tb) != 0) {
-            snprintf(msg, msg_size, "%zu entries against %zu, and entry %zu is '%s' against "
-                                    "'%s'",
-                     na, nb, i, ta, tb);
+            snprintf(msg, msg_size, "%zu entries against %zu, and entry %zu (line %zu of a "
+                                    "vocabulary file) is '%s' against '%s'",
+                     na, nb, i, i + 1, ta, tb);
             return 1;
         }
     }
