@@ -43,25 +43,41 @@ typedef struct {
     atomic_int calls;
     atomic_int waiting;    /* calls blocked at the gate now */
     atomic_int gone_calls; /* calls that saw a text starting with "GONE" */
+    atomic_int sentences;  /* sentences over all calls */
+    atomic_int largest_call; /* most sentences in one call */
+    atomic_int stopped;    /* sentences ended by the stop callback */
     pthread_mutex_t mutex;
     pthread_cond_t gate_changed;
     int gate_open;
 } double_state;
 
-/* Blocks while the gate is closed, for at most GATE_TIMEOUT_SECONDS. */
-static void wait_at_gate(double_state *state)
+/* Blocks while the gate is closed, for at most GATE_TIMEOUT_SECONDS, or
+ * until stop(stop_ctx, i) fires. Returns nonzero when stopped. */
+static int wait_at_gate(double_state *state, http_stop_fn stop, void *stop_ctx, size_t i)
 {
-    struct timespec deadline;
+    struct timespec deadline, limit;
+    int stopped = 0;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += GATE_TIMEOUT_SECONDS;
+    clock_gettime(CLOCK_REALTIME, &limit);
+    limit.tv_sec += GATE_TIMEOUT_SECONDS;
     atomic_fetch_add(&state->waiting, 1);
     pthread_mutex_lock(&state->mutex);
-    while (!state->gate_open &&
-           pthread_cond_timedwait(&state->gate_changed, &state->mutex, &deadline) == 0)
-        ;
+    while (!state->gate_open && !stopped) {
+        /* Wake every 5 ms to ask the stop callback, as decoding steps do. */
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 5000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&state->gate_changed, &state->mutex, &deadline);
+        stopped = stop(stop_ctx, i);
+        if (deadline.tv_sec > limit.tv_sec)
+            break;
+    }
     pthread_mutex_unlock(&state->mutex);
     atomic_fetch_sub(&state->waiting, 1);
+    return stopped;
 }
 
 static void set_gate(double_state *state, int open)
@@ -72,38 +88,87 @@ static void set_gate(double_state *state, int open)
     pthread_mutex_unlock(&state->mutex);
 }
 
-/* Upper-cases ASCII. Blocks at the gate on "WAIT", rejects the input (-2)
- * on "REJECT", fails the request (-1) on "FAIL" and leaves the output NULL
- * without failing on "NO OUTPUT". */
-static int upper_case_translate(void *ctx, const char *const *texts, size_t n, char **out,
-                                char *err, size_t err_size)
+/* Returns text upper-cased (pair 0) or lower-cased (other pairs), with
+ * " #k" appended for hypothesis k > 0, as a malloc'd string. */
+static char *fake_translation(const char *text, size_t pair, size_t k)
+{
+    size_t len = strlen(text);
+    char *out = malloc(len + 24);
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i <= len; i++)
+        out[i] = (char)(pair == 0 ? toupper((unsigned char)text[i])
+                                  : tolower((unsigned char)text[i]));
+    if (k > 0)
+        snprintf(out + len, 24, " #%zu", k);
+    return out;
+}
+
+/* Translates each sentence into n_best hypotheses of fake_translation,
+ * scored -(k + 1). Blocks at the gate on "WAIT" (and marks the sentence
+ * stopped when the stop callback fires there), rejects the input (-2) on
+ * "REJECT", fails the call (-1) on "FAIL" and leaves no hypotheses without
+ * failing on "NO OUTPUT". */
+static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
+                                size_t n, http_stop_fn stop, void *stop_ctx, char *err,
+                                size_t err_size)
 {
     double_state *state = ctx;
+    int largest = atomic_load(&state->largest_call);
 
+    (void)beam_size;
     atomic_fetch_add(&state->calls, 1);
+    atomic_fetch_add(&state->sentences, (int)n);
+    while ((int)n > largest && !atomic_compare_exchange_weak(&state->largest_call, &largest, (int)n))
+        ;
     for (size_t i = 0; i < n; i++) {
-        if (strncmp(texts[i], "GONE", 4) == 0)
+        http_sentence *s = &sentences[i];
+
+        if (strncmp(s->text, "GONE", 4) == 0)
             atomic_fetch_add(&state->gone_calls, 1);
-        if (strcmp(texts[i], "WAIT") == 0)
-            wait_at_gate(state);
-        if (strcmp(texts[i], "REJECT") == 0) {
-            snprintf(err, err_size, "test double rejects REJECT at q[%zu]", i);
+        if (strcmp(s->text, "WAIT") == 0 && wait_at_gate(state, stop, stop_ctx, i)) {
+            atomic_fetch_add(&state->stopped, 1);
+            s->stopped = 1;
+            continue;
+        }
+        if (strcmp(s->text, "REJECT") == 0) {
+            snprintf(err, err_size, "test double rejects REJECT at sentence %zu", i);
             return -2;
         }
-        if (strcmp(texts[i], "FAIL") == 0) {
+        if (strcmp(s->text, "FAIL") == 0) {
             snprintf(err, err_size, "test double refuses FAIL");
             return -1;
         }
-        if (strcmp(texts[i], "NO OUTPUT") == 0)
+        if (strcmp(s->text, "NO OUTPUT") == 0)
             continue;
-        out[i] = strdup(texts[i]);
-        if (!out[i])
+        s->hyps = calloc((size_t)s->n_best, sizeof(*s->hyps));
+        if (!s->hyps)
             return -1;
-        for (char *p = out[i]; *p; p++)
-            *p = (char)toupper((unsigned char)*p);
+        for (int k = 0; k < s->n_best; k++) {
+            s->hyps[k].text = fake_translation(s->text, pair, (size_t)k);
+            if (!s->hyps[k].text)
+                return -1;
+            s->hyps[k].score = -(float)(k + 1);
+            s->count = (size_t)k + 1;
+        }
     }
     return 0;
 }
+
+/* Counts space-separated words, as a stand-in for a tokenizer. */
+static size_t count_words(void *ctx, size_t pair, const char *sentence)
+{
+    size_t words = 0;
+
+    (void)ctx;
+    (void)pair;
+    for (const char *p = sentence; *p; p++)
+        words += *p != ' ' && (p == sentence || p[-1] == ' ');
+    return words;
+}
+
+static const http_language_pair en_de[] = {{"en", "de"}};
 
 static double_state double_calls = {
     .mutex = PTHREAD_MUTEX_INITIALIZER,
@@ -122,8 +187,8 @@ static int start_test_server(void)
         .max_body_bytes = TEST_MAX_BODY,
         .max_texts = TEST_MAX_TEXTS,
         .max_chars = TEST_MAX_CHARS,
-        .source_lang = "en",
-        .target_lang = "de",
+        .pairs = en_de,
+        .pair_count = 1,
         .translate = upper_case_translate,
         .translate_ctx = &double_calls,
     };
@@ -620,7 +685,7 @@ static void test_callback_failure_500(void)
 
     CU_ASSERT_EQUAL_FATAL(post_json("{\"q\": [\"fine\", \"NO OUTPUT\"]}", &r), 0);
     CU_ASSERT_EQUAL(r.status, 500);
-    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "no output for q[1]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "no output for a sentence of q[1]"));
     cJSON_Delete(json);
     response_free(&r);
     check_translation("{\"q\": \"after 500\"}", "AFTER 500");
@@ -699,7 +764,7 @@ static void test_max_chars_400(void)
 
 static void test_callback_reject_400(void)
 {
-    check_bad_request("{\"q\": [\"fine\", \"REJECT\"]}", "test double rejects REJECT at q[1]");
+    check_bad_request("{\"q\": [\"fine\", \"REJECT\"]}", "test double rejects REJECT at sentence 1");
     check_translation("{\"q\": \"after 400\"}", "AFTER 400");
 }
 
@@ -1049,9 +1114,10 @@ static int is_translation(const http_response *r, const char *expected)
 }
 
 /* Starts a server on a free port with the given translate pool, queue
- * bound and grace period (0 takes the default). */
-static http_server *start_server(unsigned translate_threads, size_t max_queue,
-                                 unsigned grace_seconds)
+ * bound, grace period and batch size (0 takes the default). Translate
+ * threads do not wait for more jobs. */
+static http_server *start_batching_server(unsigned translate_threads, size_t max_queue,
+                                          unsigned grace_seconds, size_t max_batch)
 {
     http_config config = {
         .address = "127.0.0.1",
@@ -1060,8 +1126,9 @@ static http_server *start_server(unsigned translate_threads, size_t max_queue,
         .translate_threads = translate_threads,
         .max_queue = max_queue,
         .grace_seconds = grace_seconds,
-        .source_lang = "en",
-        .target_lang = "de",
+        .max_batch_sentences = max_batch,
+        .pairs = en_de,
+        .pair_count = 1,
         .translate = upper_case_translate,
         .translate_ctx = &double_calls,
     };
@@ -1071,6 +1138,12 @@ static http_server *start_server(unsigned translate_threads, size_t max_queue,
     if (!s)
         fprintf(stderr, "\n  cannot start server: %s\n", err);
     return s;
+}
+
+static http_server *start_server(unsigned translate_threads, size_t max_queue,
+                                 unsigned grace_seconds)
+{
+    return start_batching_server(translate_threads, max_queue, grace_seconds, 0);
 }
 
 /* http_server_stop run from a thread of its own. */
@@ -1091,7 +1164,8 @@ static void *async_stop_thread(void *arg)
 
 static void test_health_while_busy(void)
 {
-    http_server *s = start_server(2, 0, 5);
+    /* One sentence per batch keeps both translate threads busy. */
+    http_server *s = start_batching_server(2, 0, 5, 1);
     async_post busy[2];
     http_response r;
     double start, took;
@@ -1249,14 +1323,16 @@ static void test_stop_delivers_in_flight(void)
         close(fd);
 }
 
-/* After a grace period of 1 s, a job still queued gets 503 while the
- * running one is waited for and gets its 200. */
+/* After a grace period of 1 s, a job still queued gets 503, and the
+ * running one is stopped at its next decoding step and gets 503 too, so
+ * stop returns without the gate opening. */
 static void test_stop_after_grace_503(void)
 {
     http_server *s = start_server(1, 0, 1);
     async_post running, queued;
     async_stop stop = {0};
     cJSON *json = NULL;
+    double start;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     set_gate(&double_calls, 0);
@@ -1265,21 +1341,22 @@ static void test_stop_after_grace_503(void)
     async_post_start(&queued, http_server_port(s), "{\"q\": \"left in the queue\"}");
     CU_ASSERT_TRUE(wait_for_queue(s, 1));
 
+    start = now_ms();
     stop.server = s;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&stop.thread, NULL, async_stop_thread, &stop), 0);
-    CU_ASSERT_TRUE(wait_for_count(&queued.done, 1));
+    pthread_join(stop.thread, NULL);
+    CU_ASSERT_TRUE(now_ms() - start < 3000.0); /* grace 1 s, flush 1 s, and slack */
+    async_post_join(&running);
+    async_post_join(&queued);
     CU_ASSERT_EQUAL(queued.response.status, 503);
     CU_ASSERT_PTR_NOT_NULL(
         strstr(error_text(&queued.response, &json), "stopped before translating"));
     cJSON_Delete(json);
-    CU_ASSERT_EQUAL(atomic_load(&stop.done), 0);
-    CU_ASSERT_EQUAL(atomic_load(&running.done), 0);
-
+    CU_ASSERT_EQUAL(running.response.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(error_text(&running.response, &json), "stopped before finishing"));
+    cJSON_Delete(json);
     set_gate(&double_calls, 1);
-    pthread_join(stop.thread, NULL);
-    async_post_join(&running);
-    async_post_join(&queued);
-    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
     response_free(&running.response);
     response_free(&queued.response);
 }
@@ -1335,6 +1412,8 @@ static void test_start_errors(void)
     http_config config = {
         .address = "127.0.0.1",
         .port = port,
+        .pairs = en_de,
+        .pair_count = 1,
         .translate = upper_case_translate,
         .translate_ctx = &double_calls,
     };
@@ -1368,6 +1447,8 @@ static void test_ipv6_loopback(void)
     http_config config = {
         .address = "::1",
         .port = 0,
+        .pairs = en_de,
+        .pair_count = 1,
         .translate = upper_case_translate,
         .translate_ctx = &double_calls,
     };
