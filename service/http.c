@@ -811,10 +811,11 @@ static void run_batch(http_server *srv, request_state **jobs, size_t count)
 
     /* Step 2: one call per language pair and beam width, in queue order. */
     while (active > 0) {
-        size_t in_group = 0, rest = 0;
+        size_t in_group = 0, rest = 0, pair = jobs[0]->pair;
+        int beam_size = jobs[0]->beam_size;
 
         for (size_t j = 0; j < active; j++) {
-            if (jobs[j]->pair == jobs[0]->pair && jobs[j]->beam_size == jobs[0]->beam_size)
+            if (jobs[j]->pair == pair && jobs[j]->beam_size == beam_size)
                 group[in_group++] = jobs[j];
             else
                 jobs[rest++] = jobs[j];
@@ -1357,6 +1358,8 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     struct sockaddr *addr;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
+    struct MHD_OptionItem options[8];
+    size_t option_count = 0;
     struct timespec now;
     http_server *srv;
 
@@ -1426,14 +1429,25 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
         srv->worker_count++;
     }
 
-    /* Step 4: start the daemon. The port argument is unused with SOCK_ADDR. */
-    srv->daemon = MHD_start_daemon(
-        flags, config->port, NULL, NULL, handle_access, srv, MHD_OPTION_SOCK_ADDR, addr,
-        MHD_OPTION_THREAD_POOL_SIZE, srv->config.threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_TIMEOUT_SECONDS, MHD_OPTION_NOTIFY_COMPLETED, free_request, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, log_daemon_message, srv,
-        srv->config.max_connections ? MHD_OPTION_CONNECTION_LIMIT : MHD_OPTION_END,
-        srv->config.max_connections, MHD_OPTION_END);
+    /* Step 4: start the daemon. The port argument is unused with SOCK_ADDR.
+     * libmicrohttpd warns about a pool of one thread or a zero connection
+     * limit, so those options are left out then. */
+    options[option_count++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, addr};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)IDLE_TIMEOUT_SECONDS, NULL};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)free_request, srv};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_daemon_message, srv};
+    if (srv->config.threads > 1)
+        options[option_count++] = (struct MHD_OptionItem){
+            MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->config.threads, NULL};
+    if (srv->config.max_connections > 0)
+        options[option_count++] = (struct MHD_OptionItem){
+            MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->config.max_connections, NULL};
+    options[option_count++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    srv->daemon = MHD_start_daemon(flags, config->port, NULL, NULL, handle_access, srv,
+                                   MHD_OPTION_ARRAY, options, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, err_size, "cannot start HTTP server on %.64s port %u: %s", config->address,
                  config->port, srv->start_error[0] ? srv->start_error : "libmicrohttpd failed");
