@@ -1896,12 +1896,13 @@ static void test_openapi_paths_answer(void)
             int is_post = strcmp(operation->string, "post") == 0;
 
             CU_ASSERT_TRUE(is_post || strcmp(operation->string, "get") == 0);
-            if (is_post)
+            if (is_post) {
                 CU_ASSERT_EQUAL(send_request("POST", path->string, "application/json",
                                              "{\"q\": \"doc\"}", 12, &r),
-                                0)
-            else
+                                0);
+            } else {
                 CU_ASSERT_EQUAL(get_path(port, path->string, &r), 0);
+            }
             snprintf(status, sizeof(status), "%d", r.status);
             if (!cJSON_GetObjectItem(cJSON_GetObjectItem(operation, "responses"), status))
                 fprintf(stderr, "\n  %s %s answered %d\n", operation->string, path->string,
