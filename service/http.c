@@ -13,11 +13,11 @@
  * run at once. When max_queue jobs are waiting, a new one gets 503 at once.
  *
  * Batching: a translate thread takes every waiting job up to
- * max_batch_sentences sentences in all, waiting up to batch_wait_ms for
- * more when fewer are there, and translates the sentences of all jobs with
- * the same language pair and beam width in one callback call. The
- * callback's results do not depend on which sentences share a call (see
- * beam.h), so replies equal those of unbatched translation.
+ * max_batch_sentences sentences in all. When fewer are waiting, it waits
+ * up to batch_wait_ms for more. It then translates the sentences of all
+ * jobs with the same language pair and beam width in one callback call.
+ * The callback's results do not depend on which sentences share a call
+ * (see beam.h), so replies equal those of unbatched translation.
  *
  * Deadlines: every request must get its reply within timeout_ms of its
  * arrival. A job whose deadline has passed when a translate thread takes
@@ -27,7 +27,7 @@
  *
  * Request flow: the handler routes on the headers, buffers a POST body up
  * to max_body_bytes (dropping the buffer as soon as the limit is passed),
- * parses it (translate_request.h), asks the authorize hook, checks the
+ * parses it (translate_request.h), calls the authorize hook, checks the
  * language pair and the limits, and queues the job. Every reply from the
  * handler, errors included, is application/json and carries X-Request-Id.
  * One line per reply goes to stderr with the request id, method, path,
@@ -360,7 +360,7 @@ static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
     return send_text(srv, conn, req, method, url, status, error_json("%s", message), allow);
 }
 
-/* Answers a CORS preflight request with 204 and the allowed methods and
+/* Replies to a CORS preflight request with 204 and the allowed methods and
  * headers. */
 static enum MHD_Result send_preflight(http_server *srv, struct MHD_Connection *conn,
                                       const request_state *req, const char *method,
@@ -787,7 +787,7 @@ static void run_batch(http_server *srv, request_state **jobs, size_t count)
     request_state **group = malloc(count * sizeof(*group));
     size_t active = 0;
 
-    /* Step 1: drop jobs nobody waits for any more. */
+    /* Step 1: drop jobs whose client left or whose deadline passed. */
     for (size_t j = 0; j < count; j++) {
         request_state *req = jobs[j];
 

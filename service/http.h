@@ -4,8 +4,8 @@
  * POST /v1/translate (scored n-best lists and timings), GET /languages
  * (LibreTranslate's list of languages and their targets), GET /health,
  * GET /ready and GET /openapi.json. The daemon splits texts into lines and
- * sentences (segment.h) and batches the sentences of waiting requests, but
- * contains no model code: it calls a translate callback supplied by the
+ * sentences (segment.h) and batches the sentences of waiting requests. It
+ * contains no model code. It calls a translate callback supplied by the
  * caller from translate_threads threads at once, so the callback must be
  * reentrant.
  */
@@ -57,8 +57,8 @@ typedef int (*http_translate_fn)(void *ctx, size_t pair, int beam_size, http_sen
                                  size_t n, http_stop_fn stop, void *stop_ctx, char *err,
                                  size_t err_size);
 
-/* Returns the number of source tokens the model of pair sees for sentence,
- * or (size_t)-1 when out of memory. Runs on the HTTP threads. */
+/* Returns the number of source tokens that the model of pair reads for
+ * sentence, or (size_t)-1 when out of memory. Runs on the HTTP threads. */
 typedef size_t (*http_count_tokens_fn)(void *ctx, size_t pair, const char *sentence);
 
 /* Hook for API keys: decides whether a request with api_key (NULL when the

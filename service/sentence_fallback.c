@@ -3,7 +3,7 @@
  *
  * A sentence ends after a run of '.', '!' or '?', optionally followed by
  * closing quotes or brackets, when whitespace or the end of the line comes
- * next. NOTE: it knows no abbreviations, so "Dr. Smith" is split in two.
+ * next. NOTE: it has no list of abbreviations, so "Dr. Smith" is split in two.
  */
 #include "sentence.h"
 

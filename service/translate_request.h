@@ -3,7 +3,7 @@
  *
  * Fields follow LibreTranslate: q is one text or several (a JSON array, or
  * the field repeated in a form), source and target name the language pair,
- * format is "text" or "html", alternatives asks for alternative
+ * format is "text" or "html", alternatives sets the number of alternative
  * translations and api_key identifies the client. POST /v1/translate adds
  * beam_size, max_length and n_best. Other fields are ignored. Parsing
  * checks shape, types and the number of texts; the caller checks values,

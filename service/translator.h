@@ -18,7 +18,7 @@ typedef struct {
 } translator;
 
 /* http_translate_fn with ctx a translator: decodes the sentences of one
- * pair together, stopping a sentence when stop says so. Returns 0, or -1
+ * pair together, and stops a sentence when stop returns nonzero. Returns 0, or -1
  * with a message in err when out of memory. */
 int translator_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
                          size_t n, http_stop_fn stop, void *stop_ctx, char *err,

@@ -791,9 +791,9 @@ int beam_search_nbest(const model *m, const beam_options *opt, const beam_nbest_
     if (!order || !group_src || !group_len)
         goto done;
 
-    /* Empty sources get one empty hypothesis; the rest are sorted by length
-     * (insertion order kept for ties) exactly as in beam_search, so that
-     * every sentence meets the same group it would meet there. */
+    /* Empty sources get one empty hypothesis. The rest are sorted by
+     * length (insertion order kept for ties) exactly as in beam_search, so
+     * the same input forms the same groups there and here. */
     for (size_t i = 0; i < n; i++) {
         if (src_len[i] > 0) {
             order[nonempty++] = i;

@@ -48,7 +48,7 @@ typedef struct {
     atomic_int waiting;    /* calls blocked at the gate now */
     atomic_int gone_calls; /* calls that saw a text starting with "GONE" */
     atomic_int sentences;  /* sentences over all calls */
-    atomic_int largest_call; /* most sentences in one call */
+    atomic_int largest_call; /* maximum sentences in one call */
     atomic_int stopped;    /* sentences ended by the stop callback */
     pthread_mutex_t mutex;
     pthread_cond_t gate_changed;
@@ -1869,7 +1869,7 @@ static void test_max_connections(void)
     http_server_stop(s);
 }
 
-/* Every path and method of the embedded OpenAPI document answers with one
+/* Every path and method of the embedded OpenAPI document replies with one
  * of its documented statuses. */
 static void test_openapi_paths_answer(void)
 {

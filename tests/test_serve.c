@@ -374,7 +374,8 @@ static void test_batched_equals_unbatched(void)
     CU_ASSERT_TRUE(atomic_load(&batched.largest_call) > 2);
 
     /* Step 3: one request per call, whose sentences beam search decodes
-     * one at a time (batch_size 1). The longest text has 2 sentences. */
+     * one at a time (batch_size 1). The longest text has 2 sentences, so
+     * that is the maximum per call. */
     translate_all_sequentially(http_server_port(one), one_at_a_time);
     CU_ASSERT_EQUAL(atomic_load(&single.largest_call), 2);
     for (size_t i = 0; i < TEXT_COUNT; i++) {
