@@ -1,11 +1,11 @@
 /* The `seqmt serve` subcommand: parses its flags, loads the models and runs
  * the HTTP daemon until SIGINT or SIGTERM. */
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "beam.h"
@@ -21,6 +21,7 @@
 
 #define MAX_MODELS 16
 #define DEFAULT_BATCH_WAIT_MS 5
+#define STOP_POLL_MS 100 /* how often the main thread checks for SIGINT or SIGTERM */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -107,7 +108,6 @@ int serve_main(int argc, char **argv)
     translator tr;
     http_config hc = {0};
     char err[1024];
-    sigset_t stop_signals, wait_mask;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},
         {"port", required_argument, 0, 'p'},
@@ -230,13 +230,8 @@ int serve_main(int argc, char **argv)
     hc.count_tokens = translator_count_tokens;
     hc.translate_ctx = &tr;
 
-    /* SIGINT and SIGTERM stay blocked, in the daemon's threads too, except
-     * inside sigsuspend, so a signal that arrives before the wait is not
-     * lost. */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, &wait_mask);
+    /* OpenBLAS may start threads before main, so a signal can land on any
+     * thread. The handler only sets a flag, which the loop below polls. */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 
@@ -247,8 +242,11 @@ int serve_main(int argc, char **argv)
         goto done;
     }
     log_startup(&hc, paths, models, model_count, http_server_port(srv));
-    while (!stop_requested)
-        sigsuspend(&wait_mask);
+    while (!stop_requested) {
+        struct timespec pause = {0, STOP_POLL_MS * 1000000L};
+
+        nanosleep(&pause, NULL); /* a signal on this thread ends it early */
+    }
     fprintf(stderr, "seqmt serve: stopping\n");
     http_server_stop(srv);
     fprintf(stderr, "seqmt serve: stopped\n");

@@ -297,6 +297,97 @@ static int suite_clean(void)
     return 0;
 }
 
+/* ---- beam search ---- */
+
+/* The best n-best hypothesis equals beam_search's output, and each score
+ * equals minus the model's cross-entropy of that output with </s>, which
+ * model_loss computes independently of beam search. Tolerance: 1e-4 per
+ * target token plus 1e-3 of the score, for float32 sums and products taken
+ * in another order (the first hypothesis differs by about 2e-4 in 8 tokens
+ * with the bundled model). */
+static void test_nbest_scores_equal_loss(void)
+{
+    beam_options bo = beam_default_options();
+    beam_nbest_options nopt = {.n_best = 3};
+    beam_source src = {0};
+    beam_nbest result = {0};
+    int32_t *best = NULL, best_len = 0;
+    const int32_t *ids;
+    model_workspace *ws = model_workspace_new();
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ws);
+    CU_ASSERT_EQUAL_FATAL(beam_source_prepare(en_de, "Two dogs play in the snow.", &src), 0);
+    ids = src.ids;
+    CU_ASSERT_EQUAL_FATAL(beam_search(en_de, &bo, &ids, &src.len, 1, &best, &best_len), 0);
+    CU_ASSERT_EQUAL_FATAL(beam_search_nbest(en_de, &bo, &nopt, &ids, &src.len, 1, &result), 0);
+    CU_ASSERT_EQUAL(result.count, 3);
+    CU_ASSERT_EQUAL(result.stopped, 0);
+    CU_ASSERT_TRUE_FATAL(result.count > 0);
+    CU_ASSERT_EQUAL(result.hyps[0].len, best_len);
+    CU_ASSERT_EQUAL(memcmp(result.hyps[0].ids, best, sizeof(int32_t) * (size_t)best_len), 0);
+
+    for (int k = 0; k < result.count; k++) {
+        int32_t *tgt = result.hyps[k].ids, tgt_len = result.hyps[k].len;
+        int32_t *src_ids = src.ids, src_len = src.len;
+        corpus one = {1, &src_ids, &tgt, &src_len, &tgt_len};
+        size_t index = 0;
+        model_batch batch = {0};
+        double loss = 0.0, score = result.hyps[k].score, tolerance;
+
+        CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&one, &index, 1, &batch), 0);
+        CU_ASSERT_EQUAL_FATAL(model_loss(en_de, &batch, NULL, 0.0f, NULL, ws, &loss), 0);
+        tolerance = 1e-4 * (tgt_len + 1) + 1e-3 * fabs(score);
+        if (fabs(score + loss) > tolerance)
+            fprintf(stderr, "\n  hypothesis %d: score %.6f, loss %.6f\n", k, score, loss);
+        CU_ASSERT_TRUE(fabs(score + loss) <= tolerance);
+        corpus_batch_free(&batch);
+    }
+    free(best);
+    beam_nbest_free(&result);
+    beam_source_free(&src);
+    model_workspace_free(ws);
+}
+
+/* A stop callback that fires ends only its own sentence. */
+static int stop_second(void *ctx, size_t i)
+{
+    (void)ctx;
+    return i == 1;
+}
+
+static void test_stop_ends_one_sentence(void)
+{
+    beam_options bo = beam_default_options();
+    beam_nbest_options nopt = {.n_best = 1, .stop = stop_second};
+    beam_source src[2] = {{0}};
+    beam_nbest result[2] = {{0}};
+    const int32_t *ids[2];
+    int32_t len[2];
+    char *text, *expected = reference(en_de, texts[0]);
+
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(beam_source_prepare(en_de, texts[i], &src[i]), 0);
+        ids[i] = src[i].ids;
+        len[i] = src[i].len;
+    }
+    CU_ASSERT_EQUAL_FATAL(beam_search_nbest(en_de, &bo, &nopt, ids, len, 2, result), 0);
+    CU_ASSERT_EQUAL(result[0].stopped, 0);
+    CU_ASSERT_EQUAL(result[1].stopped, 1);
+    CU_ASSERT_EQUAL(result[1].count, 0);
+    CU_ASSERT_EQUAL_FATAL(result[0].count, 1);
+    text = beam_render(en_de, result[0].hyps[0].ids, result[0].hyps[0].len, &src[0]);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    CU_ASSERT_PTR_NOT_NULL(expected);
+    if (text && expected)
+        CU_ASSERT_STRING_EQUAL(text, expected);
+    free(text);
+    free(expected);
+    for (int i = 0; i < 2; i++) {
+        beam_nbest_free(&result[i]);
+        beam_source_free(&src[i]);
+    }
+}
+
 /* ---- batching ---- */
 
 typedef struct {
@@ -782,6 +873,8 @@ int main(void)
     suite = CU_add_suite("serve", suite_init, suite_clean);
     if (!suite)
         return 1;
+    CU_add_test(suite, "n-best scores equal model loss", test_nbest_scores_equal_loss);
+    CU_add_test(suite, "stop ends one sentence", test_stop_ends_one_sentence);
     CU_add_test(suite, "batched equals unbatched", test_batched_equals_unbatched);
     CU_add_test(suite, "lines and sentences", test_lines_and_sentences);
     CU_add_test(suite, "html format", test_html_format);
