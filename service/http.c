@@ -21,9 +21,10 @@
  *
  * Deadlines: every request must get its reply within timeout_ms of its
  * arrival. A job whose deadline has passed when a translate thread takes
- * it gets 504 at once, and the callback's stop function ends a running
- * sentence between decoding steps once its request's deadline has passed;
- * that request gets 504 and the rest of the batch carries on.
+ * it gets 504 at once. The callback asks the stop function between
+ * decoding steps, which stops the sentences of a request past its deadline
+ * and sends that request its 504 right then, while the rest of the batch
+ * carries on.
  *
  * Request flow: the handler routes on the headers, buffers a POST body up
  * to max_body_bytes (dropping the buffer as soon as the limit is passed),
@@ -639,20 +640,71 @@ static int client_closed(int fd)
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-/* The sentences of a group of jobs in one callback call, and which job each
- * belongs to, for the stop callback. */
+/* Hands a finished job back to its HTTP thread. The caller has set the
+ * reply or PHASE_CLIENT_GONE. From the resume on, req may be freed. */
+static void hand_back(request_state *req, request_phase phase)
+{
+    struct MHD_Connection *conn = req->conn;
+
+    atomic_store(&req->phase, phase);
+    MHD_resume_connection(conn);
+}
+
+/* Sets the reply of a job that produced no translation. */
+static void fail_job(request_state *req, unsigned status, char *reply)
+{
+    req->status = status;
+    req->reply = reply;
+}
+
+/* The sentences of a group of jobs in one callback call. A job whose
+ * deadline passes during the call is answered from the stop callback at
+ * once, so that its client does not wait for the rest of the batch, and
+ * answered[j] records that group[j] is handed back and must not be read
+ * again. */
 typedef struct {
     http_server *srv;
+    request_state **group;    /* [job_count] */
+    size_t job_count;
+    unsigned char *answered;  /* [job_count] */
     http_sentence *sentences; /* [count] copies of the jobs' sentences */
-    request_state **owner;    /* [count] */
+    size_t *owner;            /* [count] index into group */
     size_t count;
 } batch;
 
+/* Answers group[j] with 504 or, once the server stops, 503, because its
+ * sentences are being stopped. */
+static void answer_stopped(batch *b, size_t j)
+{
+    request_state *req = b->group[j];
+    const http_server *srv = b->srv;
+
+    if (atomic_load(&srv->aborting))
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                 error_json("server stopped before finishing this translation; retry later"));
+    else
+        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+                 error_json("translation took longer than the timeout of %u ms; send shorter "
+                            "texts or fewer of them",
+                            srv->config.timeout_ms));
+    b->answered[j] = 1;
+    hand_back(req, PHASE_DONE);
+}
+
+/* http_stop_fn: stops the sentences of a job whose deadline has passed, or
+ * of every job once the grace period of a stop is over, and answers the
+ * job at the first of its sentences that stops. */
 static int stop_sentence(void *ctx, size_t i)
 {
-    const batch *b = ctx;
+    batch *b = ctx;
+    size_t j = b->owner[i];
 
-    return atomic_load(&b->srv->aborting) || deadline_passed(b->owner[i]);
+    if (b->answered[j])
+        return 1;
+    if (!atomic_load(&b->srv->aborting) && !deadline_passed(b->group[j]))
+        return 0;
+    answer_stopped(b, j);
+    return 1;
 }
 
 /* Frees the outputs the callback left in b's sentences. */
@@ -669,85 +721,75 @@ static void free_batch_outputs(batch *b)
     }
 }
 
-/* Sets the reply of a job that produced no translation. */
-static void fail_job(request_state *req, unsigned status, char *reply)
+/* Stores the outcome of a callback call in req: an error, a timeout for a
+ * stopped sentence that the stop callback did not answer, or the
+ * translation. */
+static void finish_job(http_server *srv, request_state *req, int rc, const char *err)
 {
-    req->status = status;
-    req->reply = reply;
-}
+    size_t missing = SIZE_MAX;
+    int stopped = 0;
 
-/* Stores the outcome of a callback call in every job of the group: 504 or
- * 503 for a job with a stopped sentence, a translation or an error
- * otherwise. */
-static void finish_group(http_server *srv, request_state **group, size_t count, int rc,
-                         const char *err)
-{
-    for (size_t j = 0; j < count; j++) {
-        request_state *req = group[j];
-        size_t missing = SIZE_MAX;
-        int stopped = 0;
-
-        for (size_t i = 0; i < req->job.sentence_count; i++) {
-            stopped |= req->job.sentences[i].stopped;
-            if (missing == SIZE_MAX && req->job.sentences[i].count == 0)
-                missing = i;
-        }
-        if (rc == -2)
-            fail_job(req, MHD_HTTP_BAD_REQUEST,
-                     error_json("%s", err[0] ? err : "the translator rejected the input"));
-        else if (rc != 0)
-            fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                     error_json("translation failed: %s", err[0] ? err : "no reason given"));
-        else if (stopped && atomic_load(&srv->aborting))
-            fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE,
-                     error_json("server stopped before finishing this translation; retry "
-                                "later"));
-        else if (stopped)
-            fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
-                     error_json("translation took longer than the timeout of %u ms; send "
-                                "shorter texts or fewer of them",
-                                srv->config.timeout_ms));
-        else if (missing != SIZE_MAX)
-            fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                     error_json("translation failed: no output for a sentence of q[%zu]",
-                                translate_job_text_of(&req->job, missing)));
-        else {
-            req->status = MHD_HTTP_OK;
-            req->reply = build_reply(srv, req);
-        }
-        translate_job_clear_results(&req->job);
+    for (size_t i = 0; i < req->job.sentence_count; i++) {
+        stopped |= req->job.sentences[i].stopped;
+        if (missing == SIZE_MAX && req->job.sentences[i].count == 0)
+            missing = i;
     }
+    if (rc == -2)
+        fail_job(req, MHD_HTTP_BAD_REQUEST,
+                 error_json("%s", err[0] ? err : "the translator rejected the input"));
+    else if (rc != 0)
+        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                 error_json("translation failed: %s", err[0] ? err : "no reason given"));
+    else if (stopped)
+        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+                 error_json("translation took longer than the timeout of %u ms; send shorter "
+                            "texts or fewer of them",
+                            srv->config.timeout_ms));
+    else if (missing != SIZE_MAX)
+        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                 error_json("translation failed: no output for a sentence of q[%zu]",
+                            translate_job_text_of(&req->job, missing)));
+    else {
+        req->status = MHD_HTTP_OK;
+        req->reply = build_reply(srv, req);
+    }
+    translate_job_clear_results(&req->job);
 }
 
 /* Translates the sentences of group[0..count), jobs with one language pair
- * and beam width, in one callback call, and stores each job's reply. When
- * the call fails for several jobs, each job is translated alone so that
- * only the job at fault gets the error. */
+ * and beam width, in one callback call, and hands every job back with its
+ * reply. When the call fails for several jobs, each job still unanswered
+ * is translated alone, so that only the job at fault gets the error. */
 static void run_group(http_server *srv, request_state **group, size_t count)
 {
     const http_config *cfg = &srv->config;
-    batch b = {.srv = srv};
+    batch b = {.srv = srv, .group = group, .job_count = count};
     char err[ERROR_SIZE] = "";
     struct timespec before, after;
-    size_t at = 0;
+    size_t at = 0, retry = 0;
     int rc;
 
+    /* Step 1: copy the sentences of all jobs into one array. */
     for (size_t j = 0; j < count; j++)
         b.count += group[j]->job.sentence_count;
+    b.answered = calloc(count, 1);
     b.sentences = calloc(b.count ? b.count : 1, sizeof(*b.sentences));
     b.owner = calloc(b.count ? b.count : 1, sizeof(*b.owner));
-    if (!b.sentences || !b.owner) {
-        for (size_t j = 0; j < count; j++)
+    if (!b.answered || !b.sentences || !b.owner) {
+        for (size_t j = 0; j < count; j++) {
             fail_job(group[j], MHD_HTTP_INTERNAL_SERVER_ERROR,
                      error_json("out of memory before translating"));
+            hand_back(group[j], PHASE_DONE);
+        }
         goto done;
     }
     for (size_t j = 0; j < count; j++)
         for (size_t i = 0; i < group[j]->job.sentence_count; i++, at++) {
             b.sentences[at] = group[j]->job.sentences[i];
-            b.owner[at] = group[j];
+            b.owner[at] = j;
         }
 
+    /* Step 2: translate. */
     clock_gettime(CLOCK_MONOTONIC, &before);
     rc = cfg->translate(cfg->translate_ctx, group[0]->pair, group[0]->beam_size, b.sentences,
                         b.count, stop_sentence, &b, err, sizeof(err));
@@ -756,32 +798,46 @@ static void run_group(http_server *srv, request_state **group, size_t count)
     if (rc != 0 && count > 1) {
         free_batch_outputs(&b);
         for (size_t j = 0; j < count; j++)
+            if (!b.answered[j])
+                group[retry++] = group[j];
+        for (size_t j = 0; j < retry; j++)
             run_group(srv, &group[j], 1);
         goto done;
     }
 
-    /* Hand each job its sentences' outputs. */
+    /* Step 3: hand each unanswered job its sentences' outputs and reply. */
     at = 0;
     for (size_t j = 0; j < count; j++) {
-        group[j]->translate_ms += ms_between(&before, &after);
-        for (size_t i = 0; i < group[j]->job.sentence_count; i++, at++) {
-            http_sentence *s = &group[j]->job.sentences[i];
+        request_state *req = group[j];
+
+        if (b.answered[j]) {
+            while (at < b.count && b.owner[at] == j)
+                at++;
+            continue;
+        }
+        req->translate_ms += ms_between(&before, &after);
+        for (size_t i = 0; i < req->job.sentence_count; i++, at++) {
+            http_sentence *s = &req->job.sentences[i];
 
             s->hyps = b.sentences[at].hyps;
             s->count = b.sentences[at].hyps ? b.sentences[at].count : 0;
             s->stopped = b.sentences[at].stopped;
+            b.sentences[at].hyps = NULL;
         }
+        finish_job(srv, req, rc, err);
+        hand_back(req, PHASE_DONE);
     }
-    finish_group(srv, group, count, rc, err);
+    free_batch_outputs(&b); /* outputs of answered jobs */
 
 done:
+    free(b.answered);
     free(b.sentences);
     free(b.owner);
 }
 
-/* Translates the jobs jobs[0..count) taken off the queue together: skips
- * those whose client left or whose deadline passed, then runs one callback
- * call per language pair and beam width. Sets each job's phase. */
+/* Translates the jobs jobs[0..count) taken off the queue together: hands
+ * back at once those whose client left or whose deadline passed, then runs
+ * one callback call per language pair and beam width. */
 static void run_batch(http_server *srv, request_state **jobs, size_t count)
 {
     request_state **group = malloc(count * sizeof(*group));
@@ -793,17 +849,17 @@ static void run_batch(http_server *srv, request_state **jobs, size_t count)
 
         req->queue_ms = elapsed_ms(&req->start);
         if (client_closed(req->fd)) {
-            atomic_store(&req->phase, PHASE_CLIENT_GONE);
+            hand_back(req, PHASE_CLIENT_GONE);
         } else if (deadline_passed(req)) {
             fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
                      error_json("request waited longer than the timeout of %u ms for a "
                                 "translate thread; retry later",
                                 srv->config.timeout_ms));
-            atomic_store(&req->phase, PHASE_DONE);
+            hand_back(req, PHASE_DONE);
         } else if (!group) {
             fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
                      error_json("out of memory before translating"));
-            atomic_store(&req->phase, PHASE_DONE);
+            hand_back(req, PHASE_DONE);
         } else {
             jobs[active++] = req;
         }
@@ -821,8 +877,6 @@ static void run_batch(http_server *srv, request_state **jobs, size_t count)
                 jobs[rest++] = jobs[j];
         }
         run_group(srv, group, in_group);
-        for (size_t j = 0; j < in_group; j++)
-            atomic_store(&group[j]->phase, PHASE_DONE);
         active = rest;
     }
     free(group);
@@ -834,20 +888,14 @@ static void *translate_thread(void *arg)
     http_server *srv = arg;
     job_queue_node *nodes[MAX_BATCH_JOBS];
     request_state *jobs[MAX_BATCH_JOBS];
-    struct MHD_Connection *conns[MAX_BATCH_JOBS];
     size_t count;
 
     while ((count = job_queue_pop_batch(&srv->queue, nodes, MAX_BATCH_JOBS,
                                         srv->config.max_batch_sentences,
                                         srv->config.batch_wait_ms)) > 0) {
-        for (size_t j = 0; j < count; j++) {
-            jobs[j] = job_of(nodes[j]);
-            conns[j] = jobs[j]->conn;
-        }
-        run_batch(srv, jobs, count);
-        /* A job may be freed as soon as its connection resumes. */
         for (size_t j = 0; j < count; j++)
-            MHD_resume_connection(conns[j]);
+            jobs[j] = job_of(nodes[j]);
+        run_batch(srv, jobs, count);
     }
     return NULL;
 }

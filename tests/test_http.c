@@ -40,6 +40,7 @@
 #define GATE_TIMEOUT_SECONDS 10 /* a blocked callback gives up after this */
 #define WAIT_TIMEOUT_MS 5000    /* how long a test waits for the server to reach a state */
 #define HEALTH_MAX_MS 500       /* /health while every translate thread is busy */
+#define PAUSE_MS 700            /* how long the double sleeps on "PAUSE" */
 
 /* ---- translate test double ---- */
 
@@ -111,7 +112,8 @@ static char *fake_translation(const char *text, size_t pair, size_t k)
 
 /* Translates each sentence into n_best hypotheses of fake_translation,
  * scored -(k + 1). Blocks at the gate on "WAIT" (and marks the sentence
- * stopped when the stop callback fires there), rejects the input (-2) on
+ * stopped when the stop callback fires there), sleeps PAUSE_MS on "PAUSE"
+ * without asking the stop callback, rejects the input (-2) on
  * "REJECT", fails the call (-1) on "FAIL" and leaves no hypotheses without
  * failing on "NO OUTPUT". */
 static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
@@ -135,6 +137,11 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
             atomic_fetch_add(&state->stopped, 1);
             s->stopped = 1;
             continue;
+        }
+        if (strcmp(s->text, "PAUSE") == 0) {
+            struct timespec pause = {0, PAUSE_MS * 1000000L};
+
+            nanosleep(&pause, NULL);
         }
         if (strcmp(s->text, "REJECT") == 0) {
             snprintf(err, err_size, "test double rejects REJECT at sentence %zu", i);
@@ -1756,6 +1763,45 @@ static void test_timeout_504_frees_thread(void)
     http_server_stop(s);
 }
 
+/* Two requests that share a callback call have different deadlines. The
+ * first is answered with 504 at its own deadline, not when the call
+ * returns at the second one's. */
+static void test_timeout_answers_before_batch_ends(void)
+{
+    http_config config = test_config();
+    http_server *s;
+    async_post pause, first, second;
+    double start, first_ms;
+
+    config.timeout_ms = 1000;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    set_gate(&double_calls, 0);
+    start = now_ms();
+    async_post_start(&pause, http_server_port(s), "{\"q\": \"PAUSE\"}");
+    sleep_ms(10);
+    async_post_start(&first, http_server_port(s), "{\"q\": \"WAIT\"}");
+    sleep_ms(590);
+    async_post_start(&second, http_server_port(s), "{\"q\": \"WAIT\"}");
+    async_post_join(&first);
+    first_ms = now_ms() - start;
+    async_post_join(&second);
+    async_post_join(&pause);
+    set_gate(&double_calls, 1);
+
+    CU_ASSERT_TRUE(is_translation(&pause.response, "PAUSE"));
+    CU_ASSERT_EQUAL(first.response.status, 504);
+    CU_ASSERT_EQUAL(second.response.status, 504);
+    /* The first deadline is at about 1010 ms, the second at about 1600 ms. */
+    if (first_ms >= 1400.0)
+        fprintf(stderr, "\n  first 504 came after %.0f ms\n", first_ms);
+    CU_ASSERT_TRUE(first_ms < 1400.0);
+    response_free(&pause.response);
+    response_free(&first.response);
+    response_free(&second.response);
+    http_server_stop(s);
+}
+
 static void test_several_pairs(void)
 {
     static const http_language_pair pairs[] = {{"en", "de"}, {"de", "en"}, {"en", "fr"}};
@@ -1974,6 +2020,8 @@ int main(void)
     CU_add_test(suite, "batch groups by pair and beam", test_batch_groups_by_pair);
     CU_add_test(suite, "batch wait joins a late request", test_batch_wait_joins_late_request);
     CU_add_test(suite, "timeout is 504 and frees the thread", test_timeout_504_frees_thread);
+    CU_add_test(suite, "timeout answers before batch ends",
+                test_timeout_answers_before_batch_ends);
     CU_add_test(suite, "several language pairs", test_several_pairs);
     CU_add_test(suite, "CORS headers only with cors", test_cors_headers);
     CU_add_test(suite, "max connections", test_max_connections);
