@@ -122,8 +122,9 @@ size_t http_server_queue_length(http_server *server);
  * then waits up to grace_seconds for every request in progress, queued
  * translations included, to get its reply. Meanwhile, new translation and
  * /ready requests on open keep-alive connections get 503. After the grace
- * period, translations still queued get 503, running ones are stopped by
- * their deadline at the latest, and the remaining connections are closed.
+ * period, translations still queued get 503, running ones get 503 when
+ * the translate callback next asks the stop callback, and the remaining
+ * connections are closed. A callback that never asks is waited for.
  * http_server_stop(NULL) does nothing. */
 void http_server_stop(http_server *server);
 

@@ -182,10 +182,12 @@ char *translate_job_reply_libre(const translate_job *job, int is_list, int alter
         }
     }
     if (is_list) {
-        cJSON_AddItemToObject(reply, "translatedText", texts);
+        if (!cJSON_AddItemToObject(reply, "translatedText", texts))
+            goto done;
         texts = NULL;
         if (alternatives > 0) {
-            cJSON_AddItemToObject(reply, "alternatives", alts);
+            if (!cJSON_AddItemToObject(reply, "alternatives", alts))
+                goto done;
             alts = NULL;
         }
     } else {
