@@ -21,10 +21,10 @@
  *
  * Deadlines: every request must get its reply within timeout_ms of its
  * arrival. A job whose deadline has passed when a translate thread takes
- * it gets 504 at once. The callback asks the stop function between
- * decoding steps, which stops the sentences of a request past its deadline
- * and sends that request its 504 right then, while the rest of the batch
- * carries on.
+ * it gets 504 at once. The callback calls the stop function between
+ * decoding steps. That function stops the sentences of a request past its
+ * deadline and sends the request its 504 right then, while the rest of the
+ * batch carries on.
  *
  * Request flow: the handler routes on the headers, buffers a POST body up
  * to max_body_bytes (dropping the buffer as soon as the limit is passed),
@@ -657,11 +657,10 @@ static void fail_job(request_state *req, unsigned status, char *reply)
     req->reply = reply;
 }
 
-/* The sentences of a group of jobs in one callback call. A job whose
- * deadline passes during the call is answered from the stop callback at
- * once, so that its client does not wait for the rest of the batch, and
- * answered[j] records that group[j] is handed back and must not be read
- * again. */
+/* The sentences of a group of jobs in one callback call. The stop
+ * callback replies at once to a job whose deadline passes during the call,
+ * so that its client does not wait for the rest of the batch. answered[j]
+ * records that group[j] has its reply and must not be read again. */
 typedef struct {
     http_server *srv;
     request_state **group;    /* [job_count] */
@@ -672,8 +671,8 @@ typedef struct {
     size_t count;
 } batch;
 
-/* Answers group[j] with 504 or, once the server stops, 503, because its
- * sentences are being stopped. */
+/* Replies to group[j] with 504 or, once the server stops, 503, because
+ * its sentences are being stopped. */
 static void answer_stopped(batch *b, size_t j)
 {
     request_state *req = b->group[j];
@@ -692,8 +691,8 @@ static void answer_stopped(batch *b, size_t j)
 }
 
 /* http_stop_fn: stops the sentences of a job whose deadline has passed, or
- * of every job once the grace period of a stop is over, and answers the
- * job at the first of its sentences that stops. */
+ * of every job once the grace period of a stop is over. The job gets its
+ * reply when its first sentence stops. */
 static int stop_sentence(void *ctx, size_t i)
 {
     batch *b = ctx;

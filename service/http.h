@@ -123,8 +123,8 @@ size_t http_server_queue_length(http_server *server);
  * translations included, to get its reply. Meanwhile, new translation and
  * /ready requests on open keep-alive connections get 503. After the grace
  * period, translations still queued get 503, running ones get 503 when
- * the translate callback next asks the stop callback, and the remaining
- * connections are closed. A callback that never asks is waited for.
+ * the translate callback next calls the stop callback, and the remaining
+ * connections are closed. A callback that never calls it is waited for.
  * http_server_stop(NULL) does nothing. */
 void http_server_stop(http_server *server);
 

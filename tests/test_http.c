@@ -111,11 +111,11 @@ static char *fake_translation(const char *text, size_t pair, size_t k)
 }
 
 /* Translates each sentence into n_best hypotheses of fake_translation,
- * scored -(k + 1). Blocks at the gate on "WAIT" (and marks the sentence
- * stopped when the stop callback fires there), sleeps PAUSE_MS on "PAUSE"
- * without asking the stop callback, rejects the input (-2) on
- * "REJECT", fails the call (-1) on "FAIL" and leaves no hypotheses without
- * failing on "NO OUTPUT". */
+ * scored -(k + 1). Special sentences: "WAIT" blocks at the gate and marks
+ * the sentence stopped when the stop callback fires there. "PAUSE" sleeps
+ * PAUSE_MS without calling the stop callback. "REJECT" rejects the input
+ * (-2), "FAIL" fails the call (-1), and "NO OUTPUT" gets no hypotheses
+ * without a failure. */
 static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
                                 size_t n, http_stop_fn stop, void *stop_ctx, char *err,
                                 size_t err_size)
@@ -1764,8 +1764,8 @@ static void test_timeout_504_frees_thread(void)
 }
 
 /* Two requests that share a callback call have different deadlines. The
- * first is answered with 504 at its own deadline, not when the call
- * returns at the second one's. */
+ * first gets its 504 at its own deadline, not when the call returns at the
+ * second one's. */
 static void test_timeout_answers_before_batch_ends(void)
 {
     http_config config = test_config();
