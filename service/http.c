@@ -2,24 +2,41 @@
  *
  * Threading: libmicrohttpd's internal thread pool of config->threads HTTP
  * threads reads requests and writes replies, and never translates. A
- * complete, valid POST /translate becomes a job on a bounded FIFO
- * (job_queue.h), and its connection is suspended. config->translate_threads
- * translate threads pop jobs, run the translate callback, store the reply
- * in the job and resume the connection. The HTTP thread that owns the
- * connection then queues the reply. So /health and other cheap routes
- * reply while every translate thread is busy, and the translate pool size
- * caps how many translations run at once. When max_queue jobs are waiting,
- * a new one gets 503 at once.
+ * complete, valid translation request is split into sentences
+ * (translate_job.h) and becomes a job on a bounded FIFO (job_queue.h),
+ * weighted by its sentence count, and its connection is suspended.
+ * config->translate_threads translate threads take jobs off the queue, run
+ * the translate callback, store the reply in each job and resume its
+ * connection. The HTTP thread that owns the connection then queues the
+ * reply. So /health and other cheap routes reply while every translate
+ * thread is busy, and the translate pool size caps how many translations
+ * run at once. When max_queue jobs are waiting, a new one gets 503 at once.
+ *
+ * Batching: a translate thread takes every waiting job up to
+ * max_batch_sentences sentences in all. When fewer are waiting, it waits
+ * up to batch_wait_ms for more. It then translates the sentences of all
+ * jobs with the same language pair and beam width in one callback call.
+ * The callback's results do not depend on which sentences share a call
+ * (see beam.h), so replies equal those of unbatched translation.
+ *
+ * Deadlines: every request must get its reply within timeout_ms of its
+ * arrival. A job whose deadline has passed when a translate thread takes
+ * it gets 504 at once. The callback calls the stop function between
+ * decoding steps. That function stops the sentences of a request past its
+ * deadline and sends the request its 504 right then, while the rest of the
+ * batch carries on.
  *
  * Request flow: the handler routes on the headers, buffers a POST body up
  * to max_body_bytes (dropping the buffer as soon as the limit is passed),
- * parses it (translate_request.h), checks the language pair and the
- * character limit, and queues the job. Every reply from the handler,
- * errors included, is application/json. One line per reply goes to stderr
- * with method, path, status and milliseconds, never the body.
+ * parses it (translate_request.h), calls the authorize hook, checks the
+ * language pair and the limits, and queues the job. Every reply from the
+ * handler, errors included, is application/json and carries X-Request-Id.
+ * One line per reply goes to stderr with the request id, method, path,
+ * status, sentence count and milliseconds; request texts are logged only
+ * with config->debug.
  *
  * Stopping: http_server_stop stops accepting, replies to the requests in
- * progress within a grace period, then closes what is left (see http.h).
+ * progress within a grace period, then stops what is left (see http.h).
  *
  * Limits: libmicrohttpd 0.9.x cannot reply while a body is still arriving,
  * so a chunked body over the limit is read and discarded to its end before
@@ -33,6 +50,8 @@
  */
 #include "http.h"
 #include "job_queue.h"
+#include "openapi.h"
+#include "translate_job.h"
 #include "translate_request.h"
 
 #include <arpa/inet.h>
@@ -58,20 +77,33 @@
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_MAX_TEXTS 128
 #define DEFAULT_MAX_CHARS 20000
+#define DEFAULT_MAX_TOKENS 256
+#define DEFAULT_MAX_BATCH_SENTENCES 64
+#define DEFAULT_BEAM_SIZE 5
+#define DEFAULT_MAX_BEAM_SIZE 16
+#define DEFAULT_MAX_LENGTH 256
+#define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_GRACE_SECONDS 30
+#define MAX_BATCH_JOBS 256      /* jobs one translate thread takes at once */
 #define IDLE_TIMEOUT_SECONDS 30 /* an idle connection is closed after this */
 #define FLUSH_TIMEOUT_MS 1000   /* after the grace period, time to send the last replies */
 #define RETRY_AFTER_SECONDS "1" /* Retry-After of a 503 */
+#define CORS_MAX_AGE_SECONDS "86400"
 #define ERROR_SIZE 512
+#define REQUEST_ID_SIZE 65 /* 64 characters and the NUL */
 
 struct http_server {
     struct MHD_Daemon *daemon;
-    http_config config; /* string fields point at the copies below */
-    char *address, *source_lang, *target_lang;
+    http_config config; /* string fields and pairs point at the copies below */
+    char *address;
+    http_language_pair *pairs;
     char *languages_json; /* the reply of GET /languages */
+    char *pair_list;      /* "en-de, de-en" for error messages */
     unsigned short port;
-    atomic_int started;                 /* 0 while MHD_start_daemon runs */
-    char start_error[ERROR_SIZE];       /* last libmicrohttpd message before start */
+    atomic_int started;           /* 0 while MHD_start_daemon runs */
+    char start_error[ERROR_SIZE]; /* last libmicrohttpd message before start */
+    char id_prefix[9];            /* makes request ids unique across restarts */
+    atomic_ullong next_id;
 
     job_queue queue;
     pthread_t *workers; /* translate threads */
@@ -81,8 +113,20 @@ struct http_server {
     pthread_cond_t idle;     /* signalled when active_requests drops to 0 */
     size_t active_requests;  /* from the first handler call to the completion callback */
     atomic_int stopping;     /* set by http_server_stop */
+    atomic_int aborting;     /* set when the grace period is over: running
+                                translations stop and get 503 */
     int queue_ready, sync_ready; /* which of the above server_free must destroy */
 };
+
+typedef enum {
+    ROUTE_HEALTH,
+    ROUTE_READY,
+    ROUTE_LANGUAGES,
+    ROUTE_OPENAPI,
+    ROUTE_TRANSLATE,    /* POST /translate, LibreTranslate's shape */
+    ROUTE_V1_TRANSLATE, /* POST /v1/translate */
+    ROUTE_PREFLIGHT,    /* OPTIONS on a known path with CORS on */
+} route;
 
 /* Where a request is. The translate thread writes reply and status, then
  * stores PHASE_DONE or PHASE_CLIENT_GONE and resumes the connection. The
@@ -98,14 +142,20 @@ typedef enum {
  * also the translation job: node links it into the queue. */
 typedef struct {
     job_queue_node node;
-    struct timespec start;
+    struct timespec start;    /* arrival, CLOCK_MONOTONIC */
+    struct timespec deadline; /* start + timeout_ms */
+    char id[REQUEST_ID_SIZE];
+    route route;
     char *body;
     size_t len, cap;
     int too_large;     /* body passed max_body_bytes and was dropped */
     int out_of_memory; /* the body buffer could not grow */
-    int is_get_route;  /* GET or HEAD on /health, /ready or /languages */
     translate_body_format format;
     translate_request tr;
+    translate_job job;
+    size_t pair;       /* index into config.pairs */
+    int beam_size, n_best, alternatives;
+    double queue_ms, translate_ms;
     struct MHD_Connection *conn; /* set when the job is queued */
     int fd;                      /* the connection's socket, or -1 */
     atomic_int phase;            /* request_phase */
@@ -118,13 +168,27 @@ static request_state *job_of(job_queue_node *node)
     return (request_state *)((char *)node - offsetof(request_state, node));
 }
 
+static double ms_between(const struct timespec *from, const struct timespec *to)
+{
+    return 1e3 * (double)(to->tv_sec - from->tv_sec) +
+           1e-6 * (double)(to->tv_nsec - from->tv_nsec);
+}
+
 static double elapsed_ms(const struct timespec *start)
 {
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return 1e3 * (double)(now.tv_sec - start->tv_sec) +
-           1e-6 * (double)(now.tv_nsec - start->tv_nsec);
+    return ms_between(start, &now);
+}
+
+static int deadline_passed(const request_state *req)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > req->deadline.tv_sec ||
+           (now.tv_sec == req->deadline.tv_sec && now.tv_nsec >= req->deadline.tv_nsec);
 }
 
 /* Copies up to size - 1 bytes of s into buf, with non-printable bytes as
@@ -145,8 +209,43 @@ static void log_request(const char *method, const char *url, const char *outcome
 
     printable_copy(method, method_text, sizeof(method_text));
     printable_copy(url, path_text, sizeof(path_text));
-    fprintf(stderr, "http: %s %s %s %.1f ms\n", method_text, path_text, outcome,
-            elapsed_ms(&req->start));
+    fprintf(stderr, "http: id=%s %s %s %s sentences=%zu %.1f ms\n", req->id, method_text,
+            path_text, outcome, req->job.sentence_count, elapsed_ms(&req->start));
+}
+
+/* Logs the texts of a translation request as JSON strings, one line each.
+ * Only called with config.debug. */
+static void log_request_texts(const request_state *req)
+{
+    for (size_t i = 0; i < req->tr.count; i++) {
+        cJSON *s = cJSON_CreateString(req->tr.texts[i]);
+        char *quoted = s ? cJSON_PrintUnformatted(s) : NULL;
+
+        fprintf(stderr, "http: id=%s q[%zu] %s\n", req->id, i, quoted ? quoted : "(no memory)");
+        free(quoted);
+        cJSON_Delete(s);
+    }
+}
+
+/* Sets the request id: the client's X-Request-Id when it is 1 to 64
+ * characters of [A-Za-z0-9._-], else one made here. */
+static void assign_request_id(http_server *srv, struct MHD_Connection *conn, request_state *req)
+{
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t len = given ? strlen(given) : 0;
+    int valid = len > 0 && len < REQUEST_ID_SIZE;
+
+    for (size_t i = 0; valid && i < len; i++) {
+        char c = given[i];
+
+        valid = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '_' || c == '-';
+    }
+    if (valid)
+        memcpy(req->id, given, len + 1);
+    else
+        snprintf(req->id, sizeof(req->id), "%s-%llu", srv->id_prefix,
+                 (unsigned long long)atomic_fetch_add(&srv->next_id, 1));
 }
 
 /* ---- replies ---- */
@@ -171,15 +270,33 @@ static char *error_json(const char *format, ...)
     return text;
 }
 
+/* Adds the headers every reply carries: X-Request-Id, CORS when on, and
+ * "Connection: close" while the server stops, so that keep-alive clients go
+ * elsewhere. Returns 0, or -1 when a header could not be added. */
+static int add_common_headers(http_server *srv, struct MHD_Response *response,
+                              const request_state *req)
+{
+    if (MHD_add_response_header(response, "X-Request-Id", req->id) != MHD_YES)
+        return -1;
+    if (srv->config.cors &&
+        (MHD_add_response_header(response, "Access-Control-Allow-Origin", "*") != MHD_YES ||
+         MHD_add_response_header(response, "Access-Control-Expose-Headers", "X-Request-Id") !=
+             MHD_YES))
+        return -1;
+    if (atomic_load(&srv->stopping) &&
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
+        return -1;
+    return 0;
+}
+
 /* Queues text (malloc'd, taken over) as a JSON reply with the given status
  * and returns the status sent. When text is NULL because printing the reply
  * ran out of memory, a fixed 500 goes out instead. allow, when not NULL, is
- * the Allow header of a 405. A 503 carries Retry-After, and every reply
- * sent while the server stops carries "Connection: close" so that
- * keep-alive clients go elsewhere. Returns 0 when the reply could not be
- * queued. */
-static unsigned queue_json(http_server *srv, struct MHD_Connection *conn, unsigned status,
-                           char *text, const char *allow)
+ * the Allow header of a 405. A 503 carries Retry-After. Returns 0 when the
+ * reply could not be queued. */
+static unsigned queue_json(http_server *srv, struct MHD_Connection *conn,
+                           const request_state *req, unsigned status, char *text,
+                           const char *allow)
 {
     static const char oom_body[] = "{\"error\":\"out of memory while building the reply\"}";
     struct MHD_Response *response;
@@ -204,8 +321,7 @@ static unsigned queue_json(http_server *srv, struct MHD_Connection *conn, unsign
         (status == MHD_HTTP_SERVICE_UNAVAILABLE &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_SECONDS) !=
              MHD_YES) ||
-        (atomic_load(&srv->stopping) &&
-         MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES);
+        add_common_headers(srv, response, req) != 0;
     rc = header_failed ? MHD_NO : MHD_queue_response(conn, status, response);
     MHD_destroy_response(response);
     return rc == MHD_YES ? status : 0;
@@ -218,7 +334,7 @@ static enum MHD_Result send_text(http_server *srv, struct MHD_Connection *conn,
 {
     char outcome[16];
 
-    status = queue_json(srv, conn, status, text, allow);
+    status = queue_json(srv, conn, req, status, text, allow);
     if (status == 0)
         return MHD_NO;
     snprintf(outcome, sizeof(outcome), "%u", status);
@@ -245,6 +361,31 @@ static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
     return send_text(srv, conn, req, method, url, status, error_json("%s", message), allow);
 }
 
+/* Replies to a CORS preflight request with 204 and the allowed methods and
+ * headers. */
+static enum MHD_Result send_preflight(http_server *srv, struct MHD_Connection *conn,
+                                      const request_state *req, const char *method,
+                                      const char *url, const char *allow)
+{
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result rc = MHD_NO;
+
+    if (!response)
+        return MHD_NO;
+    if (MHD_add_response_header(response, "Access-Control-Allow-Methods", allow) == MHD_YES &&
+        MHD_add_response_header(response, "Access-Control-Allow-Headers",
+                                "Content-Type, Authorization, X-Request-Id") == MHD_YES &&
+        MHD_add_response_header(response, "Access-Control-Max-Age", CORS_MAX_AGE_SECONDS) ==
+            MHD_YES &&
+        add_common_headers(srv, response, req) == 0)
+        rc = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, response);
+    MHD_destroy_response(response);
+    if (rc == MHD_YES)
+        log_request(method, url, "204", req);
+    return rc;
+}
+
 /* ---- GET routes ---- */
 
 static const char *language_name(const char *code)
@@ -259,31 +400,44 @@ static const char *language_name(const char *code)
     return code;
 }
 
-/* Builds the reply of GET /languages in LibreTranslate's shape: the served
- * source language with its targets. The list is empty when no source
- * language is configured, and so are the targets without a target
- * language. Returns malloc'd JSON text, or NULL when out of memory. */
-static char *build_languages_json(const http_config *cfg)
+/* Builds the reply of GET /languages in LibreTranslate's shape: every
+ * source language served, in the order of the pairs, with its targets.
+ * Returns malloc'd JSON text, or NULL when out of memory. */
+static char *build_languages_json(const http_language_pair *pairs, size_t count)
 {
     cJSON *list = cJSON_CreateArray();
-    cJSON *entry = NULL, *targets = NULL;
     char *text = NULL;
 
     if (!list)
         return NULL;
-    if (cfg->source_lang) {
+    for (size_t i = 0; i < count; i++) {
+        cJSON *entry = NULL, *targets;
+        size_t first = 0;
+
+        while (strcmp(pairs[first].source, pairs[i].source) != 0)
+            first++;
+        if (first < i)
+            continue; /* listed with an earlier pair */
         entry = cJSON_CreateObject();
         if (!entry || !cJSON_AddItemToArray(list, entry)) {
             cJSON_Delete(entry);
             goto cleanup;
         }
-        if (!cJSON_AddStringToObject(entry, "code", cfg->source_lang) ||
-            !cJSON_AddStringToObject(entry, "name", language_name(cfg->source_lang)))
+        if (!cJSON_AddStringToObject(entry, "code", pairs[i].source) ||
+            !cJSON_AddStringToObject(entry, "name", language_name(pairs[i].source)) ||
+            !(targets = cJSON_AddArrayToObject(entry, "targets")))
             goto cleanup;
-        targets = cJSON_AddArrayToObject(entry, "targets");
-        if (!targets || (cfg->target_lang &&
-                         !cJSON_AddItemToArray(targets, cJSON_CreateString(cfg->target_lang))))
-            goto cleanup;
+        for (size_t k = i; k < count; k++) {
+            cJSON *code;
+
+            if (strcmp(pairs[k].source, pairs[i].source) != 0)
+                continue;
+            code = cJSON_CreateString(pairs[k].target);
+            if (!code || !cJSON_AddItemToArray(targets, code)) {
+                cJSON_Delete(code);
+                goto cleanup;
+            }
+        }
     }
     text = cJSON_PrintUnformatted(list);
 cleanup:
@@ -291,20 +445,27 @@ cleanup:
     return text;
 }
 
-/* Replies to GET or HEAD on /health, /ready or /languages. /ready turns to
- * 503 once the server stops, so that load balancers stop sending requests.
- * It needs no other check because the daemon starts after the model has
- * loaded. */
+/* Replies to GET or HEAD on /health, /ready, /languages or /openapi.json.
+ * /ready turns to 503 once the server stops, so that load balancers stop
+ * sending requests. It needs no other check because the daemon starts
+ * after the models have loaded. */
 static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *conn,
                                        const request_state *req, const char *method,
                                        const char *url)
 {
-    if (strcmp(url, "/health") == 0)
+    switch (req->route) {
+    case ROUTE_HEALTH:
         return send_text(srv, conn, req, method, url, MHD_HTTP_OK,
                          strdup("{\"status\":\"ok\"}"), NULL);
-    if (strcmp(url, "/languages") == 0)
+    case ROUTE_LANGUAGES:
         return send_text(srv, conn, req, method, url, MHD_HTTP_OK, strdup(srv->languages_json),
                          NULL);
+    case ROUTE_OPENAPI:
+        return send_text(srv, conn, req, method, url, MHD_HTTP_OK,
+                         strndup(http_openapi_json, http_openapi_json_len), NULL);
+    default:
+        break;
+    }
     if (atomic_load(&srv->stopping))
         return send_text(srv, conn, req, method, url, MHD_HTTP_SERVICE_UNAVAILABLE,
                          strdup("{\"status\":\"stopping\"}"), NULL);
@@ -312,88 +473,159 @@ static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *
                      NULL);
 }
 
-/* ---- /translate ---- */
+/* ---- translation requests ---- */
 
-/* Builds {"translatedText": ...} from out[0..count). Returns the printed
- * JSON (malloc'd), or NULL when out of memory. */
-static char *build_translation_reply(char *const *out, size_t count, int is_list)
+static int is_auto(const char *code)
 {
-    cJSON *reply = cJSON_CreateObject();
-    cJSON *value = NULL;
-    char *text = NULL;
+    return !code || !code[0] || strcmp(code, "auto") == 0;
+}
 
-    if (!reply)
-        return NULL;
-    if (is_list) {
-        value = cJSON_AddArrayToObject(reply, "translatedText");
-        for (size_t i = 0; value && i < count; i++) {
-            cJSON *item = cJSON_CreateString(out[i]);
+/* Picks the served pair that matches source and target of tr, where a
+ * missing source, "" or "auto" matches any source and a missing or empty
+ * target any target. Returns 0 with *pair set, or -1 with a client error
+ * in err when no pair or more than one matches. */
+static int resolve_pair(const http_server *srv, const translate_request *tr, size_t *pair,
+                        char *err, size_t err_size)
+{
+    size_t matches = 0;
+    char source[33], target[33];
 
-            if (!item || !cJSON_AddItemToArray(value, item)) {
-                cJSON_Delete(item);
-                value = NULL;
-            }
+    for (size_t i = 0; i < srv->config.pair_count; i++) {
+        const http_language_pair *p = &srv->pairs[i];
+
+        if ((is_auto(tr->source) || strcmp(tr->source, p->source) == 0) &&
+            (!tr->target || !tr->target[0] || strcmp(tr->target, p->target) == 0)) {
+            if (matches++ == 0)
+                *pair = i;
         }
-    } else {
-        value = cJSON_AddStringToObject(reply, "translatedText", out[0]);
     }
-    if (value)
-        text = cJSON_PrintUnformatted(reply);
-    cJSON_Delete(reply);
-    return text;
+    if (matches == 1)
+        return 0;
+    printable_copy(is_auto(tr->source) ? "auto" : tr->source, source, sizeof(source));
+    printable_copy(tr->target && tr->target[0] ? tr->target : "auto", target, sizeof(target));
+    if (matches == 0)
+        snprintf(err, err_size,
+                 "language pair %s-%s is not served; this server translates %s", source,
+                 target, srv->pair_list);
+    else
+        snprintf(err, err_size,
+                 "language pair %s-%s is ambiguous: it matches several of %s; name the "
+                 "source and target languages",
+                 source, target, srv->pair_list);
+    return -1;
 }
 
-static int pair_matches(const http_server *srv, const translate_request *tr)
-{
-    const char *served_source = srv->config.source_lang;
-    const char *served_target = srv->config.target_lang;
-    int source_ok = !tr->source || !tr->source[0] || strcmp(tr->source, "auto") == 0 ||
-                    !served_source || strcmp(tr->source, served_source) == 0;
-    int target_ok = !tr->target || !served_target || strcmp(tr->target, served_target) == 0;
-
-    return source_ok && target_ok;
-}
-
-/* Runs the translate callback on the job in req and stores the reply and
- * its status in req. Runs on a translate thread. */
-static void run_job(http_server *srv, request_state *req)
+/* Checks the decoding options of a request and stores them in req.
+ * LibreTranslate's route reads alternatives; /v1/translate reads beam_size,
+ * n_best and max_length. Returns 0, or -1 with a client error in err. */
+static int check_options(const http_server *srv, request_state *req, char *err, size_t err_size)
 {
     const http_config *cfg = &srv->config;
     const translate_request *tr = &req->tr;
-    char err[ERROR_SIZE] = "";
-    char **out = calloc(tr->count, sizeof(*out));
-    size_t missing = tr->count;
-    int rc;
 
-    if (!out) {
-        req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        req->reply = error_json("out of memory before translating");
-        return;
-    }
-    rc = cfg->translate(cfg->translate_ctx, tr->texts, tr->count, out, err, sizeof(err));
-    err[sizeof(err) - 1] = '\0';
-    for (size_t i = 0; rc == 0 && i < tr->count && missing == tr->count; i++)
-        if (!out[i])
-            missing = i;
-
-    if (rc == -2) {
-        req->status = MHD_HTTP_BAD_REQUEST;
-        req->reply = error_json("%s", err[0] ? err : "the translator rejected the input");
-    } else if (rc != 0) {
-        req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        req->reply = error_json("translation failed: %s", err[0] ? err : "no reason given");
-    } else if (missing < tr->count) {
-        req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        req->reply = error_json("translation failed: no output for q[%zu]", missing);
-    } else {
-        req->status = MHD_HTTP_OK;
-        req->reply = build_translation_reply(out, tr->count, tr->is_list);
+    req->beam_size = cfg->default_beam_size;
+    req->n_best = 1;
+    req->alternatives = 0;
+    if (req->route == ROUTE_TRANSLATE) {
+        if (tr->alternatives != TRANSLATE_FIELD_ABSENT) {
+            if (tr->alternatives + 1 > cfg->max_beam_size) {
+                snprintf(err, err_size,
+                         "alternatives %lld needs a beam of %lld, over the limit of %d; ask "
+                         "for at most %d alternatives",
+                         tr->alternatives, tr->alternatives + 1, cfg->max_beam_size,
+                         cfg->max_beam_size - 1);
+                return -1;
+            }
+            req->alternatives = (int)tr->alternatives;
+        }
+        req->n_best = req->alternatives + 1;
+        if (req->beam_size < req->n_best)
+            req->beam_size = req->n_best;
+        return 0;
     }
 
-    /* Free every output, also after a failure. */
-    for (size_t i = 0; i < tr->count; i++)
-        free(out[i]);
-    free(out);
+    if (tr->beam_size != TRANSLATE_FIELD_ABSENT) {
+        if (tr->beam_size < 1 || tr->beam_size > cfg->max_beam_size) {
+            snprintf(err, err_size, "beam_size %lld is outside the limits of 1 to %d",
+                     tr->beam_size, cfg->max_beam_size);
+            return -1;
+        }
+        req->beam_size = (int)tr->beam_size;
+    }
+    if (tr->n_best != TRANSLATE_FIELD_ABSENT) {
+        if (tr->n_best < 1 || tr->n_best > req->beam_size) {
+            snprintf(err, err_size,
+                     "n_best %lld is outside 1 to beam_size %d; raise beam_size (at most %d) "
+                     "or lower n_best",
+                     tr->n_best, req->beam_size, cfg->max_beam_size);
+            return -1;
+        }
+        req->n_best = (int)tr->n_best;
+    }
+    if (tr->max_length != TRANSLATE_FIELD_ABSENT &&
+        (tr->max_length < 1 || tr->max_length > cfg->max_length)) {
+        snprintf(err, err_size, "max_length %lld is outside the limits of 1 to %d tokens",
+                 tr->max_length, cfg->max_length);
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns 0 for text, 1 for html, or -1 with a client error in err. */
+static int check_format(const char *format, char *err, size_t err_size)
+{
+    char shown[33];
+
+    if (!format || strcmp(format, "text") == 0)
+        return 0;
+    if (strcmp(format, "html") == 0)
+        return 1;
+    printable_copy(format, shown, sizeof(shown));
+    snprintf(err, err_size, "format \"%s\" is not supported; use \"text\" or \"html\"", shown);
+    return -1;
+}
+
+/* Checks every sentence of the job against max_tokens. Returns 0, 1 with a
+ * client error in err, or -1 when out of memory. */
+static int check_sentence_tokens(const http_server *srv, const request_state *req, char *err,
+                                 size_t err_size)
+{
+    const http_config *cfg = &srv->config;
+
+    if (!cfg->count_tokens)
+        return 0;
+    for (size_t i = 0; i < req->job.sentence_count; i++) {
+        const char *text = req->job.sentences[i].text;
+        size_t tokens = cfg->count_tokens(cfg->translate_ctx, req->pair, text);
+        char shown[64];
+
+        if (tokens == (size_t)-1)
+            return -1;
+        if (tokens <= cfg->max_tokens)
+            continue;
+        printable_copy(text, shown, sizeof(shown));
+        snprintf(err, err_size,
+                 "a sentence of q[%zu] has %zu tokens, over the limit of %zu: \"%s%s\"; split "
+                 "it into shorter sentences",
+                 translate_job_text_of(&req->job, i), tokens, cfg->max_tokens, shown,
+                 strlen(text) >= sizeof(shown) ? "..." : "");
+        return 1;
+    }
+    return 0;
+}
+
+/* Builds the reply of req from the hypotheses of its sentences. */
+static char *build_reply(const http_server *srv, const request_state *req)
+{
+    translate_job_timing timing;
+
+    if (req->route == ROUTE_TRANSLATE)
+        return translate_job_reply_libre(&req->job, req->tr.is_list, req->alternatives);
+    timing.queue_ms = req->queue_ms;
+    timing.translate_ms = req->translate_ms;
+    timing.total_ms = elapsed_ms(&req->start);
+    return translate_job_reply_v1(&req->job, req->n_best, srv->pairs[req->pair].source,
+                                  srv->pairs[req->pair].target, &timing);
 }
 
 /* Returns nonzero when the client has closed or reset the connection. A
@@ -408,26 +640,261 @@ static int client_closed(int fd)
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-/* Body of a translate thread: runs jobs until the queue closes.
- * NOTE: one job per callback call. job_queue_pop can return several jobs,
- * so dynamic batching only needs to join their texts into one call. */
+/* Hands a finished job back to its HTTP thread. The caller has set the
+ * reply or PHASE_CLIENT_GONE. From the resume on, req may be freed. */
+static void hand_back(request_state *req, request_phase phase)
+{
+    struct MHD_Connection *conn = req->conn;
+
+    atomic_store(&req->phase, phase);
+    MHD_resume_connection(conn);
+}
+
+/* Sets the reply of a job that produced no translation. */
+static void fail_job(request_state *req, unsigned status, char *reply)
+{
+    req->status = status;
+    req->reply = reply;
+}
+
+/* The sentences of a group of jobs in one callback call. The stop
+ * callback replies at once to a job whose deadline passes during the call,
+ * so that its client does not wait for the rest of the batch. answered[j]
+ * records that group[j] has its reply and must not be read again. */
+typedef struct {
+    http_server *srv;
+    request_state **group;    /* [job_count] */
+    size_t job_count;
+    unsigned char *answered;  /* [job_count] */
+    http_sentence *sentences; /* [count] copies of the jobs' sentences */
+    size_t *owner;            /* [count] index into group */
+    size_t count;
+} batch;
+
+/* Replies to group[j] with 504 or, once the server stops, 503, because
+ * its sentences are being stopped. */
+static void answer_stopped(batch *b, size_t j)
+{
+    request_state *req = b->group[j];
+    const http_server *srv = b->srv;
+
+    if (atomic_load(&srv->aborting))
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                 error_json("server stopped before finishing this translation; retry later"));
+    else
+        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+                 error_json("translation took longer than the timeout of %u ms; send shorter "
+                            "texts or fewer of them",
+                            srv->config.timeout_ms));
+    b->answered[j] = 1;
+    hand_back(req, PHASE_DONE);
+}
+
+/* http_stop_fn: stops the sentences of a job whose deadline has passed, or
+ * of every job once the grace period of a stop is over. The job gets its
+ * reply when its first sentence stops. */
+static int stop_sentence(void *ctx, size_t i)
+{
+    batch *b = ctx;
+    size_t j = b->owner[i];
+
+    if (b->answered[j])
+        return 1;
+    if (!atomic_load(&b->srv->aborting) && !deadline_passed(b->group[j]))
+        return 0;
+    answer_stopped(b, j);
+    return 1;
+}
+
+/* Frees the outputs the callback left in b's sentences. */
+static void free_batch_outputs(batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        http_sentence *s = &b->sentences[i];
+
+        for (size_t k = 0; s->hyps && k < s->count; k++)
+            free(s->hyps[k].text);
+        free(s->hyps);
+        s->hyps = NULL;
+        s->count = 0;
+    }
+}
+
+/* Stores the outcome of a callback call in req: an error, a timeout for a
+ * stopped sentence that the stop callback did not answer, or the
+ * translation. */
+static void finish_job(http_server *srv, request_state *req, int rc, const char *err)
+{
+    size_t missing = SIZE_MAX;
+    int stopped = 0;
+
+    for (size_t i = 0; i < req->job.sentence_count; i++) {
+        stopped |= req->job.sentences[i].stopped;
+        if (missing == SIZE_MAX && req->job.sentences[i].count == 0)
+            missing = i;
+    }
+    if (rc == -2)
+        fail_job(req, MHD_HTTP_BAD_REQUEST,
+                 error_json("%s", err[0] ? err : "the translator rejected the input"));
+    else if (rc != 0)
+        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                 error_json("translation failed: %s", err[0] ? err : "no reason given"));
+    else if (stopped)
+        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+                 error_json("translation took longer than the timeout of %u ms; send shorter "
+                            "texts or fewer of them",
+                            srv->config.timeout_ms));
+    else if (missing != SIZE_MAX)
+        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                 error_json("translation failed: no output for a sentence of q[%zu]",
+                            translate_job_text_of(&req->job, missing)));
+    else {
+        req->status = MHD_HTTP_OK;
+        req->reply = build_reply(srv, req);
+    }
+    translate_job_clear_results(&req->job);
+}
+
+/* Translates the sentences of group[0..count), jobs with one language pair
+ * and beam width, in one callback call, and hands every job back with its
+ * reply. When the call fails for several jobs, each job still unanswered
+ * is translated alone, so that only the job at fault gets the error. */
+static void run_group(http_server *srv, request_state **group, size_t count)
+{
+    const http_config *cfg = &srv->config;
+    batch b = {.srv = srv, .group = group, .job_count = count};
+    char err[ERROR_SIZE] = "";
+    struct timespec before, after;
+    size_t at = 0, retry = 0;
+    int rc;
+
+    /* Step 1: copy the sentences of all jobs into one array. */
+    for (size_t j = 0; j < count; j++)
+        b.count += group[j]->job.sentence_count;
+    b.answered = calloc(count, 1);
+    b.sentences = calloc(b.count ? b.count : 1, sizeof(*b.sentences));
+    b.owner = calloc(b.count ? b.count : 1, sizeof(*b.owner));
+    if (!b.answered || !b.sentences || !b.owner) {
+        for (size_t j = 0; j < count; j++) {
+            fail_job(group[j], MHD_HTTP_INTERNAL_SERVER_ERROR,
+                     error_json("out of memory before translating"));
+            hand_back(group[j], PHASE_DONE);
+        }
+        goto done;
+    }
+    for (size_t j = 0; j < count; j++)
+        for (size_t i = 0; i < group[j]->job.sentence_count; i++, at++) {
+            b.sentences[at] = group[j]->job.sentences[i];
+            b.owner[at] = j;
+        }
+
+    /* Step 2: translate. */
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    rc = cfg->translate(cfg->translate_ctx, group[0]->pair, group[0]->beam_size, b.sentences,
+                        b.count, stop_sentence, &b, err, sizeof(err));
+    err[sizeof(err) - 1] = '\0';
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    if (rc != 0 && count > 1) {
+        free_batch_outputs(&b);
+        for (size_t j = 0; j < count; j++)
+            if (!b.answered[j])
+                group[retry++] = group[j];
+        for (size_t j = 0; j < retry; j++)
+            run_group(srv, &group[j], 1);
+        goto done;
+    }
+
+    /* Step 3: hand each unanswered job its sentences' outputs and reply. */
+    at = 0;
+    for (size_t j = 0; j < count; j++) {
+        request_state *req = group[j];
+
+        if (b.answered[j]) {
+            while (at < b.count && b.owner[at] == j)
+                at++;
+            continue;
+        }
+        req->translate_ms += ms_between(&before, &after);
+        for (size_t i = 0; i < req->job.sentence_count; i++, at++) {
+            http_sentence *s = &req->job.sentences[i];
+
+            s->hyps = b.sentences[at].hyps;
+            s->count = b.sentences[at].hyps ? b.sentences[at].count : 0;
+            s->stopped = b.sentences[at].stopped;
+            b.sentences[at].hyps = NULL;
+        }
+        finish_job(srv, req, rc, err);
+        hand_back(req, PHASE_DONE);
+    }
+    free_batch_outputs(&b); /* outputs of answered jobs */
+
+done:
+    free(b.answered);
+    free(b.sentences);
+    free(b.owner);
+}
+
+/* Translates the jobs jobs[0..count) taken off the queue together: hands
+ * back at once those whose client left or whose deadline passed, then runs
+ * one callback call per language pair and beam width. */
+static void run_batch(http_server *srv, request_state **jobs, size_t count)
+{
+    request_state **group = malloc(count * sizeof(*group));
+    size_t active = 0;
+
+    /* Step 1: drop jobs whose client left or whose deadline passed. */
+    for (size_t j = 0; j < count; j++) {
+        request_state *req = jobs[j];
+
+        req->queue_ms = elapsed_ms(&req->start);
+        if (client_closed(req->fd)) {
+            hand_back(req, PHASE_CLIENT_GONE);
+        } else if (deadline_passed(req)) {
+            fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+                     error_json("request waited longer than the timeout of %u ms for a "
+                                "translate thread; retry later",
+                                srv->config.timeout_ms));
+            hand_back(req, PHASE_DONE);
+        } else if (!group) {
+            fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                     error_json("out of memory before translating"));
+            hand_back(req, PHASE_DONE);
+        } else {
+            jobs[active++] = req;
+        }
+    }
+
+    /* Step 2: one call per language pair and beam width, in queue order. */
+    while (active > 0) {
+        size_t in_group = 0, rest = 0, pair = jobs[0]->pair;
+        int beam_size = jobs[0]->beam_size;
+
+        for (size_t j = 0; j < active; j++) {
+            if (jobs[j]->pair == pair && jobs[j]->beam_size == beam_size)
+                group[in_group++] = jobs[j];
+            else
+                jobs[rest++] = jobs[j];
+        }
+        run_group(srv, group, in_group);
+        active = rest;
+    }
+    free(group);
+}
+
+/* Body of a translate thread: runs batches of jobs until the queue closes. */
 static void *translate_thread(void *arg)
 {
     http_server *srv = arg;
-    job_queue_node *node;
+    job_queue_node *nodes[MAX_BATCH_JOBS];
+    request_state *jobs[MAX_BATCH_JOBS];
+    size_t count;
 
-    while (job_queue_pop(&srv->queue, &node, 1) == 1) {
-        request_state *req = job_of(node);
-        struct MHD_Connection *conn = req->conn;
-
-        if (client_closed(req->fd)) {
-            atomic_store(&req->phase, PHASE_CLIENT_GONE);
-        } else {
-            run_job(srv, req);
-            atomic_store(&req->phase, PHASE_DONE);
-        }
-        /* req may be freed as soon as the connection resumes. */
-        MHD_resume_connection(conn);
+    while ((count = job_queue_pop_batch(&srv->queue, nodes, MAX_BATCH_JOBS,
+                                        srv->config.max_batch_sentences,
+                                        srv->config.batch_wait_ms)) > 0) {
+        for (size_t j = 0; j < count; j++)
+            jobs[j] = job_of(nodes[j]);
+        run_batch(srv, jobs, count);
     }
     return NULL;
 }
@@ -444,6 +911,7 @@ static enum MHD_Result queue_job(http_server *srv, struct MHD_Connection *conn,
 
     req->conn = conn;
     req->fd = info ? info->connect_fd : -1;
+    req->node.weight = req->job.sentence_count;
     atomic_store(&req->phase, PHASE_QUEUED);
 
     /* Suspend before pushing: a translate thread may resume the connection
@@ -465,7 +933,7 @@ static enum MHD_Result queue_job(http_server *srv, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
-/* Checks a fully received POST /translate body and queues its translation,
+/* Checks a fully received translation request and queues its translation,
  * or replies at once with an error or an empty result. */
 static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection *conn,
                                         request_state *req, const char *method, const char *url)
@@ -474,7 +942,7 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
     translate_request *tr = &req->tr;
     char err[ERROR_SIZE] = "";
     size_t chars;
-    int parsed;
+    int rc, html;
 
     /* Step 1: reject what cannot be parsed. */
     if (req->out_of_memory)
@@ -485,40 +953,54 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
                           "request body is empty; send {\"q\": \"text\"}");
 
     /* Step 2: parse the JSON or form body. */
-    parsed = translate_request_parse(tr, req->format, conn, req->body, req->len, cfg->max_texts,
-                                     err, sizeof(err));
-    if (parsed == -2)
+    rc = translate_request_parse(tr, req->format, conn, req->body, req->len, cfg->max_texts,
+                                 err, sizeof(err));
+    if (rc == -2)
         return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
                           "out of memory while parsing the request");
-    if (parsed != 0)
+    if (rc != 0)
         return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
+    if (cfg->debug)
+        log_request_texts(req);
 
-    /* Step 3: check the language pair. */
-    if (!pair_matches(srv, tr)) {
-        char source[33], target[33];
+    /* Step 3: the API key hook. */
+    if (cfg->authorize) {
+        unsigned status = cfg->authorize(cfg->translate_ctx, tr->api_key, url, err, sizeof(err));
 
-        printable_copy(tr->source && tr->source[0] ? tr->source : "auto", source, sizeof(source));
-        printable_copy(tr->target ? tr->target : "?", target, sizeof(target));
-        return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
-                          "language pair %s-%s is not served; this server translates "
-                          "%.32s-%.32s",
-                          source, target, cfg->source_lang ? cfg->source_lang : "?",
-                          cfg->target_lang ? cfg->target_lang : "?");
+        if (status != 0)
+            return send_error(srv, conn, req, method, url, status, NULL, "%s",
+                              err[0] ? err : "request not authorized");
     }
 
-    /* Step 4: check the size of the input. */
+    /* Step 4: check the language pair, the options and the input size. */
+    if (resolve_pair(srv, tr, &req->pair, err, sizeof(err)) != 0 ||
+        check_options(srv, req, err, sizeof(err)) != 0 ||
+        (html = check_format(tr->format, err, sizeof(err))) < 0)
+        return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
     chars = translate_request_chars(tr);
     if (chars > cfg->max_chars)
         return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
                           "q has %zu characters; this server accepts at most %zu per request",
                           chars, cfg->max_chars);
 
-    /* Step 5: an empty q array needs no translation. */
-    if (tr->count == 0)
-        return send_text(srv, conn, req, method, url, MHD_HTTP_OK,
-                         build_translation_reply(NULL, 0, tr->is_list), NULL);
+    /* Step 5: split the texts into sentences and check their lengths. */
+    if (translate_job_init(&req->job, tr->texts, tr->count, html, req->n_best,
+                           tr->max_length != TRANSLATE_FIELD_ABSENT ? (int)tr->max_length
+                                                                    : cfg->max_length) != 0)
+        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                          "out of memory while splitting the texts into sentences");
+    rc = check_sentence_tokens(srv, req, err, sizeof(err));
+    if (rc < 0)
+        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                          "out of memory while counting tokens");
+    if (rc > 0)
+        return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
 
-    /* Step 6: queue the job. The texts live in tr, so the raw body can go. */
+    /* Step 6: texts without sentences need no translation. */
+    if (req->job.sentence_count == 0)
+        return send_text(srv, conn, req, method, url, MHD_HTTP_OK, build_reply(srv, req), NULL);
+
+    /* Step 7: queue the job. The texts live in tr, so the raw body can go. */
     free(req->body);
     req->body = NULL;
     req->len = req->cap = 0;
@@ -562,6 +1044,33 @@ static void buffer_body(const http_server *srv, request_state *req, const char *
     req->body[req->len] = '\0';
 }
 
+/* Routes a POST translation request once its headers are in. */
+static enum MHD_Result route_translate_headers(http_server *srv, struct MHD_Connection *conn,
+                                               request_state *req, const char *url,
+                                               const char *method)
+{
+    const char *type, *length;
+    char type_text[64];
+
+    if (atomic_load(&srv->stopping))
+        return send_error(srv, conn, req, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+                          "server is shutting down; retry later");
+    type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (translate_request_format(type, &req->format) != 0) {
+        printable_copy(type, type_text, sizeof(type_text));
+        return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
+                          "Content-Type %s is not supported; send application/json, "
+                          "application/x-www-form-urlencoded or multipart/form-data",
+                          type_text);
+    }
+    length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length && strtoull(length, NULL, 10) > srv->config.max_body_bytes)
+        return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+                          "request body of %.20s bytes is over the limit of %zu bytes", length,
+                          srv->config.max_body_bytes);
+    return MHD_YES;
+}
+
 /* Routes a request once its headers are in. Returns with an error reply
  * queued, or with none for a valid route. Valid routes reply on a later
  * call: libmicrohttpd 0.9.75 closes the connection after a reply queued
@@ -569,6 +1078,18 @@ static void buffer_body(const http_server *srv, request_state *req, const char *
 static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *conn,
                                      request_state *req, const char *url, const char *method)
 {
+    static const struct {
+        const char *path;
+        route route;
+        const char *allow;
+    } routes[] = {
+        {"/health", ROUTE_HEALTH, "GET, HEAD"},
+        {"/ready", ROUTE_READY, "GET, HEAD"},
+        {"/languages", ROUTE_LANGUAGES, "GET, HEAD"},
+        {"/openapi.json", ROUTE_OPENAPI, "GET, HEAD"},
+        {"/translate", ROUTE_TRANSLATE, "POST"},
+        {"/v1/translate", ROUTE_V1_TRANSLATE, "POST"},
+    };
     char method_text[16], path_text[96];
     int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
                  strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
@@ -577,44 +1098,28 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
     printable_copy(method, method_text, sizeof(method_text));
     printable_copy(url, path_text, sizeof(path_text));
 
-    if (strcmp(url, "/health") == 0 || strcmp(url, "/ready") == 0 ||
-        strcmp(url, "/languages") == 0) {
-        if (!is_get)
-            return send_error(srv, conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
-                              "GET, HEAD", "method %s is not allowed on %s; use GET",
-                              method_text, path_text);
-        req->is_get_route = 1;
-        return MHD_YES;
-    }
-    if (strcmp(url, "/translate") == 0) {
-        const char *type, *length;
-        char type_text[64];
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        int is_post_route = routes[i].route == ROUTE_TRANSLATE ||
+                            routes[i].route == ROUTE_V1_TRANSLATE;
 
-        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-            return send_error(srv, conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, "POST",
-                              "method %s is not allowed on /translate; use POST", method_text);
-        if (atomic_load(&srv->stopping))
-            return send_error(srv, conn, req, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
-                              "server is shutting down; retry later");
-        type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (translate_request_format(type, &req->format) != 0) {
-            printable_copy(type, type_text, sizeof(type_text));
-            return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
-                              "Content-Type %s is not supported; send application/json, "
-                              "application/x-www-form-urlencoded or multipart/form-data",
-                              type_text);
+        if (strcmp(url, routes[i].path) != 0)
+            continue;
+        req->route = routes[i].route;
+        if (srv->config.cors && strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
+            req->route = ROUTE_PREFLIGHT;
+            return MHD_YES;
         }
-        length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length && strtoull(length, NULL, 10) > srv->config.max_body_bytes)
-            return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                              "request body of %.20s bytes is over the limit of %zu bytes",
-                              length, srv->config.max_body_bytes);
-        return MHD_YES;
+        if (is_post_route && strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+            return route_translate_headers(srv, conn, req, url, method);
+        if (!is_post_route && is_get)
+            return MHD_YES;
+        return send_error(srv, conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          routes[i].allow, "method %s is not allowed on %s; use %s",
+                          method_text, path_text, is_post_route ? "POST" : "GET");
     }
     return send_error(srv, conn, req, method, url, MHD_HTTP_NOT_FOUND, NULL,
-                      "no route for %s; use POST /translate, GET /languages, GET /health or "
-                      "GET /ready",
+                      "no route for %s; use POST /translate, POST /v1/translate, "
+                      "GET /languages, GET /health, GET /ready or GET /openapi.json",
                       path_text);
 }
 
@@ -633,6 +1138,28 @@ static void request_finished(http_server *srv)
     pthread_mutex_unlock(&srv->mutex);
 }
 
+/* Creates the state of a new request, or returns NULL when out of memory. */
+static request_state *new_request(http_server *srv, struct MHD_Connection *conn)
+{
+    request_state *req = calloc(1, sizeof(*req));
+    unsigned timeout_ms = srv->config.timeout_ms;
+
+    if (!req)
+        return NULL;
+    req->fd = -1;
+    atomic_init(&req->phase, PHASE_READING);
+    clock_gettime(CLOCK_MONOTONIC, &req->start);
+    req->deadline = req->start;
+    req->deadline.tv_sec += timeout_ms / 1000;
+    req->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (req->deadline.tv_nsec >= 1000000000L) {
+        req->deadline.tv_sec++;
+        req->deadline.tv_nsec -= 1000000000L;
+    }
+    assign_request_id(srv, conn, req);
+    return req;
+}
+
 static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
                                      const char *upload_data, size_t *upload_data_size,
@@ -644,12 +1171,9 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
 
     (void)version;
     if (!req) {
-        req = calloc(1, sizeof(*req));
+        req = new_request(srv, conn);
         if (!req)
             return MHD_NO;
-        req->fd = -1;
-        atomic_init(&req->phase, PHASE_READING);
-        clock_gettime(CLOCK_MONOTONIC, &req->start);
         *con_cls = req;
         request_started(srv);
         return route_headers(srv, conn, req, url, method);
@@ -662,7 +1186,13 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
 
     switch (atomic_load(&req->phase)) {
     case PHASE_READING:
-        if (req->is_get_route)
+        if (req->route == ROUTE_PREFLIGHT)
+            return send_preflight(srv, conn, req, method, url,
+                                  strcmp(url, "/translate") == 0 ||
+                                          strcmp(url, "/v1/translate") == 0
+                                      ? "POST, OPTIONS"
+                                      : "GET, HEAD, OPTIONS");
+        if (req->route != ROUTE_TRANSLATE && req->route != ROUTE_V1_TRANSLATE)
             return reply_get_route(srv, conn, req, method, url);
         if (req->too_large)
             return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
@@ -677,7 +1207,7 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
         /* The reply only lets libmicrohttpd finish the request quietly;
          * MHD_NO would make it log an internal error. */
         log_request(method, url, "skipped: client closed the connection while queued", req);
-        return queue_json(srv, conn, MHD_HTTP_BAD_REQUEST,
+        return queue_json(srv, conn, req, MHD_HTTP_BAD_REQUEST,
                           error_json("connection closed before the translation started"),
                           NULL)
                    ? MHD_YES
@@ -700,6 +1230,7 @@ static void free_request(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     if (!req)
         return;
+    translate_job_free(&req->job);
     translate_request_free(&req->tr);
     free(req->reply);
     free(req->body);
@@ -728,7 +1259,7 @@ static void log_daemon_message(void *cls, const char *format, va_list ap)
 
 /* ---- public API ---- */
 
-/* Closes the queue and joins the translate threads. Each finishes the job
+/* Closes the queue and joins the translate threads. Each finishes the batch
  * it is running first. */
 static void stop_translate_threads(http_server *srv)
 {
@@ -746,23 +1277,17 @@ static void server_free(http_server *srv)
         pthread_cond_destroy(&srv->idle);
         pthread_mutex_destroy(&srv->mutex);
     }
+    for (size_t i = 0; srv->pairs && i < srv->config.pair_count; i++) {
+        free((char *)srv->pairs[i].source);
+        free((char *)srv->pairs[i].target);
+    }
+    free(srv->pairs);
+    free(srv->pair_list);
     free(srv->workers);
     free(srv->languages_json);
     free(srv->address);
-    free(srv->source_lang);
-    free(srv->target_lang);
     free(srv);
 }
-
-static char *copy_or_null(const char *s, int *failed)
-{
-    char *copy = s ? strdup(s) : NULL;
-
-    if (s && !copy)
-        *failed = 1;
-    return copy;
-}
-
 
 /* Creates the mutex and the condition variable that http_server_stop waits
  * on, which measures its timeouts on CLOCK_MONOTONIC. Returns 0 or -1. */
@@ -802,8 +1327,75 @@ static void apply_defaults(http_config *cfg)
         cfg->max_texts = DEFAULT_MAX_TEXTS;
     if (cfg->max_chars == 0)
         cfg->max_chars = DEFAULT_MAX_CHARS;
+    if (cfg->max_tokens == 0)
+        cfg->max_tokens = DEFAULT_MAX_TOKENS;
+    if (cfg->max_batch_sentences == 0)
+        cfg->max_batch_sentences = DEFAULT_MAX_BATCH_SENTENCES;
+    if (cfg->max_beam_size <= 0)
+        cfg->max_beam_size = DEFAULT_MAX_BEAM_SIZE;
+    if (cfg->default_beam_size <= 0)
+        cfg->default_beam_size = DEFAULT_BEAM_SIZE;
+    if (cfg->default_beam_size > cfg->max_beam_size)
+        cfg->default_beam_size = cfg->max_beam_size;
+    if (cfg->max_length <= 0)
+        cfg->max_length = DEFAULT_MAX_LENGTH;
+    if (cfg->timeout_ms == 0)
+        cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
     if (cfg->grace_seconds == 0)
         cfg->grace_seconds = DEFAULT_GRACE_SECONDS;
+}
+
+/* Copies the language pairs into srv and builds the texts derived from
+ * them. Returns 0, or -1 when out of memory. */
+static int copy_pairs(http_server *srv, const http_config *config)
+{
+    size_t list_len = 1;
+
+    srv->pairs = calloc(config->pair_count, sizeof(*srv->pairs));
+    if (!srv->pairs)
+        return -1;
+    srv->config.pairs = srv->pairs;
+    for (size_t i = 0; i < config->pair_count; i++) {
+        srv->pairs[i].source = strdup(config->pairs[i].source);
+        srv->pairs[i].target = strdup(config->pairs[i].target);
+        if (!srv->pairs[i].source || !srv->pairs[i].target)
+            return -1;
+        list_len += strlen(config->pairs[i].source) + strlen(config->pairs[i].target) + 3;
+    }
+    srv->pair_list = malloc(list_len);
+    if (!srv->pair_list)
+        return -1;
+    srv->pair_list[0] = '\0';
+    for (size_t i = 0; i < config->pair_count; i++) {
+        if (i > 0)
+            strcat(srv->pair_list, ", ");
+        strcat(srv->pair_list, srv->pairs[i].source);
+        strcat(srv->pair_list, "-");
+        strcat(srv->pair_list, srv->pairs[i].target);
+    }
+    srv->languages_json = build_languages_json(srv->pairs, config->pair_count);
+    return srv->languages_json ? 0 : -1;
+}
+
+/* Checks that config names an address, a translate callback and at least
+ * one complete language pair. Returns 0, or -1 with a message in err. */
+static int check_config(const http_config *config, char *err, size_t err_size)
+{
+    if (!config || !config->address || !config->translate) {
+        snprintf(err, err_size, "invalid HTTP configuration: address and translate are required");
+        return -1;
+    }
+    if (!config->pairs || config->pair_count == 0) {
+        snprintf(err, err_size, "invalid HTTP configuration: no language pair to serve");
+        return -1;
+    }
+    for (size_t i = 0; i < config->pair_count; i++)
+        if (!config->pairs[i].source || !config->pairs[i].target) {
+            snprintf(err, err_size, "invalid HTTP configuration: language pair %zu lacks a "
+                     "source or target code", i);
+            return -1;
+        }
+    return 0;
 }
 
 http_server *http_server_start(const http_config *config, char *err, size_t err_size)
@@ -813,13 +1405,13 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     struct sockaddr *addr;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
+    struct MHD_OptionItem options[8];
+    size_t option_count = 0;
+    struct timespec now;
     http_server *srv;
-    int copy_failed = 0;
 
-    if (!config || !config->address || !config->translate) {
-        snprintf(err, err_size, "invalid HTTP configuration: address and translate are required");
+    if (check_config(config, err, err_size) != 0)
         return NULL;
-    }
 
     /* Step 1: parse the listen address. */
     memset(&addr4, 0, sizeof(addr4));
@@ -846,20 +1438,22 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
         return NULL;
     }
     srv->config = *config;
-    srv->address = copy_or_null(config->address, &copy_failed);
-    srv->source_lang = copy_or_null(config->source_lang, &copy_failed);
-    srv->target_lang = copy_or_null(config->target_lang, &copy_failed);
+    srv->config.pairs = NULL;
+    srv->address = strdup(config->address);
     srv->config.address = srv->address;
-    srv->config.source_lang = srv->source_lang;
-    srv->config.target_lang = srv->target_lang;
     apply_defaults(&srv->config);
-    srv->languages_json = build_languages_json(&srv->config);
     srv->workers = calloc(srv->config.translate_threads, sizeof(*srv->workers));
-    if (copy_failed || !srv->languages_json || !srv->workers) {
+    if (!srv->address || copy_pairs(srv, config) != 0 || !srv->workers) {
         server_free(srv);
         snprintf(err, err_size, "out of memory starting the HTTP server");
         return NULL;
     }
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(srv->id_prefix, sizeof(srv->id_prefix), "%08lx",
+             (unsigned long)(((unsigned long)now.tv_sec * 2654435761UL) ^
+                             (unsigned long)now.tv_nsec ^ (unsigned long)getpid()) &
+                 0xffffffffUL);
+    atomic_init(&srv->next_id, 1);
 
     /* Step 3: create the job queue and start the translate threads. */
     srv->sync_ready = init_sync(srv) == 0;
@@ -882,12 +1476,25 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
         srv->worker_count++;
     }
 
-    /* Step 4: start the daemon. The port argument is unused with SOCK_ADDR. */
-    srv->daemon = MHD_start_daemon(
-        flags, config->port, NULL, NULL, handle_access, srv, MHD_OPTION_SOCK_ADDR, addr,
-        MHD_OPTION_THREAD_POOL_SIZE, srv->config.threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_TIMEOUT_SECONDS, MHD_OPTION_NOTIFY_COMPLETED, free_request, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, log_daemon_message, srv, MHD_OPTION_END);
+    /* Step 4: start the daemon. The port argument is unused with SOCK_ADDR.
+     * libmicrohttpd warns about a pool of one thread or a zero connection
+     * limit, so those options are left out then. */
+    options[option_count++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, addr};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)IDLE_TIMEOUT_SECONDS, NULL};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)free_request, srv};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_daemon_message, srv};
+    if (srv->config.threads > 1)
+        options[option_count++] = (struct MHD_OptionItem){
+            MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->config.threads, NULL};
+    if (srv->config.max_connections > 0)
+        options[option_count++] = (struct MHD_OptionItem){
+            MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->config.max_connections, NULL};
+    options[option_count++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    srv->daemon = MHD_start_daemon(flags, config->port, NULL, NULL, handle_access, srv,
+                                   MHD_OPTION_ARRAY, options, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, err_size, "cannot start HTTP server on %.64s port %u: %s", config->address,
                  config->port, srv->start_error[0] ? srv->start_error : "libmicrohttpd failed");
@@ -973,9 +1580,10 @@ void http_server_stop(http_server *server)
      * reply within the grace period. */
     active = wait_until_idle(server, 1000LL * server->config.grace_seconds);
 
-    /* Step 3: reply 503 to the jobs still queued, and wait for the
-     * running ones, because the translate callback cannot be interrupted.
-     * Afterwards no connection is suspended, as MHD_stop_daemon requires. */
+    /* Step 3: reply 503 to the jobs still queued, and stop the running
+     * ones at their next decoding step with 503. Afterwards no connection
+     * is suspended, as MHD_stop_daemon requires. */
+    atomic_store(&server->aborting, 1);
     rejected = reject_waiting_jobs(server);
     stop_translate_threads(server);
     if (active > 0) {

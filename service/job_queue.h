@@ -3,8 +3,10 @@
  *
  * The queue is intrusive: a job embeds a job_queue_node and the queue only
  * links nodes, so pushing never allocates. One mutex and one condition
- * variable guard it. job_queue_pop hands out up to max nodes at once, which
- * lets a consumer batch several waiting jobs into one piece of work.
+ * variable guard it. job_queue_pop hands out up to max nodes at once, and
+ * job_queue_pop_batch hands out nodes up to a total weight, waiting a short
+ * while for more, which lets a consumer batch several waiting jobs into one
+ * piece of work.
  */
 #ifndef SEQMT_JOB_QUEUE_H
 #define SEQMT_JOB_QUEUE_H
@@ -14,6 +16,7 @@
 
 typedef struct job_queue_node {
     struct job_queue_node *next;
+    size_t weight; /* size of the job for job_queue_pop_batch, e.g. sentences */
 } job_queue_node;
 
 typedef struct {
@@ -44,6 +47,17 @@ int job_queue_push(job_queue *queue, job_queue_node *node);
  * (max >= 1) in FIFO order into nodes[0..]. Returns how many it removed, or
  * 0 once the queue is closed: the signal for a consumer thread to exit. */
 size_t job_queue_pop(job_queue *queue, job_queue_node **nodes, size_t max);
+
+/* Waits until at least one node is queued, then removes nodes in FIFO
+ * order into nodes[0..max) while their total weight stays within
+ * max_weight. The first node is always taken, even when it alone weighs
+ * more. While the total is below max_weight and fewer than max nodes are
+ * taken, it waits for more nodes up to wait_ms milliseconds after taking
+ * the first one, and stops early at a node that would pass max_weight.
+ * Returns how many it removed, or 0 once the queue is closed with none
+ * taken. Nodes taken before a close are returned, not lost. */
+size_t job_queue_pop_batch(job_queue *queue, job_queue_node **nodes, size_t max,
+                           size_t max_weight, unsigned wait_ms);
 
 /* Number of nodes waiting now. */
 size_t job_queue_length(job_queue *queue);

@@ -1,10 +1,11 @@
-/* The `seqmt serve` subcommand: parses its flags, loads the model and runs
+/* The `seqmt serve` subcommand: parses its flags, loads the models and runs
  * the HTTP daemon until SIGINT or SIGTERM. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "beam.h"
@@ -12,27 +13,15 @@
 #include "http.h"
 #include "model.h"
 #include "serve_cmd.h"
+#include "translator.h"
 
 #ifndef SEQMT_DEFAULT_MODEL
 #define SEQMT_DEFAULT_MODEL "models/en-de.seqmt"
 #endif
 
-typedef struct {
-    const model *m;
-    beam_options bo;
-} serve_ctx;
-
-static int serve_translate(void *ctx, const char *const *texts, size_t n, char **out, char *err,
-                           size_t err_size)
-{
-    serve_ctx *s = ctx;
-
-    if (beam_translate_lines(s->m, &s->bo, texts, n, out)) {
-        snprintf(err, err_size, "out of memory translating %zu texts", n);
-        return -1;
-    }
-    return 0;
-}
+#define MAX_MODELS 16
+#define DEFAULT_BATCH_WAIT_MS 5
+#define STOP_POLL_MS 100 /* how often the main thread checks for SIGINT or SIGTERM */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -42,12 +31,81 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+static void print_usage(void)
+{
+    printf("usage: seqmt serve [--model FILE]... [--port N] [--host ADDRESS] [options]\n"
+           "\n"
+           "Serves POST /translate (LibreTranslate's JSON and form shapes), POST /v1/translate\n"
+           "(scored n-best lists), GET /languages, GET /health, GET /ready and\n"
+           "GET /openapi.json.\n"
+           "  --model FILE            model file; repeat for more language pairs, one model\n"
+           "                          per pair (%s, or $SEQMT_MODEL)\n"
+           "  --port N                TCP port (5000)\n"
+           "  --host ADDRESS          address to bind, 0.0.0.0 for all interfaces (127.0.0.1)\n"
+           "  --threads N             HTTP threads that read requests and send replies (2)\n"
+           "  --translate-threads N   threads that translate, one batch each at a time (2)\n"
+           "  --max-batch-sentences N sentences of waiting requests translated together (64);\n"
+           "                          1 translates one sentence at a time\n"
+           "  --batch-wait-ms MS      time a translate thread waits for more sentences when\n"
+           "                          fewer than --max-batch-sentences are waiting (%d)\n"
+           "  --max-queue N           requests waiting for a translate thread; more get 503 (64)\n"
+           "  --max-chars N           characters per request, all texts together; more get 400\n"
+           "                          (20000)\n"
+           "  --max-texts N           texts per request; more get 400 (128)\n"
+           "  --max-tokens N          source tokens per sentence; more get 400 (256)\n"
+           "  --max-length N          output tokens per sentence, and the largest max_length a\n"
+           "                          request may set (256)\n"
+           "  --max-beam-size N       largest beam_size a request may set (16)\n"
+           "  --max-connections N     open connections, split evenly among the HTTP threads;\n"
+           "                          more are closed at once (libmicrohttpd's default)\n"
+           "  --timeout SECONDS       time from request to reply; later ones get 504 (30)\n"
+           "  --grace-period SECONDS  on SIGINT or SIGTERM, time to finish requests in progress\n"
+           "                          before closing connections (30)\n"
+           "  --cors                  allow browser pages of any origin to call the API\n"
+           "  --debug                 log the texts of requests (never logged otherwise)\n"
+           "  --blas-threads N        OpenBLAS threads per product (1)\n"
+           "  --beam-size N           beam width of requests that set none (5)\n",
+           SEQMT_DEFAULT_MODEL, DEFAULT_BATCH_WAIT_MS);
+}
+
+/* Logs the models, the limits and the address the daemon serves. */
+static void log_startup(const http_config *hc, const char *const *paths, model *const *models,
+                        size_t count, unsigned short port)
+{
+    int ipv6 = strchr(hc->address, ':') != NULL;
+    char connections[24] = "default";
+
+    if (hc->max_connections)
+        snprintf(connections, sizeof(connections), "%u", hc->max_connections);
+    for (size_t i = 0; i < count; i++)
+        fprintf(stderr, "seqmt serve: model %s (%s->%s)\n", paths[i], models[i]->cfg.src_lang,
+                models[i]->cfg.tgt_lang);
+    fprintf(stderr,
+            "seqmt serve: limits: max-chars %zu, max-texts %zu, max-tokens %zu, max-length "
+            "%d, max-beam-size %d, beam-size %d, timeout %.3f s, max-queue %zu, "
+            "max-batch-sentences %zu, batch-wait-ms %u, max-connections %s, "
+            "translate-threads %u, threads %u%s%s\n",
+            hc->max_chars, hc->max_texts, hc->max_tokens, hc->max_length, hc->max_beam_size,
+            hc->default_beam_size, hc->timeout_ms / 1000.0, hc->max_queue,
+            hc->max_batch_sentences, hc->batch_wait_ms, connections, hc->translate_threads, hc->threads, hc->cors ? ", cors" : "",
+            hc->debug ? ", debug (request texts are logged)" : "");
+    fprintf(stderr, "seqmt serve: listening on http://%s%s%s:%u\n", ipv6 ? "[" : "",
+            hc->address, ipv6 ? "]" : "", port);
+}
+
 int serve_main(int argc, char **argv)
 {
-    const char *model_path = cli_default_model_path(), *address = "127.0.0.1";
+    const char *paths[MAX_MODELS], *address = "127.0.0.1";
+    model *models[MAX_MODELS];
+    http_language_pair pairs[MAX_MODELS];
+    size_t model_count = 0;
     long port = 5000, threads = 2, translate_threads = 2, blas_threads = 1;
     long max_queue = 64, max_chars = 20000, max_texts = 128, grace_seconds = 30;
-    serve_ctx sc;
+    long max_batch = 64, batch_wait = DEFAULT_BATCH_WAIT_MS, max_beam = 16, max_length = 256;
+    long max_tokens = 256, max_connections = 0, beam_size = 5;
+    double timeout = 30.0;
+    int cors = 0, debug = 0, status = 0;
+    translator tr;
     http_config hc = {0};
     char err[1024];
     static const struct option opts[] = {
@@ -62,15 +120,30 @@ int serve_main(int argc, char **argv)
         {"grace-period", required_argument, 0, 'G'},
         {"blas-threads", required_argument, 0, 'T'},
         {"beam-size", required_argument, 0, 'b'},
+        {"max-batch-sentences", required_argument, 0, 'B'},
+        {"batch-wait-ms", required_argument, 0, 'w'},
+        {"max-beam-size", required_argument, 0, 'K'},
+        {"max-length", required_argument, 0, 'L'},
+        {"max-tokens", required_argument, 0, 'N'},
+        {"max-connections", required_argument, 0, 'c'},
+        {"timeout", required_argument, 0, 'o'},
+        {"cors", no_argument, 0, 'r'},
+        {"debug", no_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int c;
 
-    sc.bo = beam_default_options();
     while ((c = getopt_long(argc, argv, "m:p:H:t:b:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_path = optarg; break;
+        case 'm':
+            if (model_count == MAX_MODELS) {
+                fprintf(stderr, "seqmt serve: at most %d --model flags are supported\n",
+                        MAX_MODELS);
+                return 2;
+            }
+            paths[model_count++] = optarg;
+            break;
         case 'p': port = cli_parse_long("--port", optarg, 0, 65535); break;
         case 'H': address = optarg; break;
         case 't': threads = cli_parse_long("--threads", optarg, 1, 1024); break;
@@ -80,64 +153,106 @@ int serve_main(int argc, char **argv)
         case 'X': max_texts = cli_parse_long("--max-texts", optarg, 1, 1000000); break;
         case 'G': grace_seconds = cli_parse_long("--grace-period", optarg, 1, 86400); break;
         case 'T': blas_threads = cli_parse_long("--blas-threads", optarg, 1, 1024); break;
-        case 'b': sc.bo.beam_size = (int)cli_parse_long("--beam-size", optarg, 1, 64); break;
-        case 'h':
-            printf("usage: seqmt serve [--model FILE] [--port N] [--host ADDRESS] [options]\n"
-                   "\n"
-                   "Serves POST /translate (LibreTranslate's JSON and form shapes), GET /languages,\n"
-                   "GET /health and GET /ready.\n"
-                   "  --model FILE            model file (%s, or $SEQMT_MODEL)\n"
-                   "  --port N                TCP port (5000)\n"
-                   "  --host ADDRESS          address to bind, 0.0.0.0 for all interfaces (127.0.0.1)\n"
-                   "  --threads N             HTTP threads that read requests and send replies (2)\n"
-                   "  --translate-threads N   threads that translate, one request each at a time (2)\n"
-                   "  --max-queue N           requests waiting for a translate thread; more get 503 (64)\n"
-                   "  --max-chars N           characters per request, all texts together; more get 400\n"
-                   "                          (20000)\n"
-                   "  --max-texts N           texts per request; more get 400 (128)\n"
-                   "  --grace-period SECONDS  on SIGINT or SIGTERM, time to finish requests in progress\n"
-                   "                          before closing connections (30)\n"
-                   "  --blas-threads N        OpenBLAS threads per product (1)\n"
-                   "  --beam-size N           beam width (5)\n",
-                   SEQMT_DEFAULT_MODEL);
-            return 0;
+        case 'b': beam_size = cli_parse_long("--beam-size", optarg, 1, 64); break;
+        case 'B': max_batch = cli_parse_long("--max-batch-sentences", optarg, 1, 4096); break;
+        case 'w': batch_wait = cli_parse_long("--batch-wait-ms", optarg, 0, 10000); break;
+        case 'K': max_beam = cli_parse_long("--max-beam-size", optarg, 1, 64); break;
+        case 'L': max_length = cli_parse_long("--max-length", optarg, 1, 100000); break;
+        case 'N': max_tokens = cli_parse_long("--max-tokens", optarg, 1, 100000); break;
+        case 'c': max_connections = cli_parse_long("--max-connections", optarg, 1, 1000000); break;
+        case 'o': timeout = cli_parse_double("--timeout", optarg, 0.001, 86400.0); break;
+        case 'r': cors = 1; break;
+        case 'd': debug = 1; break;
+        case 'h': print_usage(); return 0;
         default:
             fprintf(stderr, "see 'seqmt serve --help'\n");
             return 2;
         }
     }
+    if (optind < argc) {
+        fprintf(stderr, "seqmt serve: unexpected argument \"%s\"; see 'seqmt serve --help'\n",
+                argv[optind]);
+        return 2;
+    }
+    if (beam_size > max_beam) {
+        fprintf(stderr, "seqmt serve: --beam-size %ld is over --max-beam-size %ld; raise "
+                        "--max-beam-size or lower --beam-size\n",
+                beam_size, max_beam);
+        return 2;
+    }
+    if (model_count == 0)
+        paths[model_count++] = cli_default_model_path();
     cli_set_threads(blas_threads);
-    model *m = cli_load_model_or_exit(model_path);
-    sc.m = m;
+
+    /* Load every model; two models for one pair would make requests
+     * ambiguous. */
+    for (size_t i = 0; i < model_count; i++) {
+        models[i] = cli_load_model_or_exit(paths[i]);
+        pairs[i].source = models[i]->cfg.src_lang;
+        pairs[i].target = models[i]->cfg.tgt_lang;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(pairs[k].source, pairs[i].source) == 0 &&
+                strcmp(pairs[k].target, pairs[i].target) == 0) {
+                fprintf(stderr, "seqmt serve: %s and %s both translate %s->%s; load one model "
+                                "per language pair\n",
+                        paths[k], paths[i], pairs[i].source, pairs[i].target);
+                for (size_t j = 0; j <= i; j++)
+                    model_free(models[j]);
+                return 2;
+            }
+    }
+
+    tr.models = (const model *const *)models;
+    tr.count = model_count;
+    tr.options = beam_default_options();
+    tr.options.batch_size = (int)max_batch;
     hc.address = address;
     hc.port = (unsigned short)port;
     hc.threads = (unsigned)threads;
     hc.translate_threads = (unsigned)translate_threads;
+    hc.max_connections = (unsigned)max_connections;
     hc.max_queue = (size_t)max_queue;
     hc.max_chars = (size_t)max_chars;
     hc.max_texts = (size_t)max_texts;
+    hc.max_tokens = (size_t)max_tokens;
+    hc.max_batch_sentences = (size_t)max_batch;
+    hc.batch_wait_ms = (unsigned)batch_wait;
+    hc.default_beam_size = (int)beam_size;
+    hc.max_beam_size = (int)max_beam;
+    hc.max_length = (int)max_length;
+    hc.timeout_ms = (unsigned)(timeout * 1000.0 + 0.5);
     hc.grace_seconds = (unsigned)grace_seconds;
-    hc.source_lang = m->cfg.src_lang;
-    hc.target_lang = m->cfg.tgt_lang;
-    hc.translate = serve_translate;
-    hc.translate_ctx = &sc;
+    hc.cors = cors;
+    hc.debug = debug;
+    hc.pairs = pairs;
+    hc.pair_count = model_count;
+    hc.translate = translator_translate;
+    hc.count_tokens = translator_count_tokens;
+    hc.translate_ctx = &tr;
+
+    /* OpenBLAS may start threads before main, so a signal can land on any
+     * thread. The handler only sets a flag, which the loop below polls. */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
 
     http_server *srv = http_server_start(&hc, err, sizeof(err));
     if (!srv) {
         fprintf(stderr, "seqmt serve: %s\n", err);
-        model_free(m);
-        return 1;
+        status = 1;
+        goto done;
     }
-    fprintf(stderr, "seqmt serve: model %s (%s->%s), listening on http://%s%s%s:%u\n", model_path,
-            m->cfg.src_lang, m->cfg.tgt_lang, strchr(address, ':') ? "[" : "", address,
-            strchr(address, ':') ? "]" : "", http_server_port(srv));
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    while (!stop_requested)
-        pause();
+    log_startup(&hc, paths, models, model_count, http_server_port(srv));
+    while (!stop_requested) {
+        struct timespec pause = {0, STOP_POLL_MS * 1000000L};
+
+        nanosleep(&pause, NULL); /* a signal on this thread ends it early */
+    }
     fprintf(stderr, "seqmt serve: stopping\n");
     http_server_stop(srv);
-    model_free(m);
-    return 0;
-}
+    fprintf(stderr, "seqmt serve: stopped\n");
 
+done:
+    for (size_t i = 0; i < model_count; i++)
+        model_free(models[i]);
+    return status;
+}

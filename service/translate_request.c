@@ -44,6 +44,107 @@ static int optional_string(const cJSON *object, const char *name, const char **v
     return 0;
 }
 
+/* Names of the whole-number fields, as number_field maps them. */
+static const char *const number_fields[] = {"alternatives", "beam_size", "max_length", "n_best"};
+
+/* Returns where the whole-number field name is stored in tr, or NULL when
+ * name is not one. */
+static long long *number_field(translate_request *tr, const char *name)
+{
+    if (strcmp(name, "alternatives") == 0)
+        return &tr->alternatives;
+    if (strcmp(name, "beam_size") == 0)
+        return &tr->beam_size;
+    if (strcmp(name, "max_length") == 0)
+        return &tr->max_length;
+    if (strcmp(name, "n_best") == 0)
+        return &tr->n_best;
+    return NULL;
+}
+
+/* Largest whole number a field may hold; larger ones are reported as
+ * invalid rather than wrapped. */
+#define NUMBER_FIELD_MAX 1000000000LL
+
+/* Reads an optional whole-number field into *value (left as it is when
+ * absent or null). Returns -1 with a message in err when the field is not
+ * a whole number in [0, NUMBER_FIELD_MAX]. */
+static int optional_number(const cJSON *object, const char *name, long long *value, char *err,
+                           size_t err_size)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
+    double v;
+
+    if (!item || cJSON_IsNull(item))
+        return 0;
+    v = cJSON_IsNumber(item) ? item->valuedouble : -1.0;
+    if (!(v >= 0.0 && v <= (double)NUMBER_FIELD_MAX && v == (double)(long long)v)) {
+        snprintf(err, err_size, "field \"%s\" must be a whole number from 0 to %lld", name,
+                 NUMBER_FIELD_MAX);
+        return -1;
+    }
+    *value = (long long)v;
+    return 0;
+}
+
+/* Parses decimal digits in value into *out. Returns -1 with a message in
+ * err when value is not a whole number in [0, NUMBER_FIELD_MAX]. */
+static int parse_form_number(const char *name, const char *value, long long *out, char *err,
+                             size_t err_size)
+{
+    long long v = 0;
+    const char *p = value;
+
+    for (; *p >= '0' && *p <= '9' && v <= NUMBER_FIELD_MAX; p++)
+        v = v * 10 + (*p - '0');
+    if (p == value || *p || v > NUMBER_FIELD_MAX) {
+        snprintf(err, err_size, "form field \"%s\" must be a whole number from 0 to %lld",
+                 name, NUMBER_FIELD_MAX);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Stores a form field value, owned by tr, by name: q is appended to the
+ * texts, whole-number fields are parsed, other known fields are pointed at.
+ * Returns 0, or -1 with a client error in err. */
+static int set_form_field(translate_request *tr, const char *name, char *value, size_t *q_count,
+                          char *err, size_t err_size)
+{
+    long long *number = number_field(tr, name);
+
+    if (strcmp(name, "q") == 0)
+        tr->texts[(*q_count)++] = value;
+    else if (number)
+        return parse_form_number(name, value, number, err, err_size);
+    else if (strcmp(name, "source") == 0)
+        tr->source = value;
+    else if (strcmp(name, "target") == 0)
+        tr->target = value;
+    else if (strcmp(name, "format") == 0)
+        tr->format = value;
+    else if (strcmp(name, "api_key") == 0)
+        tr->api_key = value;
+    return 0;
+}
+
+/* Names of the form fields that set_form_field stores. */
+static const char *const form_field_names[] = {
+    "q", "source", "target", "format", "api_key", "alternatives", "beam_size", "max_length",
+    "n_best",
+};
+#define FORM_FIELD_COUNT (sizeof(form_field_names) / sizeof(form_field_names[0]))
+
+/* Returns the index of name[0..len) in form_field_names, or -1. */
+static int form_field_index(const char *name, size_t len)
+{
+    for (size_t i = 0; i < FORM_FIELD_COUNT; i++)
+        if (strlen(form_field_names[i]) == len && memcmp(form_field_names[i], name, len) == 0)
+            return (int)i;
+    return -1;
+}
+
 /* Parses a JSON body into tr. Returns 0, or -1 with a client error in err
  * (400), or -2 when out of memory. */
 static int parse_json_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
@@ -111,8 +212,14 @@ static int parse_json_body(const char *body, size_t len, size_t max_texts, trans
     }
 
     if (optional_string(tr->json, "source", &tr->source, err, err_size) != 0 ||
-        optional_string(tr->json, "target", &tr->target, err, err_size) != 0)
+        optional_string(tr->json, "target", &tr->target, err, err_size) != 0 ||
+        optional_string(tr->json, "format", &tr->format, err, err_size) != 0 ||
+        optional_string(tr->json, "api_key", &tr->api_key, err, err_size) != 0)
         return -1;
+    for (size_t i = 0; i < sizeof(number_fields) / sizeof(number_fields[0]); i++)
+        if (optional_number(tr->json, number_fields[i],
+                            number_field(tr, number_fields[i]), err, err_size) != 0)
+            return -1;
     return 0;
 }
 
@@ -179,8 +286,8 @@ static int finish_form(translate_request *tr, size_t q_count, size_t max_texts, 
     return 0;
 }
 
-/* Parses a form body (q repeated for several texts, source, target) into
- * tr. Returns 0, -1 with a client error in err, or -2 when out of memory. */
+/* Parses a form body (q repeated for several texts, and the other fields)
+ * into tr. Returns 0, -1 with a client error in err, or -2 when out of memory. */
 static int parse_form_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
                            char *err, size_t err_size)
 {
@@ -203,9 +310,10 @@ static int parse_form_body(const char *body, size_t len, size_t max_texts, trans
         char *decoded;
         int invalid;
 
-        /* Names are matched undecoded: q, source and target need no escapes. */
-        if ((name_len == 1 && p[0] == 'q') || (name_len == 6 && !memcmp(p, "source", 6)) ||
-            (name_len == 6 && !memcmp(p, "target", 6))) {
+        /* Names are matched undecoded: the known names need no escapes. */
+        if (form_field_index(p, name_len) >= 0) {
+            char name[16];
+
             decoded = form_decode(value, (size_t)(stop - value), &invalid);
             if (!decoded && invalid) {
                 snprintf(err, err_size, "form field \"%.*s\" has an invalid %%-escape or %%00",
@@ -215,12 +323,10 @@ static int parse_form_body(const char *body, size_t len, size_t max_texts, trans
             if (!decoded)
                 return -2;
             tr->owned[tr->owned_count++] = decoded;
-            if (p[0] == 'q')
-                tr->texts[q_count++] = decoded;
-            else if (p[0] == 's')
-                tr->source = decoded;
-            else
-                tr->target = decoded;
+            memcpy(name, p, name_len);
+            name[name_len] = '\0';
+            if (set_form_field(tr, name, decoded, &q_count, err, err_size) != 0)
+                return -1;
         }
         if (!amp)
             break;
@@ -232,14 +338,11 @@ static int parse_form_body(const char *body, size_t len, size_t max_texts, trans
 
 /* ---- multipart/form-data ---- */
 
-enum { FIELD_Q, FIELD_SOURCE, FIELD_TARGET };
-
-/* Values of the q, source and target fields in body order, collected by
- * collect_field. */
+/* Values of the known fields in body order, collected by collect_field. */
 typedef struct {
     char **values;
     size_t *lengths;
-    unsigned char *kinds; /* FIELD_Q, FIELD_SOURCE or FIELD_TARGET */
+    unsigned char *kinds; /* index into form_field_names */
     size_t count, cap;
     size_t open;          /* index that the next chunk extends, or SIZE_MAX */
     int out_of_memory;
@@ -248,15 +351,7 @@ typedef struct {
 
 static int field_kind(const char *key)
 {
-    if (!key)
-        return -1;
-    if (strcmp(key, "q") == 0)
-        return FIELD_Q;
-    if (strcmp(key, "source") == 0)
-        return FIELD_SOURCE;
-    if (strcmp(key, "target") == 0)
-        return FIELD_TARGET;
-    return -1;
+    return key ? form_field_index(key, strlen(key)) : -1;
 }
 
 static int add_field(multipart_fields *f, int kind)
@@ -357,14 +452,10 @@ static int take_fields(multipart_fields *f, size_t max_texts, translate_request 
     tr->texts = malloc((tr->owned_count ? tr->owned_count : 1) * sizeof(*tr->texts));
     if (!tr->texts)
         return -2;
-    for (size_t i = 0; i < tr->owned_count; i++) {
-        if (f->kinds[i] == FIELD_Q)
-            tr->texts[q_count++] = tr->owned[i];
-        else if (f->kinds[i] == FIELD_SOURCE)
-            tr->source = tr->owned[i];
-        else
-            tr->target = tr->owned[i];
-    }
+    for (size_t i = 0; i < tr->owned_count; i++)
+        if (set_form_field(tr, form_field_names[f->kinds[i]], tr->owned[i], &q_count, err,
+                           err_size) != 0)
+            return -1;
     return finish_form(tr, q_count, max_texts, err, err_size);
 }
 
@@ -443,6 +534,7 @@ int translate_request_parse(translate_request *tr, translate_body_format format,
 {
     const char *nul;
 
+    tr->alternatives = tr->beam_size = tr->max_length = tr->n_best = TRANSLATE_FIELD_ABSENT;
     if (format == TRANSLATE_BODY_MULTIPART)
         return parse_multipart_body(conn, body, len, max_texts, tr, err, err_size);
 

@@ -2,9 +2,12 @@
  * and multipart/form-data, all into one translate_request.
  *
  * Fields follow LibreTranslate: q is one text or several (a JSON array, or
- * the field repeated in a form), source and target name the language pair.
- * Other fields are ignored. Parsing checks shape and the number of texts;
- * the caller checks the language pair and the character limit.
+ * the field repeated in a form), source and target name the language pair,
+ * format is "text" or "html", alternatives sets the number of alternative
+ * translations and api_key identifies the client. POST /v1/translate adds
+ * beam_size, max_length and n_best. Other fields are ignored. Parsing
+ * checks shape, types and the number of texts; the caller checks values,
+ * the language pair and the character limit.
  */
 #ifndef SEQMT_TRANSLATE_REQUEST_H
 #define SEQMT_TRANSLATE_REQUEST_H
@@ -28,7 +31,13 @@ typedef struct {
     size_t count;
     int is_list; /* set when q was an array or a repeated form field */
     const char *source, *target; /* NULL when absent */
+    const char *format;          /* NULL when absent */
+    const char *api_key;         /* NULL when absent */
+    /* Whole-number fields; TRANSLATE_FIELD_ABSENT when not sent. */
+    long long alternatives, beam_size, max_length, n_best;
 } translate_request;
+
+#define TRANSLATE_FIELD_ABSENT (-1LL)
 
 /* Maps a Content-Type header value to a body format. A missing header and
  * text/plain are read as JSON, so that JSON sent without a JSON media type
@@ -36,7 +45,8 @@ typedef struct {
 int translate_request_format(const char *content_type, translate_body_format *format);
 
 /* Parses body[0..len), where body[len] is '\0', into tr (zeroed by the
- * caller). conn is read only for multipart bodies: libmicrohttpd's
+ * caller). Whole-number fields must be JSON numbers without a fraction, or
+ * decimal digits in a form, and at least 0. conn is read only for multipart bodies: libmicrohttpd's
  * MHD_PostProcessor takes the boundary from its Content-Type. Returns 0, -1
  * with a client error in err (reply 400), or -2 when out of memory. tr
  * needs translate_request_free in every case. */

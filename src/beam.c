@@ -641,3 +641,358 @@ done:
     tok_list_clear(&pieces);
     return rc;
 }
+
+/* ---- n-best search ----
+ *
+ * NOTE: search_group_nbest repeats search_group's arithmetic step for step,
+ * so that its best hypothesis equals beam_search's, and adds the n-best
+ * output, per-sentence length limits and the stop callback. search_group
+ * can become a call of it once nothing else edits it. */
+
+int beam_source_prepare(const model *m, const char *line, beam_source *src)
+{
+    tok_list words = {0}, units = {0};
+    int rc = -1;
+
+    src->ids = NULL;
+    src->len = 0;
+    if (prepare_source(m, line, &words, &units, &src->saved, &src->unknown) == 0) {
+        src->ids = corpus_ids(m->src_vocab, &units);
+        src->len = (int32_t)units.count;
+        rc = src->ids ? 0 : -1;
+    }
+    tok_list_clear(&words);
+    tok_list_clear(&units);
+    return rc;
+}
+
+void beam_source_free(beam_source *src)
+{
+    free(src->ids);
+    tok_list_clear(&src->saved);
+    tok_list_clear(&src->unknown);
+    memset(src, 0, sizeof(*src));
+}
+
+void beam_nbest_free(beam_nbest *r)
+{
+    for (int k = 0; r->hyps && k < r->count; k++)
+        free(r->hyps[k].ids);
+    free(r->hyps);
+    memset(r, 0, sizeof(*r));
+}
+
+char *beam_render(const model *m, const int32_t *ids, int32_t len, const beam_source *src)
+{
+    return render_output(m, ids, len, &src->saved, &src->unknown);
+}
+
+/* Moves the n_best finished hypotheses of st with the highest normalized
+ * scores into r, best first. Ties keep the order of finishing. Returns 0,
+ * or -1 when out of memory. */
+static int take_nbest(sentence_state *st, int n_best, beam_nbest *r)
+{
+    int count = st->n_done < n_best ? st->n_done : n_best;
+
+    r->hyps = calloc(count > 0 ? count : 1, sizeof(*r->hyps));
+    if (!r->hyps)
+        return -1;
+    for (int k = 0; k < count; k++) {
+        int best = -1;
+
+        for (int d = 0; d < st->n_done; d++)
+            if (st->done[d].tokens && (best < 0 || st->done_norm[d] > st->done_norm[best]))
+                best = d;
+        r->hyps[k].ids = st->done[best].tokens;
+        r->hyps[k].len = st->done[best].len;
+        r->hyps[k].score = st->done[best].score;
+        st->done[best].tokens = NULL;
+        r->count = k + 1;
+    }
+    return 0;
+}
+
+/* Decodes sentences [0, n) of one group, all with non-empty sources, into
+ * out. index[i] is sentence i's position in the caller's arrays, which is
+ * what nopt->max_len and nopt->stop refer to. */
+static int search_group_nbest(const model *m, const beam_options *opt,
+                              const beam_nbest_options *nopt, const size_t *index,
+                              const int32_t *const *src, const int32_t *src_len, int n,
+                              beam_nbest *out)
+{
+    const model_config *cfg = &m->cfg;
+    const model_views *w = &m->w;
+    int L = cfg->layers, E = cfg->embed, H = cfg->hidden, V = cfg->tgt_vocab;
+    int K = opt->beam_size;
+    int S = 0, rmax, rc = -1;
+    corpus c = {0};
+    size_t *idx = NULL;
+    model_batch bt = {0};
+    sentence_state *st = calloc(n, sizeof(sentence_state));
+    float *enc_buf = NULL, *h = NULL, *cc = NULL, *h2 = NULL, *c2 = NULL, *x = NULL;
+    float *gates = NULL, *logits = NULL;
+    candidate *cand = NULL, *rowbest = NULL;
+    unsigned char *stopped = calloc(n, 1);
+
+    /* The state arrays hold at most 64 hypotheses per sentence. */
+    if (K < 1)
+        K = 1;
+    if (K > 64)
+        K = 64;
+    rmax = n * K;
+    for (int i = 0; i < n; i++)
+        if (src_len[i] > S)
+            S = src_len[i];
+
+    /* Encoder: one padded batch of the group, layer by layer. */
+    c.n = n;
+    c.src = (int32_t **)src;
+    c.src_len = (int32_t *)src_len;
+    c.tgt = (int32_t **)src;
+    c.tgt_len = calloc(n, sizeof(int32_t));
+    idx = malloc(sizeof(size_t) * n);
+    size_t cache_floats = lstm_cache_floats(S, n, H);
+    enc_buf = malloc(sizeof(float) * (cache_floats * 2 + (size_t)S * n * E));
+    size_t state = (size_t)L * rmax * H;
+    h = malloc(sizeof(float) * state);
+    cc = malloc(sizeof(float) * state);
+    h2 = malloc(sizeof(float) * state);
+    c2 = malloc(sizeof(float) * state);
+    x = malloc(sizeof(float) * (size_t)rmax * (E > H ? E : H));
+    gates = malloc(sizeof(float) * (size_t)rmax * 4 * H);
+    logits = malloc(sizeof(float) * (size_t)rmax * V);
+    cand = malloc(sizeof(candidate) * (size_t)K * 2 * K);
+    rowbest = malloc(sizeof(candidate) * 2 * K);
+    if (!st || !c.tgt_len || !idx || !enc_buf || !h || !cc || !h2 || !c2 || !x || !gates ||
+        !logits || !cand || !rowbest || !stopped)
+        goto done;
+    for (int i = 0; i < n; i++)
+        idx[i] = i;
+    if (corpus_fill_batch(&c, idx, n, &bt))
+        goto done;
+
+    {
+        lstm_cache caches[2];
+        float *emb = enc_buf + 2 * cache_floats;
+
+        lstm_cache_bind(&caches[0], S, n, H, enc_buf);
+        lstm_cache_bind(&caches[1], S, n, H, enc_buf + cache_floats);
+        for (size_t r = 0; r < (size_t)S * n; r++)
+            memcpy(emb + r * E, w->src_embed + (size_t)bt.src[r] * E, sizeof(float) * E);
+        for (int l = 0; l < L; l++) {
+            lstm_cache *cur = &caches[l & 1];
+            const float *in = l == 0 ? emb : caches[(l - 1) & 1].h + (size_t)n * H;
+
+            lstm_forward(&w->enc[l], S, n, in, NULL, NULL, bt.src_mask, cur);
+            /* Row i of the decoder state starts as sentence i's final state. */
+            memcpy(h + (size_t)l * rmax * H, cur->h + (size_t)S * n * H, sizeof(float) * n * H);
+            memcpy(cc + (size_t)l * rmax * H, cur->c + (size_t)S * n * H, sizeof(float) * n * H);
+        }
+    }
+
+    int R = n; /* live rows, grouped by sentence in order */
+    for (int i = 0; i < n; i++) {
+        int32_t cap = nopt->max_len ? nopt->max_len[index[i]] : 0;
+
+        st[i].max_len = (int)(opt->max_length_ratio * src_len[i]) + 10;
+        if (cap > 0 && cap < st[i].max_len)
+            st[i].max_len = cap;
+        for (int t = 0; t < src_len[i]; t++)
+            st[i].allow_unk |= src[i][t] == VOCAB_UNK;
+        st[i].n_live = 1;
+        st[i].live[0].tokens = malloc(sizeof(int32_t) * (st[i].max_len + 1));
+        if (!st[i].live[0].tokens)
+            goto done;
+    }
+
+    for (int step = 0; R > 0; step++) {
+        /* Embed each row's last token and run one decoder step. */
+        int r = 0;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < st[i].n_live; k++, r++) {
+                const hyp *hp = &st[i].live[k];
+                int32_t tok = hp->len ? hp->tokens[hp->len - 1] : VOCAB_BOS;
+
+                memcpy(x + (size_t)r * E, w->tgt_embed + (size_t)tok * E, sizeof(float) * E);
+            }
+        for (int l = 0; l < L; l++) {
+            size_t off = (size_t)l * rmax * H;
+
+            lstm_step(&w->dec[l], R, l == 0 ? x : h2 + off - (size_t)rmax * H, h + off, cc + off,
+                      h2 + off, c2 + off, gates);
+        }
+        for (int q = 0; q < R; q++)
+            memcpy(logits + (size_t)q * V, w->out_b, sizeof(float) * V);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, H, 1.0f,
+                    h2 + (size_t)(L - 1) * rmax * H, H, w->out_w, H, 1.0f, logits, V);
+        log_softmax_rows(logits, R, V);
+
+        /* Per sentence: the 2K best extensions of its rows, </s> ones to
+         * the finished list, the first K others become the new live set.
+         * A sentence whose stop callback fires loses its rows here. */
+        int new_R = 0, base = 0;
+        for (int i = 0; i < n; i++) {
+            sentence_state *s = &st[i];
+            int nl = s->n_live, nc = 0, kept = 0;
+            hyp next[64];
+
+            if (nl > 0 && nopt->stop && nopt->stop(nopt->stop_ctx, index[i])) {
+                for (int k = 0; k < nl; k++)
+                    free(s->live[k].tokens);
+                s->n_live = 0;
+                stopped[i] = 1;
+                base += nl;
+                continue;
+            }
+            for (int k = 0; k < nl; k++) {
+                int got = top_k_row(logits + (size_t)(base + k) * V, V, 2 * K, base + k,
+                                    s->live[k].score, s->allow_unk, rowbest);
+
+                memcpy(cand + nc, rowbest, sizeof(candidate) * got);
+                nc += got;
+            }
+            qsort(cand, nc, sizeof(candidate), cmp_candidate);
+            for (int j = 0; j < nc && kept < K && s->n_done < K; j++) {
+                const hyp *parent = &s->live[cand[j].row - base];
+
+                if (cand[j].token == VOCAB_EOS) {
+                    hyp tmp = *parent;
+
+                    tmp.score = cand[j].score;
+                    if (finish(s, &tmp, opt->length_penalty, 1))
+                        goto done;
+                    continue;
+                }
+                next[kept].tokens = malloc(sizeof(int32_t) * (s->max_len + 1));
+                if (!next[kept].tokens)
+                    goto done;
+                memcpy(next[kept].tokens, parent->tokens, sizeof(int32_t) * parent->len);
+                next[kept].tokens[parent->len] = cand[j].token;
+                next[kept].len = parent->len + 1;
+                next[kept].score = cand[j].score;
+                /* Copy the parent's new state into output row new_R + kept. */
+                for (int l = 0; l < L; l++) {
+                    size_t off = (size_t)l * rmax * H;
+
+                    memcpy(h + off + (size_t)(new_R + kept) * H,
+                           h2 + off + (size_t)cand[j].row * H, sizeof(float) * H);
+                    memcpy(cc + off + (size_t)(new_R + kept) * H,
+                           c2 + off + (size_t)cand[j].row * H, sizeof(float) * H);
+                }
+                kept++;
+            }
+            base += nl;
+            for (int k = 0; k < nl; k++)
+                free(s->live[k].tokens);
+            s->n_live = 0;
+            if (s->n_done >= K || step + 1 >= s->max_len) {
+                for (int k = 0; k < kept; k++) {
+                    if (s->n_done < K && finish(s, &next[k], opt->length_penalty, 0))
+                        goto done;
+                    free(next[k].tokens);
+                }
+                kept = 0;
+            }
+            memcpy(s->live, next, sizeof(hyp) * kept);
+            s->n_live = kept;
+            new_R += kept;
+        }
+        R = new_R;
+    }
+
+    /* The n best finished hypotheses of each sentence that was not stopped. */
+    for (int i = 0; i < n; i++) {
+        out[i].stopped = stopped[i];
+        if (!out[i].stopped && take_nbest(&st[i], nopt->n_best, &out[i]))
+            goto done;
+    }
+    rc = 0;
+
+done:
+    if (st)
+        for (int i = 0; i < n; i++)
+            free_state(&st[i]);
+    free(st);
+    free(c.tgt_len);
+    free(idx);
+    corpus_batch_free(&bt);
+    free(enc_buf);
+    free(h);
+    free(cc);
+    free(h2);
+    free(c2);
+    free(x);
+    free(gates);
+    free(logits);
+    free(cand);
+    free(rowbest);
+    free(stopped);
+    return rc;
+}
+
+int beam_search_nbest(const model *m, const beam_options *opt, const beam_nbest_options *nopt,
+                      const int32_t *const *src, const int32_t *src_len, size_t n,
+                      beam_nbest *out)
+{
+    size_t *order = malloc(sizeof(size_t) * (n + 1));
+    const int32_t **group_src = malloc(sizeof(int32_t *) * (n + 1));
+    int32_t *group_len = malloc(sizeof(int32_t) * (n + 1));
+    int bs = opt->batch_size < 1 ? 1 : opt->batch_size, rc = -1;
+    size_t nonempty = 0;
+
+    for (size_t i = 0; i < n; i++)
+        memset(&out[i], 0, sizeof(out[i]));
+    if (!order || !group_src || !group_len)
+        goto done;
+
+    /* Empty sources get one empty hypothesis. The rest are sorted by
+     * length (insertion order kept for ties) exactly as in beam_search, so
+     * the same input forms the same groups there and here. */
+    for (size_t i = 0; i < n; i++) {
+        if (src_len[i] > 0) {
+            order[nonempty++] = i;
+            continue;
+        }
+        out[i].hyps = calloc(1, sizeof(*out[i].hyps));
+        if (!out[i].hyps || !(out[i].hyps[0].ids = malloc(sizeof(int32_t))))
+            goto done;
+        out[i].count = 1;
+    }
+    for (size_t i = 1; i < nonempty; i++) {
+        size_t v = order[i], j = i;
+
+        while (j > 0 && src_len[order[j - 1]] > src_len[v]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+    for (size_t first = 0; first < nonempty; first += bs) {
+        int g = (int)(nonempty - first < (size_t)bs ? nonempty - first : (size_t)bs);
+        beam_nbest *group_out = calloc(g, sizeof(*group_out));
+
+        if (!group_out)
+            goto done;
+        for (int k = 0; k < g; k++) {
+            group_src[k] = src[order[first + k]];
+            group_len[k] = src_len[order[first + k]];
+        }
+        if (search_group_nbest(m, opt, nopt, order + first, group_src, group_len, g,
+                               group_out)) {
+            for (int k = 0; k < g; k++)
+                beam_nbest_free(&group_out[k]);
+            free(group_out);
+            goto done;
+        }
+        for (int k = 0; k < g; k++)
+            out[order[first + k]] = group_out[k];
+        free(group_out);
+    }
+    rc = 0;
+
+done:
+    free(order);
+    free(group_src);
+    free(group_len);
+    return rc;
+}

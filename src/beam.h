@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "text.h"
 
 typedef struct {
     int beam_size;          /* 1 is greedy search */
@@ -42,5 +43,79 @@ int beam_search(const model *m, const beam_options *opt, const int32_t *const *s
  * Returns 0, or -1 when out of memory. */
 int beam_translate_lines(const model *m, const beam_options *opt, const char *const *lines,
                          size_t n, char **out);
+
+/* ---- n-best search for the service ----
+ *
+ * The functions below split beam_translate_lines into its steps, so that a
+ * caller can check source lengths before decoding, decode sentences of
+ * several requests together, stop single sentences between decoding steps
+ * and read several scored hypotheses per sentence. */
+
+/* A source sentence in the model's ids, ready for beam_search_nbest. */
+typedef struct {
+    int32_t *ids;   /* [len] source ids */
+    int32_t len;
+    tok_list saved; /* originals of the placeholders in ids, for beam_render */
+    tok_list unknown; /* source words holding units the vocabulary lacks, for beam_render */
+} beam_source;
+
+/* Tokenizes line, masks placeholders and applies subword codes as
+ * beam_translate_lines does, into src (zeroed by the caller). A blank line
+ * gives len 0. Returns 0, or -1 when out of memory. src needs
+ * beam_source_free in either case. */
+int beam_source_prepare(const model *m, const char *line, beam_source *src);
+
+/* Frees what src owns and zeroes it. */
+void beam_source_free(beam_source *src);
+
+/* One hypothesis of beam_search_nbest. */
+typedef struct {
+    int32_t *ids; /* [len] target ids, malloc'd, without <s> or </s> */
+    int32_t len;
+    float score;  /* summed log probability of the ids, and of </s> when
+                     the hypothesis emitted it rather than hitting its
+                     maximum length */
+} beam_hypothesis;
+
+/* The hypotheses of one sentence, best first by the length-normalized
+ * score that beam search ranks by (score / length^length_penalty). */
+typedef struct {
+    beam_hypothesis *hyps; /* [count], malloc'd */
+    int count;
+    int stopped; /* nonzero when the stop callback ended this sentence;
+                    then count is 0 */
+} beam_nbest;
+
+/* Frees the hypotheses of r and zeroes it. */
+void beam_nbest_free(beam_nbest *r);
+
+/* Returns nonzero to stop decoding sentence i. Called between decoding
+ * steps for every sentence still being decoded. */
+typedef int (*beam_stop_fn)(void *ctx, size_t i);
+
+typedef struct {
+    int n_best;              /* hypotheses per sentence, 1..beam_size */
+    const int32_t *max_len;  /* [n] output token limit per sentence, applied on
+                                top of max_length_ratio; 0 or a NULL array
+                                means the ratio alone */
+    beam_stop_fn stop;       /* NULL never stops */
+    void *stop_ctx;
+} beam_nbest_options;
+
+/* Decodes n id sequences like beam_search, in groups of opt->batch_size
+ * sentences, and stores up to nopt->n_best hypotheses of sentence i in
+ * out[i]. The best hypothesis equals beam_search's output for the same
+ * options. An empty source gives one empty hypothesis with score 0.
+ * Returns 0, or -1 when out of memory; out[0..n) needs beam_nbest_free in
+ * either case. */
+int beam_search_nbest(const model *m, const beam_options *opt, const beam_nbest_options *nopt,
+                      const int32_t *const *src, const int32_t *src_len, size_t n,
+                      beam_nbest *out);
+
+/* Returns the detokenized text of target ids, with subwords joined, the
+ * placeholders of src filled in and each <unk> replaced by the next word of
+ * src->unknown (or dropped), as a malloc'd string, or NULL when out of
+ * memory. */
+char *beam_render(const model *m, const int32_t *ids, int32_t len, const beam_source *src);
 
 #endif

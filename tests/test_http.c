@@ -1,15 +1,17 @@
 /* Tests of the HTTP daemon over real TCP sockets on 127.0.0.1.
  *
  * The server runs with a test double for the translate callback that
- * upper-cases ASCII, so these tests cover the daemon layer only, not a
- * model. The double blocks on the text "WAIT" until the test opens a gate
- * (at most GATE_TIMEOUT_SECONDS), which keeps translate threads busy on
- * demand. The client below speaks just enough HTTP/1.1 for the tests: one
- * request per connection ("Connection: close"), read to EOF, 5 s socket
- * timeouts, responses up to 1 MiB. Tests that need their own server
+ * upper-cases ASCII (lower-cases for the second language pair), so these
+ * tests cover the daemon layer only, not a model: routes, limits, batching,
+ * deadlines, sentence splitting, formats and stopping. The double blocks on
+ * the sentence "WAIT" until the test opens a gate (at most
+ * GATE_TIMEOUT_SECONDS) or the daemon's stop callback fires, which keeps
+ * translate threads busy on demand. The client in http_client.h speaks
+ * just enough HTTP/1.1 for the tests. Tests that need their own server
  * configuration start one on a free port and stop it before returning.
  */
 #include "http.h"
+#include "http_client.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -17,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,14 +31,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SOCKET_TIMEOUT_SECONDS 5
-#define MAX_RESPONSE_BYTES (1024 * 1024)
 #define TEST_MAX_BODY 4096
 #define TEST_MAX_TEXTS 8
 #define TEST_MAX_CHARS 1000
+#define TEST_MAX_TOKENS 12
+#define TEST_MAX_BEAM 4
+#define TEST_MAX_LENGTH 50
 #define GATE_TIMEOUT_SECONDS 10 /* a blocked callback gives up after this */
 #define WAIT_TIMEOUT_MS 5000    /* how long a test waits for the server to reach a state */
 #define HEALTH_MAX_MS 500       /* /health while every translate thread is busy */
+#define PAUSE_MS 700            /* how long the double sleeps on "PAUSE" */
 
 /* ---- translate test double ---- */
 
@@ -43,25 +48,41 @@ typedef struct {
     atomic_int calls;
     atomic_int waiting;    /* calls blocked at the gate now */
     atomic_int gone_calls; /* calls that saw a text starting with "GONE" */
+    atomic_int sentences;  /* sentences over all calls */
+    atomic_int largest_call; /* maximum sentences in one call */
+    atomic_int stopped;    /* sentences ended by the stop callback */
     pthread_mutex_t mutex;
     pthread_cond_t gate_changed;
     int gate_open;
 } double_state;
 
-/* Blocks while the gate is closed, for at most GATE_TIMEOUT_SECONDS. */
-static void wait_at_gate(double_state *state)
+/* Blocks while the gate is closed, for at most GATE_TIMEOUT_SECONDS, or
+ * until stop(stop_ctx, i) fires. Returns nonzero when stopped. */
+static int wait_at_gate(double_state *state, http_stop_fn stop, void *stop_ctx, size_t i)
 {
-    struct timespec deadline;
+    struct timespec deadline, limit;
+    int stopped = 0;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += GATE_TIMEOUT_SECONDS;
+    clock_gettime(CLOCK_REALTIME, &limit);
+    limit.tv_sec += GATE_TIMEOUT_SECONDS;
     atomic_fetch_add(&state->waiting, 1);
     pthread_mutex_lock(&state->mutex);
-    while (!state->gate_open &&
-           pthread_cond_timedwait(&state->gate_changed, &state->mutex, &deadline) == 0)
-        ;
+    while (!state->gate_open && !stopped) {
+        /* Wake every 5 ms to ask the stop callback, as decoding steps do. */
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 5000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&state->gate_changed, &state->mutex, &deadline);
+        stopped = stop(stop_ctx, i);
+        if (deadline.tv_sec > limit.tv_sec)
+            break;
+    }
     pthread_mutex_unlock(&state->mutex);
     atomic_fetch_sub(&state->waiting, 1);
+    return stopped;
 }
 
 static void set_gate(double_state *state, int open)
@@ -72,38 +93,110 @@ static void set_gate(double_state *state, int open)
     pthread_mutex_unlock(&state->mutex);
 }
 
-/* Upper-cases ASCII. Blocks at the gate on "WAIT", rejects the input (-2)
- * on "REJECT", fails the request (-1) on "FAIL" and leaves the output NULL
- * without failing on "NO OUTPUT". */
-static int upper_case_translate(void *ctx, const char *const *texts, size_t n, char **out,
-                                char *err, size_t err_size)
+/* Returns text upper-cased (pair 0) or lower-cased (other pairs), with
+ * " #k" appended for hypothesis k > 0, as a malloc'd string. */
+static char *fake_translation(const char *text, size_t pair, size_t k)
+{
+    size_t len = strlen(text);
+    char *out = malloc(len + 24);
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i <= len; i++)
+        out[i] = (char)(pair == 0 ? toupper((unsigned char)text[i])
+                                  : tolower((unsigned char)text[i]));
+    if (k > 0)
+        snprintf(out + len, 24, " #%zu", k);
+    return out;
+}
+
+/* Translates each sentence into n_best hypotheses of fake_translation,
+ * scored -(k + 1). Special sentences: "WAIT" blocks at the gate and marks
+ * the sentence stopped when the stop callback fires there. "PAUSE" sleeps
+ * PAUSE_MS without calling the stop callback. "REJECT" rejects the input
+ * (-2), "FAIL" fails the call (-1), and "NO OUTPUT" gets no hypotheses
+ * without a failure. */
+static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
+                                size_t n, http_stop_fn stop, void *stop_ctx, char *err,
+                                size_t err_size)
 {
     double_state *state = ctx;
+    int largest = atomic_load(&state->largest_call);
 
+    (void)beam_size;
     atomic_fetch_add(&state->calls, 1);
+    atomic_fetch_add(&state->sentences, (int)n);
+    while ((int)n > largest && !atomic_compare_exchange_weak(&state->largest_call, &largest, (int)n))
+        ;
     for (size_t i = 0; i < n; i++) {
-        if (strncmp(texts[i], "GONE", 4) == 0)
+        http_sentence *s = &sentences[i];
+
+        if (strncmp(s->text, "GONE", 4) == 0)
             atomic_fetch_add(&state->gone_calls, 1);
-        if (strcmp(texts[i], "WAIT") == 0)
-            wait_at_gate(state);
-        if (strcmp(texts[i], "REJECT") == 0) {
-            snprintf(err, err_size, "test double rejects REJECT at q[%zu]", i);
+        if (strcmp(s->text, "WAIT") == 0 && wait_at_gate(state, stop, stop_ctx, i)) {
+            atomic_fetch_add(&state->stopped, 1);
+            s->stopped = 1;
+            continue;
+        }
+        if (strcmp(s->text, "PAUSE") == 0) {
+            struct timespec pause = {0, PAUSE_MS * 1000000L};
+
+            nanosleep(&pause, NULL);
+        }
+        if (strcmp(s->text, "REJECT") == 0) {
+            snprintf(err, err_size, "test double rejects REJECT at sentence %zu", i);
             return -2;
         }
-        if (strcmp(texts[i], "FAIL") == 0) {
+        if (strcmp(s->text, "FAIL") == 0) {
             snprintf(err, err_size, "test double refuses FAIL");
             return -1;
         }
-        if (strcmp(texts[i], "NO OUTPUT") == 0)
+        if (strcmp(s->text, "NO OUTPUT") == 0)
             continue;
-        out[i] = strdup(texts[i]);
-        if (!out[i])
+        s->hyps = calloc((size_t)s->n_best, sizeof(*s->hyps));
+        if (!s->hyps)
             return -1;
-        for (char *p = out[i]; *p; p++)
-            *p = (char)toupper((unsigned char)*p);
+        for (int k = 0; k < s->n_best; k++) {
+            s->hyps[k].text = fake_translation(s->text, pair, (size_t)k);
+            if (!s->hyps[k].text)
+                return -1;
+            s->hyps[k].score = -(float)(k + 1);
+            s->count = (size_t)k + 1;
+        }
     }
     return 0;
 }
+
+/* Counts space-separated words, as a stand-in for a tokenizer. */
+static size_t count_words(void *ctx, size_t pair, const char *sentence)
+{
+    size_t words = 0;
+
+    (void)ctx;
+    (void)pair;
+    for (const char *p = sentence; *p; p++)
+        words += *p != ' ' && (p == sentence || p[-1] == ' ');
+    return words;
+}
+
+/* Stands in for API key checks: the key "blocked" gets 403 and "limited"
+ * gets 429; every other request, with or without a key, is served. */
+static unsigned authorize_key(void *ctx, const char *api_key, const char *endpoint, char *err,
+                              size_t err_size)
+{
+    (void)ctx;
+    if (api_key && strcmp(api_key, "blocked") == 0) {
+        snprintf(err, err_size, "api_key is not allowed on %s", endpoint);
+        return 403;
+    }
+    if (api_key && strcmp(api_key, "limited") == 0) {
+        snprintf(err, err_size, "too many requests for this api_key");
+        return 429;
+    }
+    return 0;
+}
+
+static const http_language_pair en_de[] = {{"en", "de"}};
 
 static double_state double_calls = {
     .mutex = PTHREAD_MUTEX_INITIALIZER,
@@ -122,9 +215,14 @@ static int start_test_server(void)
         .max_body_bytes = TEST_MAX_BODY,
         .max_texts = TEST_MAX_TEXTS,
         .max_chars = TEST_MAX_CHARS,
-        .source_lang = "en",
-        .target_lang = "de",
+        .max_tokens = TEST_MAX_TOKENS,
+        .max_beam_size = TEST_MAX_BEAM,
+        .max_length = TEST_MAX_LENGTH,
+        .pairs = en_de,
+        .pair_count = 1,
         .translate = upper_case_translate,
+        .count_tokens = count_words,
+        .authorize = authorize_key,
         .translate_ctx = &double_calls,
     };
     char err[256] = "";
@@ -145,190 +243,9 @@ static int stop_test_server(void)
     return 0;
 }
 
-/* ---- minimal HTTP/1.1 client ---- */
-
-typedef struct {
-    int status;       /* -1 when no valid status line arrived */
-    char *body;       /* NUL-terminated */
-    size_t body_len;
-    char content_type[128];
-    char retry_after[16];
-} http_response;
-
-static void response_free(http_response *r)
-{
-    free(r->body);
-    memset(r, 0, sizeof(*r));
-}
-
-static int connect_to(const char *address, unsigned short to_port)
-{
-    struct sockaddr_storage storage;
-    socklen_t len;
-    struct timeval timeout = {SOCKET_TIMEOUT_SECONDS, 0};
-    int family = strchr(address, ':') ? AF_INET6 : AF_INET;
-    int fd;
-
-    memset(&storage, 0, sizeof(storage));
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&storage;
-
-        a->sin_family = AF_INET;
-        a->sin_port = htons(to_port);
-        inet_pton(AF_INET, address, &a->sin_addr);
-        len = sizeof(*a);
-    } else {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&storage;
-
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons(to_port);
-        inet_pton(AF_INET6, address, &a->sin6_addr);
-        len = sizeof(*a);
-    }
-    fd = socket(family, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    if (connect(fd, (struct sockaddr *)&storage, len) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t sent = send(fd, data, len, MSG_NOSIGNAL);
-
-        if (sent < 0 && errno == EINTR)
-            continue;
-        if (sent <= 0)
-            return -1;
-        data += sent;
-        len -= (size_t)sent;
-    }
-    return 0;
-}
-
-/* Parses a raw response into r. Returns 0, or -1 when it is not HTTP. */
-static int parse_response(char *raw, size_t len, http_response *r)
-{
-    char *header_end = strstr(raw, "\r\n\r\n");
-    char *line, *save = NULL;
-    long content_length = -1;
-
-    if (!header_end || sscanf(raw, "HTTP/1.%*d %d", &r->status) != 1)
-        return -1;
-    *header_end = '\0';
-    for (line = strtok_r(raw, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-        if (strncasecmp(line, "Content-Type:", 13) == 0)
-            snprintf(r->content_type, sizeof(r->content_type), "%s", line + 13 + strspn(line + 13, " "));
-        else if (strncasecmp(line, "Retry-After:", 12) == 0)
-            snprintf(r->retry_after, sizeof(r->retry_after), "%s", line + 12 + strspn(line + 12, " "));
-        else if (strncasecmp(line, "Content-Length:", 15) == 0)
-            content_length = strtol(line + 15, NULL, 10);
-    }
-    r->body_len = len - (size_t)(header_end + 4 - raw);
-    if (content_length >= 0 && (size_t)content_length < r->body_len)
-        r->body_len = (size_t)content_length;
-    r->body = malloc(r->body_len + 1);
-    if (!r->body)
-        return -1;
-    memcpy(r->body, header_end + 4, r->body_len);
-    r->body[r->body_len] = '\0';
-    return 0;
-}
-
-/* Sends raw bytes to address:to_port and reads the response until the
- * server closes. Returns 0, or -1 on a socket error, timeout or garbage. */
-static int exchange_at(const char *address, unsigned short to_port, const char *request,
-                       size_t request_len, http_response *r)
-{
-    char *raw = malloc(MAX_RESPONSE_BYTES + 1);
-    size_t len = 0;
-    int fd, rc = -1;
-
-    memset(r, 0, sizeof(*r));
-    r->status = -1;
-    if (!raw)
-        return -1;
-    fd = connect_to(address, to_port);
-    if (fd >= 0 && send_all(fd, request, request_len) == 0) {
-        for (;;) {
-            ssize_t got = recv(fd, raw + len, MAX_RESPONSE_BYTES - len, 0);
-
-            if (got < 0 && errno == EINTR)
-                continue;
-            if (got <= 0)
-                break;
-            len += (size_t)got;
-            if (len == MAX_RESPONSE_BYTES)
-                break;
-        }
-        raw[len] = '\0';
-        rc = parse_response(raw, len, r);
-    }
-    if (fd >= 0)
-        close(fd);
-    free(raw);
-    return rc;
-}
-
-/* Reads one response whose body has a Content-Length from fd, which stays
- * open. Returns 0, or -1 on a socket error, timeout or garbage. */
-static int read_one_response(int fd, http_response *r)
-{
-    char raw[8192];
-    size_t len = 0;
-
-    memset(r, 0, sizeof(*r));
-    r->status = -1;
-    while (len < sizeof(raw) - 1) {
-        ssize_t got = recv(fd, raw + len, sizeof(raw) - 1 - len, 0);
-        char *header_end, *length;
-
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return -1;
-        len += (size_t)got;
-        raw[len] = '\0';
-        header_end = strstr(raw, "\r\n\r\n");
-        length = strcasestr(raw, "\r\nContent-Length:");
-        if (header_end && length && length < header_end &&
-            len >= (size_t)(header_end + 4 - raw) + strtoul(length + 17, NULL, 10))
-            return parse_response(raw, len, r);
-    }
-    return -1;
-}
-
 static int exchange(const char *request, size_t request_len, http_response *r)
 {
     return exchange_at("127.0.0.1", port, request, request_len, r);
-}
-
-/* Sends a request with the given method, path, content type and body to
- * the server on to_port. */
-static int send_request_at(unsigned short to_port, const char *method, const char *path,
-                           const char *content_type, const char *body, size_t body_len,
-                           http_response *r)
-{
-    size_t cap = body_len + 512;
-    char *request = malloc(cap);
-    int head, rc;
-
-    if (!request)
-        return -1;
-    head = snprintf(request, cap,
-                    "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
-                    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                    method, path, content_type, body_len);
-    memcpy(request + head, body, body_len);
-    rc = exchange_at("127.0.0.1", to_port, request, (size_t)head + body_len, r);
-    free(request);
-    return rc;
 }
 
 static int send_request(const char *method, const char *path, const char *content_type,
@@ -340,25 +257,6 @@ static int send_request(const char *method, const char *path, const char *conten
 static int post_json(const char *body, http_response *r)
 {
     return send_request("POST", "/translate", "application/json", body, strlen(body), r);
-}
-
-static int get_path(unsigned short to_port, const char *path, http_response *r)
-{
-    char request[256];
-    int len = snprintf(request, sizeof(request),
-                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-
-    return exchange_at("127.0.0.1", to_port, request, (size_t)len, r);
-}
-
-/* Returns the "error" string of a JSON error body, or "" (static). */
-static const char *error_text(const http_response *r, cJSON **json)
-{
-    const cJSON *error;
-
-    *json = cJSON_Parse(r->body ? r->body : "");
-    error = cJSON_GetObjectItemCaseSensitive(*json, "error");
-    return cJSON_IsString(error) ? error->valuestring : "";
 }
 
 /* Asserts a 400 whose error message contains needle. */
@@ -620,7 +518,7 @@ static void test_callback_failure_500(void)
 
     CU_ASSERT_EQUAL_FATAL(post_json("{\"q\": [\"fine\", \"NO OUTPUT\"]}", &r), 0);
     CU_ASSERT_EQUAL(r.status, 500);
-    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "no output for q[1]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(&r, &json), "no output for a sentence of q[1]"));
     cJSON_Delete(json);
     response_free(&r);
     check_translation("{\"q\": \"after 500\"}", "AFTER 500");
@@ -699,7 +597,7 @@ static void test_max_chars_400(void)
 
 static void test_callback_reject_400(void)
 {
-    check_bad_request("{\"q\": [\"fine\", \"REJECT\"]}", "test double rejects REJECT at q[1]");
+    check_bad_request("{\"q\": [\"fine\", \"REJECT\"]}", "test double rejects REJECT at sentence 1");
     check_translation("{\"q\": \"after 400\"}", "AFTER 400");
 }
 
@@ -1049,9 +947,10 @@ static int is_translation(const http_response *r, const char *expected)
 }
 
 /* Starts a server on a free port with the given translate pool, queue
- * bound and grace period (0 takes the default). */
-static http_server *start_server(unsigned translate_threads, size_t max_queue,
-                                 unsigned grace_seconds)
+ * bound, grace period and batch size (0 takes the default). Translate
+ * threads do not wait for more jobs. */
+static http_server *start_batching_server(unsigned translate_threads, size_t max_queue,
+                                          unsigned grace_seconds, size_t max_batch)
 {
     http_config config = {
         .address = "127.0.0.1",
@@ -1060,8 +959,9 @@ static http_server *start_server(unsigned translate_threads, size_t max_queue,
         .translate_threads = translate_threads,
         .max_queue = max_queue,
         .grace_seconds = grace_seconds,
-        .source_lang = "en",
-        .target_lang = "de",
+        .max_batch_sentences = max_batch,
+        .pairs = en_de,
+        .pair_count = 1,
         .translate = upper_case_translate,
         .translate_ctx = &double_calls,
     };
@@ -1071,6 +971,12 @@ static http_server *start_server(unsigned translate_threads, size_t max_queue,
     if (!s)
         fprintf(stderr, "\n  cannot start server: %s\n", err);
     return s;
+}
+
+static http_server *start_server(unsigned translate_threads, size_t max_queue,
+                                 unsigned grace_seconds)
+{
+    return start_batching_server(translate_threads, max_queue, grace_seconds, 0);
 }
 
 /* http_server_stop run from a thread of its own. */
@@ -1091,7 +997,8 @@ static void *async_stop_thread(void *arg)
 
 static void test_health_while_busy(void)
 {
-    http_server *s = start_server(2, 0, 5);
+    /* One sentence per batch keeps both translate threads busy. */
+    http_server *s = start_batching_server(2, 0, 5, 1);
     async_post busy[2];
     http_response r;
     double start, took;
@@ -1249,14 +1156,16 @@ static void test_stop_delivers_in_flight(void)
         close(fd);
 }
 
-/* After a grace period of 1 s, a job still queued gets 503 while the
- * running one is waited for and gets its 200. */
+/* After a grace period of 1 s, a job still queued gets 503, and the
+ * running one is stopped at its next decoding step and gets 503 too, so
+ * stop returns without the gate opening. */
 static void test_stop_after_grace_503(void)
 {
     http_server *s = start_server(1, 0, 1);
     async_post running, queued;
     async_stop stop = {0};
     cJSON *json = NULL;
+    double start;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     set_gate(&double_calls, 0);
@@ -1265,21 +1174,22 @@ static void test_stop_after_grace_503(void)
     async_post_start(&queued, http_server_port(s), "{\"q\": \"left in the queue\"}");
     CU_ASSERT_TRUE(wait_for_queue(s, 1));
 
+    start = now_ms();
     stop.server = s;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&stop.thread, NULL, async_stop_thread, &stop), 0);
-    CU_ASSERT_TRUE(wait_for_count(&queued.done, 1));
+    pthread_join(stop.thread, NULL);
+    CU_ASSERT_TRUE(now_ms() - start < 3000.0); /* grace 1 s, flush 1 s, and slack */
+    async_post_join(&running);
+    async_post_join(&queued);
     CU_ASSERT_EQUAL(queued.response.status, 503);
     CU_ASSERT_PTR_NOT_NULL(
         strstr(error_text(&queued.response, &json), "stopped before translating"));
     cJSON_Delete(json);
-    CU_ASSERT_EQUAL(atomic_load(&stop.done), 0);
-    CU_ASSERT_EQUAL(atomic_load(&running.done), 0);
-
+    CU_ASSERT_EQUAL(running.response.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(error_text(&running.response, &json), "stopped before finishing"));
+    cJSON_Delete(json);
     set_gate(&double_calls, 1);
-    pthread_join(stop.thread, NULL);
-    async_post_join(&running);
-    async_post_join(&queued);
-    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
     response_free(&running.response);
     response_free(&queued.response);
 }
@@ -1335,6 +1245,8 @@ static void test_start_errors(void)
     http_config config = {
         .address = "127.0.0.1",
         .port = port,
+        .pairs = en_de,
+        .pair_count = 1,
         .translate = upper_case_translate,
         .translate_ctx = &double_calls,
     };
@@ -1368,6 +1280,8 @@ static void test_ipv6_loopback(void)
     http_config config = {
         .address = "::1",
         .port = 0,
+        .pairs = en_de,
+        .pair_count = 1,
         .translate = upper_case_translate,
         .translate_ctx = &double_calls,
     };
@@ -1383,6 +1297,671 @@ static void test_ipv6_loopback(void)
     CU_ASSERT_EQUAL(r.status, 200);
     response_free(&r);
     http_server_stop(v6);
+}
+
+/* ---- sentences, formats and options ---- */
+
+/* Returns the string value of item, or "" when it is not a string. */
+static const char *string_of(const cJSON *item)
+{
+    return cJSON_IsString(item) ? item->valuestring : "";
+}
+
+/* Returns the parsed body of a 200 reply to body on the test server, or
+ * NULL after failing an assertion. */
+static cJSON *post_for_json(const char *path, const char *body)
+{
+    http_response r;
+    cJSON *json;
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", path, "application/json", body, strlen(body), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    if (r.status != 200)
+        fprintf(stderr, "\n  %s answered %d: %s\n", path, r.status, r.body ? r.body : "");
+    json = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+    response_free(&r);
+    return json;
+}
+
+static void test_lines_and_sentences_kept(void)
+{
+    int sentences_before = atomic_load(&double_calls.sentences);
+
+    /* Four sentences on three lines; the blank line stays empty and the
+     * line break with its carriage return is kept. */
+    check_translation("{\"q\": \"One. Two!  Three?\\n \\n  four\\r\\nfive\"}",
+                      "ONE. TWO!  THREE?\n\nFOUR\r\nFIVE");
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.sentences) - sentences_before, 5);
+
+    /* Blank texts need no translation and keep their line count. */
+    sentences_before = atomic_load(&double_calls.sentences);
+    check_translation("{\"q\": \"  \\n\\n\"}", "\n\n");
+    check_translation("{\"q\": \"\"}", "");
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.sentences), sentences_before);
+}
+
+static void test_html_keeps_markup(void)
+{
+    check_translation("{\"q\": \"<p class=\\\"x\\\">Fish &amp; chips. <b>Hot</b>!</p>"
+                      "<script>var a = 1;</script>\", \"format\": \"html\"}",
+                      "<p class=\"x\">FISH &amp; CHIPS. <b>HOT</b>!</p><script>var a = 1;</script>");
+    /* As plain text, the same markup is translated like any text. */
+    check_translation("{\"q\": \"<b>hot</b>\", \"format\": \"text\"}", "<B>HOT</B>");
+    check_bad_request("{\"q\": \"x\", \"format\": \"xml\"}",
+                      "format \"xml\" is not supported; use \"text\" or \"html\"");
+}
+
+static void test_alternatives_listed(void)
+{
+    cJSON *json = post_for_json("/translate", "{\"q\": \"One. Two.\", \"alternatives\": 2}");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+    const cJSON *alts = cJSON_GetObjectItemCaseSensitive(json, "alternatives");
+
+    CU_ASSERT_TRUE(cJSON_IsString(text) && strcmp(text->valuestring, "ONE. TWO.") == 0);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(alts), 2);
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetArrayItem(alts, 0)),
+                           "ONE. #1 TWO. #1");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetArrayItem(alts, 1)),
+                           "ONE. #2 TWO. #2");
+    cJSON_Delete(json);
+
+    /* With a list, both fields are lists in the order of q. */
+    json = post_for_json("/translate", "{\"q\": [\"a\", \"b\"], \"alternatives\": 1}");
+    alts = cJSON_GetObjectItemCaseSensitive(json, "alternatives");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(alts), 2);
+    CU_ASSERT_STRING_EQUAL(
+        string_of(cJSON_GetArrayItem(cJSON_GetArrayItem(alts, 1), 0)), "B #1");
+    cJSON_Delete(json);
+
+    /* No alternatives field unless asked for. */
+    json = post_for_json("/translate", "{\"q\": \"a\"}");
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItemCaseSensitive(json, "alternatives"));
+    cJSON_Delete(json);
+
+    check_bad_request("{\"q\": \"a\", \"alternatives\": 4}",
+                      "alternatives 4 needs a beam of 5, over the limit of 4");
+    check_bad_request("{\"q\": \"a\", \"alternatives\": -1}", "\"alternatives\" must be a whole");
+    check_bad_request("{\"q\": \"a\", \"alternatives\": \"2\"}", "\"alternatives\" must be a whole");
+}
+
+static void test_v1_reply_shape(void)
+{
+    cJSON *json = post_for_json("/v1/translate", "{\"q\": [\"One. Two.\", \"three\"], "
+                                                 "\"beam_size\": 3, \"n_best\": 2}");
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(json, "translations");
+    const cJSON *first = cJSON_GetArrayItem(list, 0), *second = cJSON_GetArrayItem(list, 1);
+    const cJSON *nbest = cJSON_GetObjectItemCaseSensitive(first, "n_best");
+    const cJSON *timing = cJSON_GetObjectItemCaseSensitive(json, "timing");
+    const char *timing_fields[] = {"queue_ms", "translate_ms", "total_ms"};
+
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(list), 2);
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(first, "text")),
+                           "ONE. TWO.");
+    /* Each sentence scores -1 for its best hypothesis, -2 for the next. */
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "score")), -2.0, 1e-9);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(nbest), 2);
+    CU_ASSERT_STRING_EQUAL(
+        string_of(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 0), "text")),
+        "ONE. TWO.");
+    CU_ASSERT_STRING_EQUAL(
+        string_of(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 1), "text")),
+        "ONE. #1 TWO. #1");
+    CU_ASSERT_DOUBLE_EQUAL(
+        cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 1), "score")), -4.0,
+        1e-9);
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(second, "text")),
+                           "THREE");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "source")), "en");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "target")), "de");
+    for (size_t i = 0; i < 3; i++) {
+        const cJSON *value = cJSON_GetObjectItem(timing, timing_fields[i]);
+
+        CU_ASSERT_TRUE(cJSON_IsNumber(value) && value->valuedouble >= 0.0);
+    }
+    CU_ASSERT_TRUE(cJSON_GetNumberValue(cJSON_GetObjectItem(timing, "total_ms")) >=
+                   cJSON_GetNumberValue(cJSON_GetObjectItem(timing, "queue_ms")));
+    cJSON_Delete(json);
+
+    /* A single string still gives a list of one translation. */
+    json = post_for_json("/v1/translate", "{\"q\": \"x\"}");
+    list = cJSON_GetObjectItemCaseSensitive(json, "translations");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(list), 1);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "n_best")),
+                    1);
+    cJSON_Delete(json);
+}
+
+/* Sends body to /v1/translate and asserts a 400 naming needle. */
+static void check_v1_bad_request(const char *body, const char *needle)
+{
+    http_response r;
+    cJSON *json = NULL;
+    const char *message;
+
+    CU_ASSERT_EQUAL_FATAL(
+        send_request("POST", "/v1/translate", "application/json", body, strlen(body), &r), 0);
+    message = error_text(&r, &json);
+    CU_ASSERT_EQUAL(r.status, 400);
+    if (!strstr(message, needle))
+        fprintf(stderr, "\n  error \"%s\" lacks \"%s\"\n", message, needle);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, needle));
+    cJSON_Delete(json);
+    response_free(&r);
+}
+
+static void test_v1_limits_400(void)
+{
+    check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 5}",
+                         "beam_size 5 is outside the limits of 1 to 4");
+    check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 0}",
+                         "beam_size 0 is outside the limits of 1 to 4");
+    check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 2, \"n_best\": 3}",
+                         "n_best 3 is outside 1 to beam_size 2");
+    check_v1_bad_request("{\"q\": \"a\", \"max_length\": 51}",
+                         "max_length 51 is outside the limits of 1 to 50 tokens");
+    check_v1_bad_request("{\"q\": \"a\", \"max_length\": 2.5}", "\"max_length\" must be a whole");
+    check_v1_bad_request("{\"q\": 7}", "field \"q\" must be a string");
+}
+
+static void test_sentence_token_limit(void)
+{
+    /* 12 words pass, 13 in the second text are one over. */
+    check_translation("{\"q\": \"a b c d e f g h i j k l\"}", "A B C D E F G H I J K L");
+    check_bad_request("{\"q\": [\"short\", \"Fine. A b c d e f g h i j k l m\"]}",
+                      "a sentence of q[1] has 13 tokens, over the limit of 12: "
+                      "\"A b c d e f g h i j k l m\"");
+}
+
+static void test_api_key_hook(void)
+{
+    http_response r;
+    cJSON *json = NULL;
+    const char blocked[] = "{\"q\": \"a\", \"api_key\": \"blocked\"}";
+    const char limited[] = "q=a&api_key=limited";
+
+    CU_ASSERT_EQUAL_FATAL(post_json(blocked, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 403);
+    CU_ASSERT_STRING_EQUAL(error_text(&r, &json), "api_key is not allowed on /translate");
+    cJSON_Delete(json);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/v1/translate",
+                                       "application/x-www-form-urlencoded", limited,
+                                       strlen(limited), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 429);
+    response_free(&r);
+    check_translation("{\"q\": \"a\", \"api_key\": \"any other\"}", "A");
+}
+
+static void test_request_id_header(void)
+{
+    const char given[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: "
+                         "client-id_1.2\r\nConnection: close\r\n\r\n";
+    const char invalid[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: "
+                           "has space\r\nConnection: close\r\n\r\n";
+    http_response first, second;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/health", &first), 0);
+    CU_ASSERT_EQUAL_FATAL(post_json("{\"q\": \"a\"}", &second), 0);
+    CU_ASSERT_TRUE(first.request_id[0] != '\0');
+    CU_ASSERT_TRUE(second.request_id[0] != '\0');
+    CU_ASSERT_STRING_NOT_EQUAL(first.request_id, second.request_id);
+    response_free(&first);
+    response_free(&second);
+
+    CU_ASSERT_EQUAL_FATAL(exchange(given, sizeof(given) - 1, &first), 0);
+    CU_ASSERT_STRING_EQUAL(first.request_id, "client-id_1.2");
+    response_free(&first);
+    CU_ASSERT_EQUAL_FATAL(exchange(invalid, sizeof(invalid) - 1, &first), 0);
+    CU_ASSERT_TRUE(first.request_id[0] != '\0');
+    CU_ASSERT_STRING_NOT_EQUAL(first.request_id, "has space");
+    response_free(&first);
+}
+
+/* Sends a whole request one byte per TCP segment. */
+static void test_body_one_byte_at_a_time(void)
+{
+    const char body[] = "{\"q\": \"byte by byte. ok\"}";
+    char request[512], raw[4096];
+    size_t len = 0;
+    int fd = connect_to("127.0.0.1", port), one = 1;
+    int request_len = snprintf(request, sizeof(request),
+                               "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                               "Connection: close\r\n\r\n%s",
+                               sizeof(body) - 1, body);
+    http_response r = {0};
+    cJSON *json;
+
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    for (int i = 0; i < request_len; i++) {
+        CU_ASSERT_EQUAL_FATAL(send_all(fd, request + i, 1), 0);
+        sleep_ms(1);
+    }
+    for (;;) {
+        ssize_t got = recv(fd, raw + len, sizeof(raw) - 1 - len, 0);
+
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    raw[len] = '\0';
+    CU_ASSERT_PTR_NOT_NULL(strstr(raw, "HTTP/1.1 200"));
+    json = cJSON_Parse(strstr(raw, "\r\n\r\n") ? strstr(raw, "\r\n\r\n") + 4 : "");
+    CU_ASSERT_STRING_EQUAL(
+        string_of(cJSON_GetObjectItem(json, "translatedText")),
+        "BYTE BY BYTE. OK");
+    cJSON_Delete(json);
+    response_free(&r);
+}
+
+/* ---- batching, deadlines and other server configurations ---- */
+
+/* The configuration of a server on a free port with the test double. */
+static http_config test_config(void)
+{
+    http_config config = {
+        .address = "127.0.0.1",
+        .threads = 2,
+        .translate_threads = 1,
+        .pairs = en_de,
+        .pair_count = 1,
+        .translate = upper_case_translate,
+        .translate_ctx = &double_calls,
+    };
+
+    return config;
+}
+
+static http_server *start_config(const http_config *config)
+{
+    char err[256] = "";
+    http_server *s = http_server_start(config, err, sizeof(err));
+
+    if (!s)
+        fprintf(stderr, "\n  cannot start server: %s\n", err);
+    return s;
+}
+
+/* Occupies the only translate thread of s with "WAIT", queues the bodies,
+ * then opens the gate and checks every reply. Returns the number of
+ * callback calls made for the queued bodies. */
+static int calls_for_queued(http_server *s, const char *const *bodies,
+                            const char *const *expected, size_t count)
+{
+    async_post busy, queued[8];
+    int calls_before;
+
+    set_gate(&double_calls, 0);
+    async_post_start(&busy, http_server_port(s),
+                     "{\"q\": \"WAIT\", \"source\": \"en\", \"target\": \"de\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+    for (size_t i = 0; i < count; i++) {
+        async_post_start(&queued[i], http_server_port(s), bodies[i]);
+        CU_ASSERT_TRUE(wait_for_queue(s, i + 1));
+    }
+    calls_before = atomic_load(&double_calls.calls);
+    set_gate(&double_calls, 1);
+    async_post_join(&busy);
+    CU_ASSERT_TRUE(is_translation(&busy.response, "WAIT"));
+    response_free(&busy.response);
+    for (size_t i = 0; i < count; i++) {
+        async_post_join(&queued[i]);
+        if (!is_translation(&queued[i].response, expected[i]))
+            fprintf(stderr, "\n  %s got %d %s\n", bodies[i], queued[i].response.status,
+                    queued[i].response.body ? queued[i].response.body : "");
+        CU_ASSERT_TRUE(is_translation(&queued[i].response, expected[i]));
+        response_free(&queued[i].response);
+    }
+    return atomic_load(&double_calls.calls) - calls_before;
+}
+
+static void test_queued_requests_share_call(void)
+{
+    const char *bodies[] = {"{\"q\": \"one\"}", "{\"q\": \"Two. Three.\"}", "{\"q\": \"four\"}"};
+    const char *expected[] = {"ONE", "TWO. THREE.", "FOUR"};
+    http_config config = test_config();
+    http_server *s;
+
+    /* Four sentences of three requests fit one call. */
+    config.max_batch_sentences = 64;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    atomic_store(&double_calls.largest_call, 0);
+    CU_ASSERT_EQUAL(calls_for_queued(s, bodies, expected, 3), 1);
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.largest_call), 4);
+    http_server_stop(s);
+
+    /* A cap of 3 sentences splits them before the request that passes it. */
+    config.max_batch_sentences = 3;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    atomic_store(&double_calls.largest_call, 0);
+    CU_ASSERT_EQUAL(calls_for_queued(s, bodies, expected, 3), 2);
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.largest_call), 3);
+    http_server_stop(s);
+
+    /* A cap of 1 translates one request per call. */
+    config.max_batch_sentences = 1;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(calls_for_queued(s, bodies, expected, 3), 3);
+    http_server_stop(s);
+}
+
+/* Requests for different pairs or beams queued together get one call
+ * each, and each gets its own pair's translation. */
+static void test_batch_groups_by_pair(void)
+{
+    static const http_language_pair pairs[] = {{"en", "de"}, {"de", "en"}};
+    const char *bodies[] = {
+        "{\"q\": \"Mixed\", \"source\": \"en\", \"target\": \"de\"}",
+        "{\"q\": \"Mixed\", \"source\": \"de\", \"target\": \"en\"}",
+        "{\"q\": \"Alts\", \"source\": \"en\", \"target\": \"de\", \"alternatives\": 6}",
+        "{\"q\": \"Again\", \"source\": \"de\", \"target\": \"en\"}",
+    };
+    const char *expected[] = {"MIXED", "mixed", "ALTS", "again"};
+    http_config config = test_config();
+    http_server *s;
+
+    config.pairs = pairs;
+    config.pair_count = 2;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(calls_for_queued(s, bodies, expected, 4), 3);
+    http_server_stop(s);
+}
+
+/* A translate thread with fewer sentences than the cap waits for more, and
+ * starts as soon as the cap is reached. */
+static void test_batch_wait_joins_late_request(void)
+{
+    http_config config = test_config();
+    http_server *s;
+    async_post first, second;
+    double start, took;
+    int calls_before;
+
+    config.max_batch_sentences = 2;
+    config.batch_wait_ms = 3000;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    calls_before = atomic_load(&double_calls.calls);
+    start = now_ms();
+    async_post_start(&first, http_server_port(s), "{\"q\": \"early\"}");
+    sleep_ms(200);
+    CU_ASSERT_EQUAL(atomic_load(&first.done), 0);
+    async_post_start(&second, http_server_port(s), "{\"q\": \"late\"}");
+    async_post_join(&first);
+    async_post_join(&second);
+    took = now_ms() - start;
+    CU_ASSERT_TRUE(is_translation(&first.response, "EARLY"));
+    CU_ASSERT_TRUE(is_translation(&second.response, "LATE"));
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.calls) - calls_before, 1);
+    CU_ASSERT_TRUE(took < 2500.0);
+    response_free(&first.response);
+    response_free(&second.response);
+    http_server_stop(s);
+
+    /* Alone, a request waits out the batch wait. */
+    config.batch_wait_ms = 300;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    start = now_ms();
+    async_post_start(&first, http_server_port(s), "{\"q\": \"alone\"}");
+    async_post_join(&first);
+    CU_ASSERT_TRUE(is_translation(&first.response, "ALONE"));
+    CU_ASSERT_TRUE(now_ms() - start >= 290.0);
+    response_free(&first.response);
+    http_server_stop(s);
+}
+
+/* A request over its deadline gets 504 while running or while queued, and
+ * the translate thread is free for the next request at once. */
+static void test_timeout_504_frees_thread(void)
+{
+    http_config config = test_config();
+    http_server *s;
+    async_post running, queued;
+    cJSON *json = NULL;
+    http_response r;
+    int stopped_before = atomic_load(&double_calls.stopped);
+    double start;
+
+    config.timeout_ms = 300;
+    config.max_batch_sentences = 1;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    set_gate(&double_calls, 0);
+    start = now_ms();
+    async_post_start(&running, http_server_port(s), "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+    async_post_start(&queued, http_server_port(s), "{\"q\": \"WAIT\"}");
+    async_post_join(&running);
+    async_post_join(&queued);
+    CU_ASSERT_TRUE(now_ms() - start < 2000.0);
+    CU_ASSERT_EQUAL(running.response.status, 504);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(error_text(&running.response, &json), "longer than the timeout of 300 ms"));
+    cJSON_Delete(json);
+    CU_ASSERT_EQUAL(queued.response.status, 504);
+    CU_ASSERT_TRUE(atomic_load(&double_calls.stopped) > stopped_before);
+    response_free(&running.response);
+    response_free(&queued.response);
+
+    /* The gate is still closed, but only "WAIT" blocks on it. */
+    CU_ASSERT_EQUAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                    "application/json", "{\"q\": \"next\"}", 13, &r),
+                    0);
+    CU_ASSERT_TRUE(is_translation(&r, "NEXT"));
+    response_free(&r);
+    set_gate(&double_calls, 1);
+    http_server_stop(s);
+}
+
+/* Two requests that share a callback call have different deadlines. The
+ * first gets its 504 at its own deadline, not when the call returns at the
+ * second one's. */
+static void test_timeout_answers_before_batch_ends(void)
+{
+    http_config config = test_config();
+    http_server *s;
+    async_post pause, first, second;
+    double start, first_ms;
+
+    config.timeout_ms = 1000;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    set_gate(&double_calls, 0);
+    start = now_ms();
+    async_post_start(&pause, http_server_port(s), "{\"q\": \"PAUSE\"}");
+    sleep_ms(10);
+    async_post_start(&first, http_server_port(s), "{\"q\": \"WAIT\"}");
+    sleep_ms(590);
+    async_post_start(&second, http_server_port(s), "{\"q\": \"WAIT\"}");
+    async_post_join(&first);
+    first_ms = now_ms() - start;
+    async_post_join(&second);
+    async_post_join(&pause);
+    set_gate(&double_calls, 1);
+
+    CU_ASSERT_TRUE(is_translation(&pause.response, "PAUSE"));
+    CU_ASSERT_EQUAL(first.response.status, 504);
+    CU_ASSERT_EQUAL(second.response.status, 504);
+    /* The first deadline is at about 1010 ms, the second at about 1600 ms. */
+    if (first_ms >= 1400.0)
+        fprintf(stderr, "\n  first 504 came after %.0f ms\n", first_ms);
+    CU_ASSERT_TRUE(first_ms < 1400.0);
+    response_free(&pause.response);
+    response_free(&first.response);
+    response_free(&second.response);
+    http_server_stop(s);
+}
+
+static void test_several_pairs(void)
+{
+    static const http_language_pair pairs[] = {{"en", "de"}, {"de", "en"}, {"en", "fr"}};
+    http_config config = test_config();
+    http_server *s;
+    unsigned short saved_port = port;
+    http_response r;
+    cJSON *json;
+
+    config.pairs = pairs;
+    config.pair_count = 3;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    port = http_server_port(s); /* check_translation and friends use port */
+
+    check_translation("{\"q\": \"Hallo\", \"source\": \"de\", \"target\": \"en\"}", "hallo");
+    check_translation("{\"q\": \"Hello\", \"source\": \"en\", \"target\": \"de\"}", "HELLO");
+    check_translation("{\"q\": \"Hello\", \"source\": \"en\", \"target\": \"fr\"}", "hello");
+    /* auto picks the only source for a target. */
+    check_translation("{\"q\": \"Hallo\", \"source\": \"auto\", \"target\": \"en\"}", "hallo");
+    check_translation("{\"q\": \"Hello\", \"target\": \"de\"}", "HELLO");
+    check_bad_request("{\"q\": \"Hello\", \"source\": \"en\"}",
+                      "language pair en-auto is ambiguous: it matches several of en-de, "
+                      "de-en, en-fr");
+    check_bad_request("{\"q\": \"Hello\", \"source\": \"fr\", \"target\": \"de\"}",
+                      "language pair fr-de is not served; this server translates en-de, "
+                      "de-en, en-fr");
+
+    json = post_for_json("/v1/translate", "{\"q\": \"Hallo\", \"source\": \"auto\", "
+                                          "\"target\": \"en\"}");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "source")), "de");
+    cJSON_Delete(json);
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/languages", &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "[{\"code\":\"en\",\"name\":\"English\",\"targets\":[\"de\","
+                                   "\"fr\"]},{\"code\":\"de\",\"name\":\"German\","
+                                   "\"targets\":[\"en\"]}]");
+    response_free(&r);
+    port = saved_port;
+    http_server_stop(s);
+}
+
+static void test_cors_headers(void)
+{
+    const char preflight[] = "OPTIONS /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Origin: http://example.test\r\n"
+                             "Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n";
+    http_config config = test_config();
+    http_server *s;
+    http_response r;
+
+    /* Off by default: no header, and OPTIONS is not allowed. */
+    CU_ASSERT_EQUAL_FATAL(exchange(preflight, sizeof(preflight) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_STRING_EQUAL(r.allow_origin, "");
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/health", &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.allow_origin, "");
+    response_free(&r);
+
+    config.cors = 1;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL_FATAL(
+        exchange_at("127.0.0.1", http_server_port(s), preflight, sizeof(preflight) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 204);
+    CU_ASSERT_STRING_EQUAL(r.allow_origin, "*");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.allow_methods, "POST"));
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                          "application/json", "{\"q\": \"c\"}", 10, &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.allow_origin, "*");
+    response_free(&r);
+    http_server_stop(s);
+}
+
+/* With one HTTP thread, a limit of 2 connections refuses a third while two
+ * are open, and accepts it again once one closes. */
+static void test_max_connections(void)
+{
+    http_config config = test_config();
+    http_server *s;
+    http_response r;
+    int open_fds[2];
+
+    config.threads = 1;
+    config.max_connections = 2;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (int i = 0; i < 2; i++) {
+        const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+        open_fds[i] = connect_to("127.0.0.1", http_server_port(s));
+        CU_ASSERT_EQUAL(keep_alive_exchange(open_fds[i], health, &r), 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        response_free(&r);
+    }
+    exchange_at("127.0.0.1", http_server_port(s), "GET /health HTTP/1.1\r\nHost: x\r\n"
+                "Connection: close\r\n\r\n", 52, &r);
+    CU_ASSERT_EQUAL(r.status, -1);
+    response_free(&r);
+
+    close(open_fds[0]);
+    sleep_ms(100);
+    CU_ASSERT_EQUAL(get_path(http_server_port(s), "/health", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+    close(open_fds[1]);
+    http_server_stop(s);
+}
+
+/* Every path and method of the embedded OpenAPI document replies with one
+ * of its documented statuses. */
+static void test_openapi_paths_answer(void)
+{
+    http_response r;
+    cJSON *doc;
+    const cJSON *path;
+    int checked = 0;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/openapi.json", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    doc = cJSON_Parse(r.body);
+    response_free(&r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_EQUAL(strncmp(string_of(cJSON_GetObjectItem(doc, "openapi")),
+                            "3.0.", 4),
+                    0);
+    cJSON_ArrayForEach(path, cJSON_GetObjectItem(doc, "paths"))
+    {
+        const cJSON *operation;
+
+        cJSON_ArrayForEach(operation, path)
+        {
+            char status[8];
+            int is_post = strcmp(operation->string, "post") == 0;
+
+            CU_ASSERT_TRUE(is_post || strcmp(operation->string, "get") == 0);
+            if (is_post) {
+                CU_ASSERT_EQUAL(send_request("POST", path->string, "application/json",
+                                             "{\"q\": \"doc\"}", 12, &r),
+                                0);
+            } else {
+                CU_ASSERT_EQUAL(get_path(port, path->string, &r), 0);
+            }
+            snprintf(status, sizeof(status), "%d", r.status);
+            if (!cJSON_GetObjectItem(cJSON_GetObjectItem(operation, "responses"), status))
+                fprintf(stderr, "\n  %s %s answered %d\n", operation->string, path->string,
+                        r.status);
+            CU_ASSERT_EQUAL(r.status, 200);
+            CU_ASSERT_PTR_NOT_NULL(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(operation, "responses"), status));
+            response_free(&r);
+            checked++;
+        }
+    }
+    CU_ASSERT_EQUAL(checked, 6);
+    cJSON_Delete(doc);
 }
 
 int main(void)
@@ -1428,5 +2007,24 @@ int main(void)
     CU_add_test(suite, "client gone while queued is skipped", test_client_gone_while_queued);
     CU_add_test(suite, "start errors are reported", test_start_errors);
     CU_add_test(suite, "IPv6 loopback", test_ipv6_loopback);
+    CU_add_test(suite, "lines and sentences kept", test_lines_and_sentences_kept);
+    CU_add_test(suite, "html keeps markup", test_html_keeps_markup);
+    CU_add_test(suite, "alternatives listed", test_alternatives_listed);
+    CU_add_test(suite, "v1 reply shape", test_v1_reply_shape);
+    CU_add_test(suite, "v1 limits are 400", test_v1_limits_400);
+    CU_add_test(suite, "sentence token limit is 400", test_sentence_token_limit);
+    CU_add_test(suite, "api_key hook statuses", test_api_key_hook);
+    CU_add_test(suite, "X-Request-Id header", test_request_id_header);
+    CU_add_test(suite, "body one byte at a time", test_body_one_byte_at_a_time);
+    CU_add_test(suite, "queued requests share a call", test_queued_requests_share_call);
+    CU_add_test(suite, "batch groups by pair and beam", test_batch_groups_by_pair);
+    CU_add_test(suite, "batch wait joins a late request", test_batch_wait_joins_late_request);
+    CU_add_test(suite, "timeout is 504 and frees the thread", test_timeout_504_frees_thread);
+    CU_add_test(suite, "timeout answers before batch ends",
+                test_timeout_answers_before_batch_ends);
+    CU_add_test(suite, "several language pairs", test_several_pairs);
+    CU_add_test(suite, "CORS headers only with cors", test_cors_headers);
+    CU_add_test(suite, "max connections", test_max_connections);
+    CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
     return test_run_all();
 }

@@ -1,0 +1,888 @@
+/* Tests of the daemon with real models over HTTP on 127.0.0.1.
+ *
+ * Servers run in this process on the bundled English-German model, with
+ * translator.h as the translate callback, and every reply is compared with
+ * beam_translate_lines on the same model: batched, concurrent and
+ * one-sentence-at-a-time translation must give identical text. A tiny
+ * German-English model trained here on the first 600 Multi30k pairs (when
+ * SEQMT_TEST_DATA has them) gives a second language pair. The last tests
+ * run the real seqmt binary and stop it with SIGTERM under load.
+ */
+#include "beam.h"
+#include "html_text.h"
+#include "http.h"
+#include "http_client.h"
+#include "model.h"
+#include "testutil.h"
+#include "train.h"
+#include "translator.h"
+#include "corpus.h"
+
+#include <CUnit/CUnit.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONCURRENT_CLIENTS 32
+#define BINARY_START_SECONDS 20 /* time for the binary to load the model and listen */
+#define BINARY_STOP_SECONDS 40  /* grace period of 30 s and some slack */
+
+/* English sentences the bundled model translates; some texts hold two. */
+static const char *const texts[] = {
+    "Two dogs play in the snow.",
+    "A man is riding a bike.",
+    "A little girl is sitting on a bench.",
+    "A group of people are standing in front of a building.",
+    "A woman in a red dress is walking down the street.",
+    "Three children are playing soccer in a park.",
+    "A man in an orange hat starring at something.",
+    "The dog is running through the grass.",
+    "Two men are working on a roof. A woman watches them.",
+    "A boy jumps into the water.",
+    "People are sitting at tables in a restaurant.",
+    "A black dog carries a stick.",
+    "A cyclist rides past a crowd. It is raining.",
+    "An old man reads a newspaper.",
+    "Children are playing on the beach.",
+    "A woman is cooking in the kitchen.",
+};
+#define TEXT_COUNT (sizeof(texts) / sizeof(texts[0]))
+
+static model *en_de, *de_en;
+static char workdir[256];
+
+/* The translator with counts of its calls, to see whether batching
+ * happened. */
+typedef struct {
+    translator t;
+    atomic_int calls;
+    atomic_int largest_call;
+} counting_translator;
+
+static int counting_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
+                              size_t n, http_stop_fn stop, void *stop_ctx, char *err,
+                              size_t err_size)
+{
+    counting_translator *c = ctx;
+    int largest = atomic_load(&c->largest_call);
+
+    atomic_fetch_add(&c->calls, 1);
+    while ((int)n > largest && !atomic_compare_exchange_weak(&c->largest_call, &largest, (int)n))
+        ;
+    return translator_translate(&c->t, pair, beam_size, sentences, n, stop, stop_ctx, err,
+                                err_size);
+}
+
+static size_t counting_tokens(void *ctx, size_t pair, const char *sentence)
+{
+    counting_translator *c = ctx;
+
+    return translator_count_tokens(&c->t, pair, sentence);
+}
+
+/* A server on the given models, with the callbacks counting into c. */
+static http_server *start_model_server(counting_translator *c, const model *const *models,
+                                       const http_language_pair *pairs, size_t count,
+                                       size_t max_batch, unsigned timeout_ms)
+{
+    http_config config = {
+        .address = "127.0.0.1",
+        .threads = 4,
+        .translate_threads = 2,
+        .max_batch_sentences = max_batch,
+        .batch_wait_ms = 20,
+        .timeout_ms = timeout_ms,
+        .pairs = pairs,
+        .pair_count = count,
+        .translate = counting_translate,
+        .count_tokens = counting_tokens,
+        .translate_ctx = c,
+    };
+    char err[256] = "";
+    http_server *s;
+
+    memset(c, 0, sizeof(*c));
+    c->t.models = models;
+    c->t.count = count;
+    c->t.options = beam_default_options();
+    c->t.options.batch_size = (int)(max_batch ? max_batch : 64);
+    s = http_server_start(&config, err, sizeof(err));
+    if (!s)
+        fprintf(stderr, "\n  cannot start server: %s\n", err);
+    return s;
+}
+
+static http_server *start_en_de(counting_translator *c, size_t max_batch, unsigned timeout_ms)
+{
+    static const http_language_pair pair[] = {{"en", "de"}};
+
+    return start_model_server(c, (const model *const *)&en_de, pair, 1, max_batch, timeout_ms);
+}
+
+/* Returns beam_translate_lines' translation of one line with the default
+ * options (malloc'd), or NULL. */
+static char *reference(const model *m, const char *line)
+{
+    beam_options bo = beam_default_options();
+    char *out = NULL;
+
+    if (beam_translate_lines(m, &bo, &line, 1, &out) != 0)
+        return NULL;
+    return out;
+}
+
+/* Returns the reference translation of a text of one or two sentences
+ * separated by ". ", joined with one space (malloc'd). */
+static char *reference_text(const model *m, const char *text)
+{
+    const char *split = strstr(text, ". ");
+    char *first, *joined;
+    size_t len;
+
+    if (!split)
+        return reference(m, text);
+    first = strndup(text, (size_t)(split - text) + 1);
+    joined = NULL;
+    if (first) {
+        char *a = reference(m, first), *b = reference(m, split + 2);
+
+        if (a && b) {
+            len = strlen(a) + strlen(b) + 2;
+            joined = malloc(len);
+            if (joined)
+                snprintf(joined, len, "%s %s", a, b);
+        }
+        free(a);
+        free(b);
+    }
+    free(first);
+    return joined;
+}
+
+/* Returns the string value of item, or "" when it is not a string. */
+static const char *string_of(const cJSON *item)
+{
+    return cJSON_IsString(item) ? item->valuestring : "";
+}
+
+/* POSTs body to path on to_port and returns the parsed 200 reply, or NULL
+ * after failing an assertion. */
+static cJSON *post_for_json(unsigned short to_port, const char *path, const char *body)
+{
+    http_response r;
+    cJSON *json = NULL;
+
+    if (send_request_at(to_port, "POST", path, "application/json", body, strlen(body), &r) != 0) {
+        CU_FAIL("no reply");
+        return NULL;
+    }
+    CU_ASSERT_EQUAL(r.status, 200);
+    if (r.status == 200)
+        json = cJSON_Parse(r.body);
+    else
+        fprintf(stderr, "\n  %s answered %d: %s\n", path, r.status, r.body ? r.body : "");
+    response_free(&r);
+    return json;
+}
+
+/* Returns the translatedText of a /translate reply to text as a malloc'd
+ * string, or NULL. */
+static char *translate_over_http(unsigned short to_port, const char *text)
+{
+    cJSON *q = cJSON_CreateObject(), *json;
+    char *body, *out = NULL;
+    const cJSON *result;
+
+    cJSON_AddStringToObject(q, "q", text);
+    body = cJSON_PrintUnformatted(q);
+    cJSON_Delete(q);
+    json = body ? post_for_json(to_port, "/translate", body) : NULL;
+    result = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+    if (cJSON_IsString(result))
+        out = strdup(result->valuestring);
+    cJSON_Delete(json);
+    free(body);
+    return out;
+}
+
+/* Writes the first count lines of data/multi30k/name to path. Returns 0
+ * or -1. */
+static int write_head(const char *data, const char *name, const char *path, size_t count)
+{
+    char in[512], err[512], **lines;
+    size_t n;
+    FILE *f;
+
+    snprintf(in, sizeof(in), "%s/multi30k/%s", data, name);
+    if (corpus_read_lines(in, &lines, &n, err, sizeof(err)) != 0)
+        return -1;
+    f = fopen(path, "w");
+    for (size_t k = 0; f && k < n && k < count; k++)
+        fprintf(f, "%s\n", lines[k]);
+    if (f)
+        fclose(f);
+    corpus_free_lines(lines, n);
+    return f ? 0 : -1;
+}
+
+static int suite_init(void)
+{
+    const char *data = test_data_dir();
+    char err[1024];
+
+    en_de = model_load(SEQMT_DEFAULT_MODEL, err, sizeof(err));
+    if (!en_de) {
+        fprintf(stderr, "cannot load %s: %s\n", SEQMT_DEFAULT_MODEL, err);
+        return -1;
+    }
+    snprintf(workdir, sizeof(workdir), "/tmp/seqmt-serve-test-XXXXXX");
+    if (!mkdtemp(workdir))
+        return -1;
+    if (data) {
+        /* A German-English model small enough to train in about a second,
+         * on the first 600 training and 50 validation pairs. */
+        static const char *names[4] = {"train.de.gz", "train.en.gz", "val.de.gz", "val.en.gz"};
+        char out[4][320], path[320];
+        train_options o = train_default_options();
+
+        for (int i = 0; i < 4; i++) {
+            snprintf(out[i], sizeof(out[i]), "%s/%.8s", workdir, names[i]);
+            if (write_head(data, names[i], out[i], i < 2 ? 600 : 50) != 0)
+                return -1;
+        }
+        snprintf(path, sizeof(path), "%s/de-en.seqmt", workdir);
+        o.train_src = out[0];
+        o.train_tgt = out[1];
+        o.valid_src = out[2];
+        o.valid_tgt = out[3];
+        o.output = path;
+        o.src_lang = "de";
+        o.tgt_lang = "en";
+        o.layers = 1;
+        o.embed = 16;
+        o.hidden = 24;
+        o.min_count = 1;
+        o.epochs = 1;
+        o.batch_size = 32;
+        if (train_run(&o, NULL, NULL, err, sizeof(err)) != 0) {
+            fprintf(stderr, "training the German-English test model failed: %s\n", err);
+            return -1;
+        }
+        de_en = model_load(path, err, sizeof(err));
+        if (!de_en)
+            return -1;
+    }
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    char cmd[400];
+
+    model_free(en_de);
+    model_free(de_en);
+    if (workdir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- beam search ---- */
+
+/* The best n-best hypothesis equals beam_search's output, and each score
+ * equals minus the model's cross-entropy of that output with </s>, which
+ * model_loss computes independently of beam search. Tolerance: 1e-4 per
+ * target token plus 1e-3 of the score, for float32 sums and products taken
+ * in another order (the first hypothesis differs by about 2e-4 in 8 tokens
+ * with the bundled model). */
+static void test_nbest_scores_equal_loss(void)
+{
+    beam_options bo = beam_default_options();
+    beam_nbest_options nopt = {.n_best = 3};
+    beam_source src = {0};
+    beam_nbest result = {0};
+    int32_t *best = NULL, best_len = 0;
+    const int32_t *ids;
+    model_workspace *ws = model_workspace_new();
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ws);
+    CU_ASSERT_EQUAL_FATAL(beam_source_prepare(en_de, "Two dogs play in the snow.", &src), 0);
+    ids = src.ids;
+    CU_ASSERT_EQUAL_FATAL(beam_search(en_de, &bo, &ids, &src.len, 1, &best, &best_len), 0);
+    CU_ASSERT_EQUAL_FATAL(beam_search_nbest(en_de, &bo, &nopt, &ids, &src.len, 1, &result), 0);
+    CU_ASSERT_EQUAL(result.count, 3);
+    CU_ASSERT_EQUAL(result.stopped, 0);
+    CU_ASSERT_TRUE_FATAL(result.count > 0);
+    CU_ASSERT_EQUAL(result.hyps[0].len, best_len);
+    CU_ASSERT_EQUAL(memcmp(result.hyps[0].ids, best, sizeof(int32_t) * (size_t)best_len), 0);
+
+    for (int k = 0; k < result.count; k++) {
+        int32_t *tgt = result.hyps[k].ids, tgt_len = result.hyps[k].len;
+        int32_t *src_ids = src.ids, src_len = src.len;
+        corpus one = {1, &src_ids, &tgt, &src_len, &tgt_len};
+        size_t index = 0;
+        model_batch batch = {0};
+        double loss = 0.0, score = result.hyps[k].score, tolerance;
+
+        CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&one, &index, 1, &batch), 0);
+        CU_ASSERT_EQUAL_FATAL(model_loss(en_de, &batch, NULL, 0.0f, NULL, ws, &loss), 0);
+        tolerance = 1e-4 * (tgt_len + 1) + 1e-3 * fabs(score);
+        if (fabs(score + loss) > tolerance)
+            fprintf(stderr, "\n  hypothesis %d: score %.6f, loss %.6f\n", k, score, loss);
+        CU_ASSERT_TRUE(fabs(score + loss) <= tolerance);
+        corpus_batch_free(&batch);
+    }
+    free(best);
+    beam_nbest_free(&result);
+    beam_source_free(&src);
+    model_workspace_free(ws);
+}
+
+/* A stop callback that fires ends only its own sentence. */
+static int stop_second(void *ctx, size_t i)
+{
+    (void)ctx;
+    return i == 1;
+}
+
+static void test_stop_ends_one_sentence(void)
+{
+    beam_options bo = beam_default_options();
+    beam_nbest_options nopt = {.n_best = 1, .stop = stop_second};
+    beam_source src[2] = {{0}};
+    beam_nbest result[2] = {{0}};
+    const int32_t *ids[2];
+    int32_t len[2];
+    char *text, *expected = reference(en_de, texts[0]);
+
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(beam_source_prepare(en_de, texts[i], &src[i]), 0);
+        ids[i] = src[i].ids;
+        len[i] = src[i].len;
+    }
+    CU_ASSERT_EQUAL_FATAL(beam_search_nbest(en_de, &bo, &nopt, ids, len, 2, result), 0);
+    CU_ASSERT_EQUAL(result[0].stopped, 0);
+    CU_ASSERT_EQUAL(result[1].stopped, 1);
+    CU_ASSERT_EQUAL(result[1].count, 0);
+    CU_ASSERT_EQUAL_FATAL(result[0].count, 1);
+    text = beam_render(en_de, result[0].hyps[0].ids, result[0].hyps[0].len, &src[0]);
+    CU_ASSERT_PTR_NOT_NULL(text);
+    CU_ASSERT_PTR_NOT_NULL(expected);
+    if (text && expected)
+        CU_ASSERT_STRING_EQUAL(text, expected);
+    free(text);
+    free(expected);
+    for (int i = 0; i < 2; i++) {
+        beam_nbest_free(&result[i]);
+        beam_source_free(&src[i]);
+    }
+}
+
+/* ---- batching ---- */
+
+typedef struct {
+    pthread_t thread;
+    unsigned short port;
+    const char *text;
+    char *translation;
+} client;
+
+static void *client_thread(void *arg)
+{
+    client *c = arg;
+
+    c->translation = translate_over_http(c->port, c->text);
+    return NULL;
+}
+
+/* Translates every text sequentially on to_port into out[]. */
+static void translate_all_sequentially(unsigned short to_port, char **out)
+{
+    for (size_t i = 0; i < TEXT_COUNT; i++)
+        out[i] = translate_over_http(to_port, texts[i]);
+}
+
+/* CONCURRENT_CLIENTS requests at once (each text twice) equal the
+ * sequential replies, which equal unbatched beam search and the replies of
+ * a server that decodes one sentence at a time. */
+static void test_batched_equals_unbatched(void)
+{
+    counting_translator batched, single;
+    http_server *s = start_en_de(&batched, 64, 0), *one = start_en_de(&single, 1, 0);
+    client clients[CONCURRENT_CLIENTS];
+    char *sequential[TEXT_COUNT], *one_at_a_time[TEXT_COUNT];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(one);
+
+    /* Step 1: each text alone, and compared with beam search. */
+    translate_all_sequentially(http_server_port(s), sequential);
+    for (size_t i = 0; i < TEXT_COUNT; i++) {
+        char *expected = reference_text(en_de, texts[i]);
+
+        CU_ASSERT_PTR_NOT_NULL(sequential[i]);
+        CU_ASSERT_PTR_NOT_NULL(expected);
+        if (sequential[i] && expected) {
+            if (strcmp(sequential[i], expected) != 0)
+                fprintf(stderr, "\n  \"%s\": server \"%s\", beam search \"%s\"\n", texts[i],
+                        sequential[i], expected);
+            CU_ASSERT_STRING_EQUAL(sequential[i], expected);
+        }
+        free(expected);
+    }
+
+    /* Step 2: all at once, so that translate threads batch them. */
+    atomic_store(&batched.largest_call, 0);
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        clients[i].port = http_server_port(s);
+        clients[i].text = texts[(size_t)i % TEXT_COUNT];
+        clients[i].translation = NULL;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&clients[i].thread, NULL, client_thread,
+                                             &clients[i]),
+                              0);
+    }
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        const char *expected = sequential[(size_t)i % TEXT_COUNT];
+
+        pthread_join(clients[i].thread, NULL);
+        CU_ASSERT_PTR_NOT_NULL(clients[i].translation);
+        if (clients[i].translation && expected)
+            CU_ASSERT_STRING_EQUAL(clients[i].translation, expected);
+        free(clients[i].translation);
+    }
+    fprintf(stderr, "\n  largest batch under load: %d sentences\n",
+            atomic_load(&batched.largest_call));
+    CU_ASSERT_TRUE(atomic_load(&batched.largest_call) > 2);
+
+    /* Step 3: one request per call, whose sentences beam search decodes
+     * one at a time (batch_size 1). The longest text has 2 sentences, so
+     * that is the maximum per call. */
+    translate_all_sequentially(http_server_port(one), one_at_a_time);
+    CU_ASSERT_EQUAL(atomic_load(&single.largest_call), 2);
+    for (size_t i = 0; i < TEXT_COUNT; i++) {
+        if (sequential[i] && one_at_a_time[i])
+            CU_ASSERT_STRING_EQUAL(one_at_a_time[i], sequential[i]);
+        free(sequential[i]);
+        free(one_at_a_time[i]);
+    }
+    http_server_stop(s);
+    http_server_stop(one);
+}
+
+/* ---- texts, formats and options ---- */
+
+static void test_lines_and_sentences(void)
+{
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 0);
+    char *a = reference(en_de, "Two dogs play in the snow.");
+    char *b = reference(en_de, "A man is riding a bike.");
+    char *d = reference(en_de, "A little girl is sitting on a bench.");
+    char *got, expected[1024];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_TRUE_FATAL(a && b && d);
+    got = translate_over_http(http_server_port(s), "Two dogs play in the snow.\n\n"
+                                                   "A man is riding a bike.  A little girl is "
+                                                   "sitting on a bench.\n   ");
+    snprintf(expected, sizeof(expected), "%s\n\n%s  %s\n", a, b, d);
+    CU_ASSERT_PTR_NOT_NULL(got);
+    if (got)
+        CU_ASSERT_STRING_EQUAL(got, expected);
+    free(got);
+    free(a);
+    free(b);
+    free(d);
+    http_server_stop(s);
+}
+
+static void test_html_format(void)
+{
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 0);
+    char *a = reference(en_de, "Two dogs play in the snow.");
+    char *b = reference(en_de, "A man is riding a bike.");
+    char *a_html = a ? html_text_encode(a) : NULL, *b_html = b ? html_text_encode(b) : NULL;
+    char expected[1024];
+    cJSON *json;
+    const cJSON *text;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_TRUE_FATAL(a_html && b_html);
+    json = post_for_json(http_server_port(s), "/translate",
+                         "{\"q\": \"<p><b>Two dogs play in the snow.</b> A man is riding a "
+                         "bike.</p>\", \"format\": \"html\"}");
+    text = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+    snprintf(expected, sizeof(expected), "<p><b>%s</b> %s</p>", a_html, b_html);
+    CU_ASSERT_TRUE(cJSON_IsString(text));
+    if (cJSON_IsString(text))
+        CU_ASSERT_STRING_EQUAL(text->valuestring, expected);
+    cJSON_Delete(json);
+    free(a);
+    free(b);
+    free(a_html);
+    free(b_html);
+    http_server_stop(s);
+}
+
+static void test_v1_nbest_from_model(void)
+{
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 0);
+    char *best = reference(en_de, "Two dogs play in the snow.");
+    cJSON *json;
+    const cJSON *entry, *list, *hyp;
+    int index = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(best);
+    json = post_for_json(http_server_port(s), "/v1/translate",
+                         "{\"q\": \"Two dogs play in the snow.\", \"source\": \"en\", "
+                         "\"target\": \"de\", \"beam_size\": 5, \"n_best\": 3}");
+    entry = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "translations"), 0);
+    list = cJSON_GetObjectItem(entry, "n_best");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(entry, "text")), best);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(list), 3);
+    cJSON_ArrayForEach(hyp, list)
+    {
+        double score = cJSON_GetNumberValue(cJSON_GetObjectItem(hyp, "score"));
+        const char *text = string_of(cJSON_GetObjectItem(hyp, "text"));
+
+        /* A log probability is negative and finite; hypotheses differ. */
+        CU_ASSERT_TRUE(isfinite(score) && score < 0.0);
+        CU_ASSERT_TRUE(text[0] != '\0');
+        if (index == 0) {
+            CU_ASSERT_DOUBLE_EQUAL(
+                score, cJSON_GetNumberValue(cJSON_GetObjectItem(entry, "score")), 1e-9);
+        } else {
+            CU_ASSERT_STRING_NOT_EQUAL(
+                text, string_of(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "text")));
+        }
+        index++;
+    }
+    cJSON_Delete(json);
+
+    /* max_length caps the output tokens. */
+    json = post_for_json(http_server_port(s), "/v1/translate",
+                         "{\"q\": \"Two dogs play in the snow.\", \"max_length\": 2}");
+    entry = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "translations"), 0);
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(entry, "text")),
+                           "Zwei Hunde");
+    cJSON_Delete(json);
+    free(best);
+    http_server_stop(s);
+}
+
+static void test_token_limit_of_model(void)
+{
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 0);
+    char body[4096];
+    size_t len = 0;
+    http_response r;
+    cJSON *json = NULL;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    len += (size_t)snprintf(body, sizeof(body), "{\"q\": \"");
+    for (int i = 0; i < 300; i++)
+        len += (size_t)snprintf(body + len, sizeof(body) - len, "dog ");
+    snprintf(body + len, sizeof(body) - len, "\"}");
+    CU_ASSERT_EQUAL_FATAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                          "application/json", body, strlen(body), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(error_text(&r, &json), "has 300 tokens, over the limit of 256"));
+    cJSON_Delete(json);
+    response_free(&r);
+    CU_ASSERT_EQUAL(atomic_load(&c.calls), 0);
+    http_server_stop(s);
+}
+
+/* A request that would decode for seconds gets 504 soon after its
+ * deadline, because decoding checks it between steps. */
+static void test_timeout_stops_decoding(void)
+{
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 100);
+    cJSON *q = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(q, "q");
+    char *body;
+    http_response r;
+    struct timespec start, end;
+    double took;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (int i = 0; i < 48; i++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(texts[(size_t)i % TEXT_COUNT]));
+    cJSON_AddNumberToObject(q, "beam_size", 16);
+    body = cJSON_PrintUnformatted(q);
+    cJSON_Delete(q);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    CU_ASSERT_EQUAL_FATAL(send_request_at(http_server_port(s), "POST", "/v1/translate",
+                                          "application/json", body, strlen(body), &r),
+                          0);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    took = 1e3 * (double)(end.tv_sec - start.tv_sec) + 1e-6 * (double)(end.tv_nsec - start.tv_nsec);
+    CU_ASSERT_EQUAL(r.status, 504);
+    if (took >= 1500.0)
+        fprintf(stderr, "\n  504 came after %.0f ms\n", took);
+    CU_ASSERT_TRUE(took < 1500.0);
+    response_free(&r);
+    free(body);
+    http_server_stop(s);
+}
+
+/* ---- several models ---- */
+
+static void test_two_models_two_pairs(void)
+{
+    static const http_language_pair pairs[] = {{"en", "de"}, {"de", "en"}};
+    const char unserved[] = "{\"q\": \"x\", \"source\": \"en\", \"target\": \"fr\"}";
+    const model *models[2] = {en_de, de_en};
+    counting_translator c;
+    http_server *s;
+    char *expected_de, *expected_en;
+    http_response r;
+    cJSON *json;
+
+    if (!de_en) {
+        fprintf(stderr, "SKIP: no corpus, no German-English test model\n");
+        return;
+    }
+    CU_ASSERT_STRING_EQUAL(de_en->cfg.src_lang, "de");
+    s = start_model_server(&c, models, pairs, 2, 0, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    expected_de = reference(en_de, "Two dogs play in the snow.");
+    expected_en = reference(de_en, "Zwei Hunde spielen im Schnee.");
+
+    json = post_for_json(http_server_port(s), "/translate",
+                         "{\"q\": \"Zwei Hunde spielen im Schnee.\", \"source\": \"de\", "
+                         "\"target\": \"en\"}");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")),
+                           expected_en);
+    cJSON_Delete(json);
+    json = post_for_json(http_server_port(s), "/translate",
+                         "{\"q\": \"Zwei Hunde spielen im Schnee.\", \"source\": \"auto\", "
+                         "\"target\": \"en\"}");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")),
+                           expected_en);
+    cJSON_Delete(json);
+    json = post_for_json(http_server_port(s), "/translate",
+                         "{\"q\": \"Two dogs play in the snow.\", \"source\": \"en\", "
+                         "\"target\": \"de\"}");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")),
+                           expected_de);
+    cJSON_Delete(json);
+
+    CU_ASSERT_EQUAL_FATAL(get_path(http_server_port(s), "/languages", &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.body, "[{\"code\":\"en\",\"name\":\"English\",\"targets\":[\"de\"]},"
+                                   "{\"code\":\"de\",\"name\":\"German\",\"targets\":[\"en\"]}]");
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                          "application/json", unserved, sizeof(unserved) - 1,
+                                          &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body ? r.body : "", "en-fr is not served"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body ? r.body : "", "en-de, de-en"));
+    response_free(&r);
+    free(expected_de);
+    free(expected_en);
+    http_server_stop(s);
+}
+
+/* ---- the seqmt binary ---- */
+
+typedef struct {
+    pid_t pid;
+    unsigned short port;
+    char log_path[320];
+} daemon_process;
+
+/* Reads the whole log file (malloc'd, NUL-terminated), or "" copy. */
+static char *read_log(const daemon_process *d)
+{
+    FILE *f = fopen(d->log_path, "rb");
+    char *text = calloc(1, 1 << 20);
+    size_t len = 0;
+
+    if (f && text) {
+        len = fread(text, 1, (1 << 20) - 1, f);
+        text[len] = '\0';
+    }
+    if (f)
+        fclose(f);
+    return text;
+}
+
+/* Starts the seqmt binary on a free port with extra flags, logging to a
+ * file, and waits until it listens. Returns 0, or -1. */
+static int start_binary(daemon_process *d, const char *extra_flag)
+{
+    const char *bin = getenv("SEQMT_BIN");
+    static int runs;
+
+    if (!bin) {
+        fprintf(stderr, "SKIP: SEQMT_BIN is not set\n");
+        return -1;
+    }
+    snprintf(d->log_path, sizeof(d->log_path), "%s/serve-%d.log", workdir, runs++);
+    d->port = 0;
+    d->pid = fork();
+    if (d->pid < 0)
+        return -1;
+    if (d->pid == 0) {
+        FILE *log = freopen(d->log_path, "w", stderr);
+
+        if (!log)
+            _exit(127);
+        execl(bin, bin, "serve", "--model", SEQMT_DEFAULT_MODEL, "--host", "127.0.0.1",
+              "--port", "0", "--translate-threads", "1", "--max-batch-sentences", "4",
+              extra_flag, (char *)NULL);
+        _exit(127);
+    }
+    for (int waited = 0; waited < BINARY_START_SECONDS * 20 && d->port == 0; waited++) {
+        char *log = read_log(d);
+        const char *at = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
+
+        if (at)
+            d->port = (unsigned short)atoi(at + strlen("listening on http://127.0.0.1:"));
+        free(log);
+        if (d->port == 0)
+            usleep(50000);
+    }
+    if (d->port == 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, NULL, 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits up to BINARY_STOP_SECONDS for the process to exit. Returns its
+ * exit status, or -1 after killing it. */
+static int wait_binary(daemon_process *d)
+{
+    int status;
+
+    for (int waited = 0; waited < BINARY_STOP_SECONDS * 20; waited++) {
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        usleep(50000);
+    }
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, NULL, 0);
+    return -1;
+}
+
+typedef struct {
+    pthread_t thread;
+    unsigned short port;
+    int status;
+    int rc;
+} load_client;
+
+static void *load_thread(void *arg)
+{
+    load_client *c = arg;
+    const char body[] = "{\"q\": \"Two dogs play in the snow. A man is riding a bike.\"}";
+    http_response r;
+
+    c->rc = send_request_at(c->port, "POST", "/translate", "application/json", body,
+                            sizeof(body) - 1, &r);
+    c->status = r.status;
+    response_free(&r);
+    return NULL;
+}
+
+/* SIGTERM while requests run and wait: every one gets its 200, the
+ * process exits 0, and the log names requests without their text. */
+static void test_sigterm_under_load(void)
+{
+    daemon_process d;
+    load_client clients[12];
+    char *log;
+    int answered = 0;
+
+    if (start_binary(&d, "--grace-period=30") != 0) {
+        CU_FAIL("the seqmt binary did not start");
+        return;
+    }
+    for (int i = 0; i < 12; i++) {
+        clients[i].port = d.port;
+        clients[i].rc = -1;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&clients[i].thread, NULL, load_thread, &clients[i]),
+                              0);
+    }
+    usleep(150000);
+    CU_ASSERT_EQUAL(kill(d.pid, SIGTERM), 0);
+    for (int i = 0; i < 12; i++) {
+        pthread_join(clients[i].thread, NULL);
+        answered += clients[i].rc == 0 && clients[i].status == 200;
+    }
+    CU_ASSERT_EQUAL(answered, 12);
+    CU_ASSERT_EQUAL(wait_binary(&d), 0);
+
+    log = read_log(&d);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "seqmt serve: model "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "seqmt serve: limits: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "POST /translate 200 sentences=2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "seqmt serve: stopped"));
+    CU_ASSERT_PTR_NULL(strstr(log, "Two dogs"));
+    free(log);
+}
+
+static void test_debug_logs_text(void)
+{
+    daemon_process d;
+    load_client one = {.port = 0};
+    char *log;
+
+    if (start_binary(&d, "--debug") != 0) {
+        CU_FAIL("the seqmt binary did not start");
+        return;
+    }
+    one.port = d.port;
+    load_thread(&one);
+    CU_ASSERT_EQUAL(one.status, 200);
+    kill(d.pid, SIGTERM);
+    CU_ASSERT_EQUAL(wait_binary(&d), 0);
+    log = read_log(&d);
+    CU_ASSERT_PTR_NOT_NULL(log ? strstr(log, "Two dogs play in the snow.") : NULL);
+    free(log);
+}
+
+int main(void)
+{
+    CU_pSuite suite;
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    suite = CU_add_suite("serve", suite_init, suite_clean);
+    if (!suite)
+        return 1;
+    CU_add_test(suite, "n-best scores equal model loss", test_nbest_scores_equal_loss);
+    CU_add_test(suite, "stop ends one sentence", test_stop_ends_one_sentence);
+    CU_add_test(suite, "batched equals unbatched", test_batched_equals_unbatched);
+    CU_add_test(suite, "lines and sentences", test_lines_and_sentences);
+    CU_add_test(suite, "html format", test_html_format);
+    CU_add_test(suite, "v1 n-best from the model", test_v1_nbest_from_model);
+    CU_add_test(suite, "token limit of the model", test_token_limit_of_model);
+    CU_add_test(suite, "timeout stops decoding", test_timeout_stops_decoding);
+    CU_add_test(suite, "two models, two pairs", test_two_models_two_pairs);
+    CU_add_test(suite, "SIGTERM under load", test_sigterm_under_load);
+    CU_add_test(suite, "debug logs request text", test_debug_logs_text);
+    return test_run_all();
+}
