@@ -260,6 +260,63 @@ static void format_duration(double s, char *buf, size_t size)
         snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* Share of training tokens above which a given vocabulary looks like one
+ * made for other units (words against subwords, placeholders or not). */
+#define UNKNOWN_WARN_SHARE 0.05
+
+/* Logs the share of the training corpus's source (side 0) or target
+ * tokens that are <unk>, with a warning when a vocabulary file leaves
+ * many tokens unknown. */
+static void log_unknown_share(train_log_fn log, void *ctx, const char *side, const corpus *c,
+                              int target, const char *vocab_file)
+{
+    size_t unknown = 0, total = 0;
+
+    for (size_t i = 0; i < c->n; i++) {
+        const int32_t *ids = target ? c->tgt[i] : c->src[i];
+        int32_t len = target ? c->tgt_len[i] : c->src_len[i];
+
+        for (int32_t t = 0; t < len; t++)
+            unknown += ids[t] == VOCAB_UNK;
+        total += (size_t)len;
+    }
+    if (total == 0)
+        return;
+    double share = (double)unknown / (double)total;
+    logf_line(log, ctx, "%s tokens unknown to the vocabulary: %.2f%%", side, 100.0 * share);
+    if (vocab_file && share > UNKNOWN_WARN_SHARE)
+        logf_line(log, ctx,
+                  "warning: vocabulary %s leaves %.1f%% of the %s tokens unknown; was it made "
+                  "with the same codes and --placeholders setting ('seqmt vocab learn')?",
+                  vocab_file, 100.0 * share, side);
+}
+
+/* Logs a hint when lines of the corpus look escaped by Moses' tokenizer
+ * but --moses-escaped was not given. */
+static void hint_moses_escapes(train_log_fn log, void *ctx, const char *path,
+                               const tok_list *lists, size_t n)
+{
+    size_t hits = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j + 2 < lists[i].count; j++) {
+            const char *name = lists[i].items[j + 1];
+
+            if (strcmp(lists[i].items[j], "&") == 0 && strcmp(lists[i].items[j + 2], ";") == 0 &&
+                (strcmp(name, "apos") == 0 || strcmp(name, "quot") == 0 ||
+                 strcmp(name, "amp") == 0 || strcmp(name, "#124") == 0)) {
+                hits++;
+                break;
+            }
+        }
+    }
+    if (hits)
+        logf_line(log, ctx,
+                  "hint: %zu lines of %s hold escapes such as &apos; or &quot;; if the corpus "
+                  "went through Moses' tokenizer, train with --moses-escaped to decode them",
+                  hits, path);
+}
+
 int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
               size_t err_size)
 {
@@ -311,6 +368,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                          err_size))
         goto done;
     train_log_corpus_stats(log, log_ctx, "training", opt->train_src, &stats, &train_filter);
+    if (!opt->moses_escaped)
+        hint_moses_escapes(log, log_ctx, opt->train_src, tr_src, n_train);
     if (n_train == 0) {
         snprintf(err, err_size,
                  "no usable sentence pairs in training corpus %s%s%s: every pair was empty, "
@@ -385,6 +444,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         snprintf(err, err_size, "out of memory building vocabularies");
         goto done;
     }
+    log_unknown_share(log, log_ctx, "source", &train, 0, opt->src_vocab_file);
+    log_unknown_share(log, log_ctx, "target", &train, 1, opt->tgt_vocab_file);
     corpus_free_tokens(tr_src, n_train);
     corpus_free_tokens(tr_tgt, n_train);
     corpus_free_tokens(va_src, n_valid);

@@ -361,6 +361,44 @@ static void test_translate_rejects_other_vocab(void)
     free(out);
 }
 
+/* Outputs never destroy inputs or earlier outputs on failure. */
+static void test_outputs_never_destroy_data(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && cp val.en same.txt && %s translate --model small.seqmt "
+                         "--input same.txt --output same.txt 2>&1",
+                         dir, bin),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "also an input"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(NULL, "cd %s && cmp same.txt val.en", dir), 0);
+    CU_ASSERT_EQUAL(runf(NULL,
+                         "cd %s && echo precious > keep.txt && %s translate --model small.seqmt "
+                         "--input missing.txt --output keep.txt 2>/dev/null",
+                         dir, bin),
+                    1);
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && cat keep.txt && ls keep.txt.tmp 2>&1", dir), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "precious"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src train.en --train-tgt train.de "
+                         "--valid-src val.en --valid-tgt val.de -o train.en 2>&1",
+                         dir, bin),
+                    2);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s vocab learn --train-src train.en --train-tgt train.de "
+                         "--merges 10 --codes x.codes --src-vocab x.codes 2>&1",
+                         dir, bin),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "named for two outputs"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(NULL, "cd %s && test ! -e x.codes", dir), 0);
+}
+
 static void test_bleu_command_output(void)
 {
     char *out = NULL;
@@ -482,6 +520,7 @@ int main(void)
     CU_add_test(s, "vocab learn matches train", test_vocab_learn_matches_train);
     CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
     CU_add_test(s, "translate rejects other vocab", test_translate_rejects_other_vocab);
+    CU_add_test(s, "outputs never destroy data", test_outputs_never_destroy_data);
     CU_add_test(s, "bleu command output", test_bleu_command_output);
     CU_add_test(s, "serve matches translate", test_serve_matches_translate);
     CU_add_test(s, "bundled model quality", test_bundled_model_quality);
