@@ -160,8 +160,17 @@ void cli_check_paths_or_exit(const char *command, const char *const *outputs, si
 
 FILE *cli_open_output(const char *path, char *tmp, size_t tmp_size)
 {
+    struct stat st;
     FILE *f;
 
+    if (lstat(path, &st) == 0 && (!S_ISREG(st.st_mode) || stat(path, &st) != 0 ||
+                                  !S_ISREG(st.st_mode))) {
+        /* A link, device or pipe (/dev/stdout, a FIFO) is written in place. */
+        tmp[0] = '\0';
+        if (!(f = fopen(path, "w")))
+            fprintf(stderr, "seqmt: cannot write %s: %s\n", path, strerror(errno));
+        return f;
+    }
     if (snprintf(tmp, tmp_size, "%s.tmp", path) >= (int)tmp_size) {
         fprintf(stderr, "seqmt: output path too long: %s\n", path);
         return NULL;
@@ -177,6 +186,8 @@ int cli_close_output(FILE *f, const char *tmp, const char *path)
 
     if (fclose(f) != 0)
         failed = 1;
+    if (!tmp[0] && !failed)
+        return 0;
     if (failed || rename(tmp, path) != 0) {
         fprintf(stderr, "seqmt: cannot write %s: %s\n", path, strerror(errno));
         unlink(tmp);

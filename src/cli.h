@@ -40,7 +40,9 @@ void cli_check_paths_or_exit(const char *command, const char *const *outputs, si
                              const char *const *inputs, size_t n_in);
 
 /* Opens PATH.tmp (its name goes to tmp) for an output that replaces path
- * only once complete. Returns the stream, or NULL after printing why. */
+ * only once complete. A path that exists and is not a regular file (a
+ * symbolic link, a device such as /dev/stdout, a FIFO) is opened itself,
+ * and tmp is set to "". Returns the stream, or NULL after printing why. */
 FILE *cli_open_output(const char *path, char *tmp, size_t tmp_size);
 
 /* Closes f and renames tmp to path. On a write error it removes tmp,

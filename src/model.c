@@ -547,11 +547,19 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
         free(b.data);
         return -1;
     }
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(err, err_size, "cannot write model %s: it exists and is not a regular file "
+                                "(a link, device or folder); give a file name", path);
+        free(b.data);
+        return -1;
+    }
     f = fopen(tmp, "wb");
-    if (!f || fwrite(b.data, 1, b.len, f) != b.len || fflush(f) != 0 || fclose(f) != 0) {
-        snprintf(err, err_size, "cannot write model %s: %s", tmp, strerror(errno));
-        if (f)
-            fclose(f);
+    int write_failed = !f || fwrite(b.data, 1, b.len, f) != b.len || fflush(f) != 0;
+    if (f && fclose(f) != 0)
+        write_failed = 1;
+    if (write_failed) {
+        snprintf(err, err_size, "cannot write model %s: %s", path, strerror(errno));
         remove(tmp);
         free(b.data);
         return -1;

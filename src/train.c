@@ -228,8 +228,9 @@ static int check_writable(const char *path, char *err, size_t err_size)
     struct stat st;
     FILE *f;
 
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(err, err_size, "output %s is a directory; give a file name for the model", path);
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(err, err_size, "output %s is %s; give a file name for the model", path,
+                 S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
         return -1;
     }
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);

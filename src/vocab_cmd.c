@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bpe.h"
 #include "cli.h"
@@ -47,8 +48,11 @@ static int fail(const char *what, const char *msg)
 static int check_writable(const char *path, char *err, size_t err_size)
 {
     char tmp[4200];
+    struct stat st;
     FILE *f;
 
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return 0; /* a link, device or FIFO, written in place */
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if (!(f = fopen(tmp, "w"))) {
         snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <utf8proc.h>
 
 #define MARKER_LEN (sizeof BPE_MARKER - 1)
@@ -492,7 +493,11 @@ int bpe_write(const bpe *codes, const char *path, char *err, size_t err_size)
         set_error(err, err_size, "failed to write %s: out of memory", path);
         return -1;
     }
-    snprintf(tmp, tmp_len, "%s.tmp", path);
+    struct stat st;
+    /* A link, device or pipe (/dev/stdout, a FIFO) is written in place. */
+    bool in_place = lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
+
+    snprintf(tmp, tmp_len, in_place ? "%s" : "%s.tmp", path);
     if (!(f = fopen(tmp, "wb"))) {
         set_error(err, err_size, "failed to open %s for writing: %s", path, strerror(errno));
         free(tmp);
@@ -500,10 +505,11 @@ int bpe_write(const bpe *codes, const char *path, char *err, size_t err_size)
     }
     ok = fwrite(codes->text, 1, codes->text_len, f) == codes->text_len;
     ok = (fclose(f) == 0) && ok;
-    ok = ok && rename(tmp, path) == 0;
+    ok = ok && (in_place || rename(tmp, path) == 0);
     if (!ok) {
         set_error(err, err_size, "failed to write %s: %s", path, strerror(errno));
-        remove(tmp);
+        if (!in_place)
+            remove(tmp);
     }
     free(tmp);
     return ok ? 0 : -1;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <utf8proc.h>
 
@@ -24,7 +25,12 @@ int vocab_write(const vocab *v, const char *path, char *err, size_t err_size)
     FILE *f;
     int failed = 0;
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+    struct stat st;
+    /* A link, device or pipe (/dev/stdout, a FIFO) is written in place. */
+    int in_place = lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
+
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp) ||
+        (!in_place && snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))) {
         snprintf(err, err_size, "vocabulary path too long: %s", path);
         return -1;
     }
@@ -36,9 +42,10 @@ int vocab_write(const vocab *v, const char *path, char *err, size_t err_size)
         failed = fprintf(f, "%s\n", vocab_token(v, (int32_t)i)) < 0;
     if (fclose(f) != 0)
         failed = 1;
-    if (failed || rename(tmp, path) != 0) {
+    if (failed || (!in_place && rename(tmp, path) != 0)) {
         snprintf(err, err_size, "cannot write vocabulary %s: %s", path, strerror(errno));
-        unlink(tmp);
+        if (!in_place)
+            unlink(tmp);
         return -1;
     }
     return 0;
