@@ -30,10 +30,17 @@
  * to max_body_bytes (dropping the buffer as soon as the limit is passed),
  * parses it (translate_request.h), calls the authorize hook, checks the
  * language pair and the limits, and queues the job. Every reply from the
- * handler, errors included, is application/json and carries X-Request-Id.
- * One line per reply goes to stderr with the request id, method, path,
- * status, sentence count and milliseconds; request texts are logged only
- * with config->debug.
+ * handler except GET /metrics is application/json, errors included, and
+ * every reply carries X-Request-Id. One line per reply goes to stderr with
+ * the request id, method, path, status, sentence count and milliseconds;
+ * request texts are logged only with config->debug.
+ *
+ * Metrics: the daemon owns a registry (metrics.h) that GET /metrics
+ * renders. Every queued reply is counted by endpoint and status, and a
+ * failed one by its cause as well. A request whose client left while it
+ * was queued gets no reply and counts only as client_gone. Translated
+ * sentences and their source tokens (as the translate callback reports
+ * them) are counted when a translation request gets its 200.
  *
  * Stopping: http_server_stop stops accepting, replies to the requests in
  * progress within a grace period, then stops what is left (see http.h).
@@ -50,6 +57,7 @@
  */
 #include "http.h"
 #include "job_queue.h"
+#include "metrics.h"
 #include "openapi.h"
 #include "translate_job.h"
 #include "translate_request.h"
@@ -104,6 +112,7 @@ struct http_server {
     char start_error[ERROR_SIZE]; /* last libmicrohttpd message before start */
     char id_prefix[9];            /* makes request ids unique across restarts */
     atomic_ullong next_id;
+    metrics *metrics;             /* the registry that GET /metrics renders */
 
     job_queue queue;
     pthread_t *workers; /* translate threads */
@@ -123,6 +132,7 @@ typedef enum {
     ROUTE_READY,
     ROUTE_LANGUAGES,
     ROUTE_OPENAPI,
+    ROUTE_METRICS,
     ROUTE_TRANSLATE,    /* POST /translate, LibreTranslate's shape */
     ROUTE_V1_TRANSLATE, /* POST /v1/translate */
     ROUTE_PREFLIGHT,    /* OPTIONS on a known path with CORS on */
@@ -161,7 +171,11 @@ typedef struct {
     atomic_int phase;            /* request_phase */
     unsigned status;
     char *reply; /* JSON text, malloc'd; NULL means out of memory */
+    int error_kind; /* metrics_error of a failed reply, or ERROR_KIND_BY_STATUS */
 } request_state;
+
+/* request_state.error_kind when the status alone gives the cause. */
+#define ERROR_KIND_BY_STATUS (-1)
 
 static request_state *job_of(job_queue_node *node)
 {
@@ -289,14 +303,14 @@ static int add_common_headers(http_server *srv, struct MHD_Response *response,
     return 0;
 }
 
-/* Queues text (malloc'd, taken over) as a JSON reply with the given status
- * and returns the status sent. When text is NULL because printing the reply
- * ran out of memory, a fixed 500 goes out instead. allow, when not NULL, is
- * the Allow header of a 405. A 503 carries Retry-After. Returns 0 when the
- * reply could not be queued. */
-static unsigned queue_json(http_server *srv, struct MHD_Connection *conn,
+/* Queues text (malloc'd, taken over) as a reply with the given status and
+ * Content-Type, and returns the status sent. When text is NULL because
+ * building the reply ran out of memory, a fixed JSON 500 goes out instead.
+ * allow, when not NULL, is the Allow header of a 405. A 503 carries
+ * Retry-After. Returns 0 when the reply could not be queued. */
+static unsigned queue_text(http_server *srv, struct MHD_Connection *conn,
                            const request_state *req, unsigned status, char *text,
-                           const char *allow)
+                           const char *content_type, const char *allow)
 {
     static const char oom_body[] = "{\"error\":\"out of memory while building the reply\"}";
     struct MHD_Response *response;
@@ -309,13 +323,14 @@ static unsigned queue_json(http_server *srv, struct MHD_Connection *conn,
             free(text);
     } else {
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        content_type = "application/json";
         response = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)oom_body,
                                                    MHD_RESPMEM_PERSISTENT);
     }
     if (!response)
         return 0;
     header_failed =
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) !=
             MHD_YES ||
         (allow && MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) ||
         (status == MHD_HTTP_SERVICE_UNAVAILABLE &&
@@ -327,29 +342,77 @@ static unsigned queue_json(http_server *srv, struct MHD_Connection *conn,
     return rc == MHD_YES ? status : 0;
 }
 
-/* Queues a JSON reply as queue_json does and logs it. */
-static enum MHD_Result send_text(http_server *srv, struct MHD_Connection *conn,
-                                 const request_state *req, const char *method, const char *url,
-                                 unsigned status, char *text, const char *allow)
+/* Queues text (malloc'd, taken over) as a JSON reply; see queue_text. */
+static unsigned queue_json(http_server *srv, struct MHD_Connection *conn,
+                           const request_state *req, unsigned status, char *text,
+                           const char *allow)
+{
+    return queue_text(srv, conn, req, status, text, "application/json", allow);
+}
+
+/* Returns the cause of a failed reply for seqmt_errors_total, or -1 when
+ * the reply did not fail or its status has no cause of its own: 404 and
+ * 405 are counted by status alone, and each 503 sets its cause. */
+static int error_kind_of(const request_state *req, unsigned status)
+{
+    if (status < 400)
+        return -1;
+    if (req->error_kind != ERROR_KIND_BY_STATUS)
+        return req->error_kind;
+    switch (status) {
+    case MHD_HTTP_BAD_REQUEST:
+        return METRICS_ERROR_INVALID_REQUEST;
+    case MHD_HTTP_FORBIDDEN:
+        return METRICS_ERROR_FORBIDDEN;
+    case MHD_HTTP_CONTENT_TOO_LARGE:
+        return METRICS_ERROR_BODY_TOO_LARGE;
+    case MHD_HTTP_TOO_MANY_REQUESTS:
+        return METRICS_ERROR_RATE_LIMITED;
+    case MHD_HTTP_INTERNAL_SERVER_ERROR:
+        return METRICS_ERROR_TRANSLATION_FAILED;
+    case MHD_HTTP_GATEWAY_TIMEOUT:
+        return METRICS_ERROR_DEADLINE_EXCEEDED;
+    default:
+        return -1;
+    }
+}
+
+/* Logs a queued reply and counts it in the metrics. */
+static void record_reply(http_server *srv, const request_state *req, const char *method,
+                         const char *url, unsigned status)
 {
     char outcome[16];
+    int kind = error_kind_of(req, status);
 
+    snprintf(outcome, sizeof(outcome), "%u", status);
+    log_request(method, url, outcome, req);
+    metrics_observe_request(srv->metrics, url, status, elapsed_ms(&req->start) / 1e3);
+    if (kind >= 0)
+        metrics_count_error(srv->metrics, (metrics_error)kind);
+}
+
+/* Queues a JSON reply as queue_json does, logs it and counts it. */
+static enum MHD_Result send_text(http_server *srv, struct MHD_Connection *conn,
+                                 request_state *req, const char *method, const char *url,
+                                 unsigned status, char *text, const char *allow)
+{
+    if (!text)
+        req->error_kind = METRICS_ERROR_OUT_OF_MEMORY; /* queue_json sends 500 */
     status = queue_json(srv, conn, req, status, text, allow);
     if (status == 0)
         return MHD_NO;
-    snprintf(outcome, sizeof(outcome), "%u", status);
-    log_request(method, url, outcome, req);
+    record_reply(srv, req, method, url, status);
     return MHD_YES;
 }
 
 /* Queues {"error": message} with the given status. */
 static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
-                                  const request_state *req, const char *method, const char *url,
+                                  request_state *req, const char *method, const char *url,
                                   unsigned status, const char *allow, const char *format, ...)
     __attribute__((format(printf, 8, 9)));
 
 static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
-                                  const request_state *req, const char *method, const char *url,
+                                  request_state *req, const char *method, const char *url,
                                   unsigned status, const char *allow, const char *format, ...)
 {
     char message[ERROR_SIZE];
@@ -359,6 +422,16 @@ static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
     vsnprintf(message, sizeof(message), format, ap);
     va_end(ap);
     return send_text(srv, conn, req, method, url, status, error_json("%s", message), allow);
+}
+
+/* Queues a 500 for an allocation that failed while doing what. */
+static enum MHD_Result send_out_of_memory(http_server *srv, struct MHD_Connection *conn,
+                                          request_state *req, const char *method,
+                                          const char *url, const char *what)
+{
+    req->error_kind = METRICS_ERROR_OUT_OF_MEMORY;
+    return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                      "out of memory while %s", what);
 }
 
 /* Replies to a CORS preflight request with 204 and the allowed methods and
@@ -382,7 +455,7 @@ static enum MHD_Result send_preflight(http_server *srv, struct MHD_Connection *c
         rc = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, response);
     MHD_destroy_response(response);
     if (rc == MHD_YES)
-        log_request(method, url, "204", req);
+        record_reply(srv, req, method, url, MHD_HTTP_NO_CONTENT);
     return rc;
 }
 
@@ -445,13 +518,31 @@ cleanup:
     return text;
 }
 
-/* Replies to GET or HEAD on /health, /ready, /languages or /openapi.json.
- * /ready turns to 503 once the server stops, so that load balancers stop
- * sending requests. It needs no other check because the daemon starts
- * after the models have loaded. */
+/* Replies to GET or HEAD on /metrics with the registry in Prometheus'
+ * text format. The queue depth is read at the scrape. */
+static enum MHD_Result send_metrics(http_server *srv, struct MHD_Connection *conn,
+                                    request_state *req, const char *method, const char *url)
+{
+    char *text;
+    unsigned status;
+
+    metrics_set_queue_depth(srv->metrics, job_queue_length(&srv->queue));
+    text = metrics_render(srv->metrics);
+    if (!text)
+        req->error_kind = METRICS_ERROR_OUT_OF_MEMORY; /* queue_text sends 500 */
+    status = queue_text(srv, conn, req, MHD_HTTP_OK, text, METRICS_CONTENT_TYPE, NULL);
+    if (status == 0)
+        return MHD_NO;
+    record_reply(srv, req, method, url, status);
+    return MHD_YES;
+}
+
+/* Replies to GET or HEAD on /health, /ready, /languages, /metrics or
+ * /openapi.json. /ready turns to 503 once the server stops, so that load
+ * balancers stop sending requests. It needs no other check because the
+ * daemon starts after the models have loaded. */
 static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *conn,
-                                       const request_state *req, const char *method,
-                                       const char *url)
+                                       request_state *req, const char *method, const char *url)
 {
     switch (req->route) {
     case ROUTE_HEALTH:
@@ -463,6 +554,8 @@ static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *
     case ROUTE_OPENAPI:
         return send_text(srv, conn, req, method, url, MHD_HTTP_OK,
                          strndup(http_openapi_json, http_openapi_json_len), NULL);
+    case ROUTE_METRICS:
+        return send_metrics(srv, conn, req, method, url);
     default:
         break;
     }
@@ -650,10 +743,12 @@ static void hand_back(request_state *req, request_phase phase)
     MHD_resume_connection(conn);
 }
 
-/* Sets the reply of a job that produced no translation. */
-static void fail_job(request_state *req, unsigned status, char *reply)
+/* Sets the reply of a job that produced no translation, and its cause for
+ * seqmt_errors_total. */
+static void fail_job(request_state *req, unsigned status, metrics_error kind, char *reply)
 {
     req->status = status;
+    req->error_kind = (int)kind;
     req->reply = reply;
 }
 
@@ -679,10 +774,10 @@ static void answer_stopped(batch *b, size_t j)
     const http_server *srv = b->srv;
 
     if (atomic_load(&srv->aborting))
-        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE, METRICS_ERROR_SHUTTING_DOWN,
                  error_json("server stopped before finishing this translation; retry later"));
     else
-        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT, METRICS_ERROR_DEADLINE_EXCEEDED,
                  error_json("translation took longer than the timeout of %u ms; send shorter "
                             "texts or fewer of them",
                             srv->config.timeout_ms));
@@ -734,23 +829,28 @@ static void finish_job(http_server *srv, request_state *req, int rc, const char 
             missing = i;
     }
     if (rc == -2)
-        fail_job(req, MHD_HTTP_BAD_REQUEST,
+        fail_job(req, MHD_HTTP_BAD_REQUEST, METRICS_ERROR_INVALID_REQUEST,
                  error_json("%s", err[0] ? err : "the translator rejected the input"));
     else if (rc != 0)
-        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_TRANSLATION_FAILED,
                  error_json("translation failed: %s", err[0] ? err : "no reason given"));
     else if (stopped)
-        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT, METRICS_ERROR_DEADLINE_EXCEEDED,
                  error_json("translation took longer than the timeout of %u ms; send shorter "
                             "texts or fewer of them",
                             srv->config.timeout_ms));
     else if (missing != SIZE_MAX)
-        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_TRANSLATION_FAILED,
                  error_json("translation failed: no output for a sentence of q[%zu]",
                             translate_job_text_of(&req->job, missing)));
     else {
+        size_t tokens = 0;
+
+        for (size_t i = 0; i < req->job.sentence_count; i++)
+            tokens += req->job.sentences[i].source_tokens;
         req->status = MHD_HTTP_OK;
         req->reply = build_reply(srv, req);
+        metrics_add_translated(srv->metrics, req->job.sentence_count, tokens);
     }
     translate_job_clear_results(&req->job);
 }
@@ -776,7 +876,7 @@ static void run_group(http_server *srv, request_state **group, size_t count)
     b.owner = calloc(b.count ? b.count : 1, sizeof(*b.owner));
     if (!b.answered || !b.sentences || !b.owner) {
         for (size_t j = 0; j < count; j++) {
-            fail_job(group[j], MHD_HTTP_INTERNAL_SERVER_ERROR,
+            fail_job(group[j], MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_OUT_OF_MEMORY,
                      error_json("out of memory before translating"));
             hand_back(group[j], PHASE_DONE);
         }
@@ -794,6 +894,7 @@ static void run_group(http_server *srv, request_state **group, size_t count)
                         b.count, stop_sentence, &b, err, sizeof(err));
     err[sizeof(err) - 1] = '\0';
     clock_gettime(CLOCK_MONOTONIC, &after);
+    metrics_observe_batch(srv->metrics, b.count);
     if (rc != 0 && count > 1) {
         free_batch_outputs(&b);
         for (size_t j = 0; j < count; j++)
@@ -821,6 +922,7 @@ static void run_group(http_server *srv, request_state **group, size_t count)
             s->hyps = b.sentences[at].hyps;
             s->count = b.sentences[at].hyps ? b.sentences[at].count : 0;
             s->stopped = b.sentences[at].stopped;
+            s->source_tokens = b.sentences[at].source_tokens;
             b.sentences[at].hyps = NULL;
         }
         finish_job(srv, req, rc, err);
@@ -850,13 +952,13 @@ static void run_batch(http_server *srv, request_state **jobs, size_t count)
         if (client_closed(req->fd)) {
             hand_back(req, PHASE_CLIENT_GONE);
         } else if (deadline_passed(req)) {
-            fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+            fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT, METRICS_ERROR_DEADLINE_EXCEEDED,
                      error_json("request waited longer than the timeout of %u ms for a "
                                 "translate thread; retry later",
                                 srv->config.timeout_ms));
             hand_back(req, PHASE_DONE);
         } else if (!group) {
-            fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+            fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_OUT_OF_MEMORY,
                      error_json("out of memory before translating"));
             hand_back(req, PHASE_DONE);
         } else {
@@ -921,13 +1023,14 @@ static enum MHD_Result queue_job(http_server *srv, struct MHD_Connection *conn,
     rc = job_queue_push(&srv->queue, &req->node);
     if (rc == 0)
         return MHD_YES;
-    req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
     if (rc == JOB_QUEUE_FULL)
-        req->reply = error_json("server is overloaded: %zu translation requests are already "
-                                "waiting; retry later",
-                                srv->config.max_queue);
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE, METRICS_ERROR_QUEUE_FULL,
+                 error_json("server is overloaded: %zu translation requests are already "
+                            "waiting; retry later",
+                            srv->config.max_queue));
     else
-        req->reply = error_json("server is shutting down; retry later");
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE, METRICS_ERROR_SHUTTING_DOWN,
+                 error_json("server is shutting down; retry later"));
     atomic_store(&req->phase, PHASE_DONE);
     MHD_resume_connection(conn);
     return MHD_YES;
@@ -946,8 +1049,7 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
 
     /* Step 1: reject what cannot be parsed. */
     if (req->out_of_memory)
-        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory while reading the request body");
+        return send_out_of_memory(srv, conn, req, method, url, "reading the request body");
     if (req->len == 0)
         return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
                           "request body is empty; send {\"q\": \"text\"}");
@@ -956,8 +1058,7 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
     rc = translate_request_parse(tr, req->format, conn, req->body, req->len, cfg->max_texts,
                                  err, sizeof(err));
     if (rc == -2)
-        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory while parsing the request");
+        return send_out_of_memory(srv, conn, req, method, url, "parsing the request");
     if (rc != 0)
         return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
     if (cfg->debug)
@@ -987,12 +1088,10 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
     if (translate_job_init(&req->job, tr->texts, tr->count, html, req->n_best,
                            tr->max_length != TRANSLATE_FIELD_ABSENT ? (int)tr->max_length
                                                                     : cfg->max_length) != 0)
-        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory while splitting the texts into sentences");
+        return send_out_of_memory(srv, conn, req, method, url, "splitting the texts into sentences");
     rc = check_sentence_tokens(srv, req, err, sizeof(err));
     if (rc < 0)
-        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory while counting tokens");
+        return send_out_of_memory(srv, conn, req, method, url, "counting tokens");
     if (rc > 0)
         return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
 
@@ -1052,9 +1151,11 @@ static enum MHD_Result route_translate_headers(http_server *srv, struct MHD_Conn
     const char *type, *length;
     char type_text[64];
 
-    if (atomic_load(&srv->stopping))
+    if (atomic_load(&srv->stopping)) {
+        req->error_kind = METRICS_ERROR_SHUTTING_DOWN;
         return send_error(srv, conn, req, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
                           "server is shutting down; retry later");
+    }
     type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (translate_request_format(type, &req->format) != 0) {
         printable_copy(type, type_text, sizeof(type_text));
@@ -1087,6 +1188,7 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
         {"/ready", ROUTE_READY, "GET, HEAD"},
         {"/languages", ROUTE_LANGUAGES, "GET, HEAD"},
         {"/openapi.json", ROUTE_OPENAPI, "GET, HEAD"},
+        {"/metrics", ROUTE_METRICS, "GET, HEAD"},
         {"/translate", ROUTE_TRANSLATE, "POST"},
         {"/v1/translate", ROUTE_V1_TRANSLATE, "POST"},
     };
@@ -1119,7 +1221,8 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
     }
     return send_error(srv, conn, req, method, url, MHD_HTTP_NOT_FOUND, NULL,
                       "no route for %s; use POST /translate, POST /v1/translate, "
-                      "GET /languages, GET /health, GET /ready or GET /openapi.json",
+                      "GET /languages, GET /health, GET /ready, GET /metrics or "
+                      "GET /openapi.json",
                       path_text);
 }
 
@@ -1147,6 +1250,7 @@ static request_state *new_request(http_server *srv, struct MHD_Connection *conn)
     if (!req)
         return NULL;
     req->fd = -1;
+    req->error_kind = ERROR_KIND_BY_STATUS;
     atomic_init(&req->phase, PHASE_READING);
     clock_gettime(CLOCK_MONOTONIC, &req->start);
     req->deadline = req->start;
@@ -1207,6 +1311,7 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
         /* The reply only lets libmicrohttpd finish the request quietly;
          * MHD_NO would make it log an internal error. */
         log_request(method, url, "skipped: client closed the connection while queued", req);
+        metrics_count_error(srv->metrics, METRICS_ERROR_CLIENT_GONE);
         return queue_json(srv, conn, req, MHD_HTTP_BAD_REQUEST,
                           error_json("connection closed before the translation started"),
                           NULL)
@@ -1286,6 +1391,7 @@ static void server_free(http_server *srv)
     free(srv->workers);
     free(srv->languages_json);
     free(srv->address);
+    metrics_free(srv->metrics);
     free(srv);
 }
 
@@ -1443,7 +1549,8 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     srv->config.address = srv->address;
     apply_defaults(&srv->config);
     srv->workers = calloc(srv->config.translate_threads, sizeof(*srv->workers));
-    if (!srv->address || copy_pairs(srv, config) != 0 || !srv->workers) {
+    srv->metrics = metrics_create();
+    if (!srv->address || copy_pairs(srv, config) != 0 || !srv->workers || !srv->metrics) {
         server_free(srv);
         snprintf(err, err_size, "out of memory starting the HTTP server");
         return NULL;
@@ -1454,6 +1561,7 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
                              (unsigned long)now.tv_nsec ^ (unsigned long)getpid()) &
                  0xffffffffUL);
     atomic_init(&srv->next_id, 1);
+    metrics_set_models(srv->metrics, srv->config.pair_count);
 
     /* Step 3: create the job queue and start the translate threads. */
     srv->sync_ready = init_sync(srv) == 0;
@@ -1553,8 +1661,8 @@ static size_t reject_waiting_jobs(http_server *srv)
         request_state *req = job_of(node);
         struct MHD_Connection *conn = req->conn;
 
-        req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-        req->reply = error_json("server stopped before translating this request; retry later");
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE, METRICS_ERROR_SHUTTING_DOWN,
+                 error_json("server stopped before translating this request; retry later"));
         atomic_store(&req->phase, PHASE_DONE);
         MHD_resume_connection(conn); /* req may be freed from here on */
         node = next;

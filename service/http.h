@@ -3,11 +3,11 @@
  * Routes: POST /translate (LibreTranslate's request and response shape),
  * POST /v1/translate (scored n-best lists and timings), GET /languages
  * (LibreTranslate's list of languages and their targets), GET /health,
- * GET /ready and GET /openapi.json. The daemon splits texts into lines and
- * sentences (segment.h) and batches the sentences of waiting requests. It
- * contains no model code. It calls a translate callback supplied by the
- * caller from translate_threads threads at once, so the callback must be
- * reentrant.
+ * GET /ready, GET /metrics (Prometheus, metrics.h) and GET /openapi.json.
+ * The daemon splits texts into lines and sentences (segment.h) and batches
+ * the sentences of waiting requests. It contains no model code. It calls a
+ * translate callback supplied by the caller from translate_threads threads
+ * at once, so the callback must be reentrant.
  */
 #ifndef SEQMT_HTTP_H
 #define SEQMT_HTTP_H
@@ -35,6 +35,8 @@ typedef struct {
                                the texts and the array, also after a failure */
     size_t count;           /* out: 1..n_best on success unless stopped */
     int stopped;            /* out: nonzero when the stop callback ended it */
+    size_t source_tokens;   /* out: source tokens the model read, counted in
+                               seqmt_translated_tokens_total; 0 if not set */
 } http_sentence;
 
 /* Returns nonzero when the callback should stop translating sentence i of

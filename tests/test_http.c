@@ -10,6 +10,7 @@
  * just enough HTTP/1.1 for the tests. Tests that need their own server
  * configuration start one on a free port and stop it before returning.
  */
+#include "exposition.h"
 #include "http.h"
 #include "http_client.h"
 #include "testutil.h"
@@ -18,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -110,8 +112,20 @@ static char *fake_translation(const char *text, size_t pair, size_t k)
     return out;
 }
 
+/* Counts space-separated words, as a stand-in for a tokenizer. */
+static size_t count_words(void *ctx, size_t pair, const char *sentence)
+{
+    size_t words = 0;
+
+    (void)ctx;
+    (void)pair;
+    for (const char *p = sentence; *p; p++)
+        words += *p != ' ' && (p == sentence || p[-1] == ' ');
+    return words;
+}
+
 /* Translates each sentence into n_best hypotheses of fake_translation,
- * scored -(k + 1). Special sentences: "WAIT" blocks at the gate and marks
+ * scored -(k + 1), and counts its words as its source tokens. Special sentences: "WAIT" blocks at the gate and marks
  * the sentence stopped when the stop callback fires there. "PAUSE" sleeps
  * PAUSE_MS without calling the stop callback. "REJECT" rejects the input
  * (-2), "FAIL" fails the call (-1), and "NO OUTPUT" gets no hypotheses
@@ -131,6 +145,7 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
     for (size_t i = 0; i < n; i++) {
         http_sentence *s = &sentences[i];
 
+        s->source_tokens = count_words(NULL, pair, s->text);
         if (strncmp(s->text, "GONE", 4) == 0)
             atomic_fetch_add(&state->gone_calls, 1);
         if (strcmp(s->text, "WAIT") == 0 && wait_at_gate(state, stop, stop_ctx, i)) {
@@ -165,18 +180,6 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
         }
     }
     return 0;
-}
-
-/* Counts space-separated words, as a stand-in for a tokenizer. */
-static size_t count_words(void *ctx, size_t pair, const char *sentence)
-{
-    size_t words = 0;
-
-    (void)ctx;
-    (void)pair;
-    for (const char *p = sentence; *p; p++)
-        words += *p != ' ' && (p == sentence || p[-1] == ' ');
-    return words;
 }
 
 /* Stands in for API key checks: the key "blocked" gets 403 and "limited"
@@ -294,6 +297,17 @@ static void check_translation(const char *body, const char *expected)
         CU_ASSERT_STRING_EQUAL(text->valuestring, expected);
     cJSON_Delete(json);
     response_free(&r);
+}
+
+/* Scrapes GET /metrics on to_port into out, or fails the test with the
+ * reason. Returns 0 or -1. */
+static int scrape_metrics(unsigned short to_port, exposition *out)
+{
+    if (exposition_scrape(to_port, out) == 0)
+        return 0;
+    fprintf(stderr, "\n  GET /metrics: %s\n", out->error);
+    CU_FAIL("GET /metrics did not return valid exposition text");
+    return -1;
 }
 
 /* ---- tests ---- */
@@ -1034,6 +1048,7 @@ static void test_health_while_busy(void)
  * further requests waits and the other gets 503 at once. */
 static void test_full_queue_503(void)
 {
+    static exposition scraped;
     http_server *s = start_server(1, 1, 5);
     async_post busy, extra[2];
     async_post *rejected = NULL, *queued = NULL;
@@ -1062,6 +1077,16 @@ static void test_full_queue_503(void)
         cJSON_Delete(json);
         CU_ASSERT_EQUAL(atomic_load(&queued->done), 0);
         CU_ASSERT_EQUAL(atomic_load(&busy.done), 0);
+    }
+
+    /* One request waits in the queue and one was turned away. */
+    if (scrape_metrics(http_server_port(s), &scraped) == 0) {
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_queue_depth", ""), 1);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_errors_total", "kind=\"queue_full\""),
+                        1);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"503\""),
+                        1);
     }
 
     set_gate(&double_calls, 1);
@@ -1724,6 +1749,7 @@ static void test_batch_wait_joins_late_request(void)
  * the translate thread is free for the next request at once. */
 static void test_timeout_504_frees_thread(void)
 {
+    static exposition scraped;
     http_config config = test_config();
     http_server *s;
     async_post running, queued;
@@ -1759,6 +1785,16 @@ static void test_timeout_504_frees_thread(void)
                     0);
     CU_ASSERT_TRUE(is_translation(&r, "NEXT"));
     response_free(&r);
+
+    /* Both timeouts count as deadline_exceeded; only "next" was translated. */
+    if (scrape_metrics(http_server_port(s), &scraped) == 0) {
+        CU_ASSERT_EQUAL(
+            exposition_value(&scraped, "seqmt_errors_total", "kind=\"deadline_exceeded\""), 2);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"504\""),
+                        2);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_translated_sentences_total", ""), 1);
+    }
     set_gate(&double_calls, 1);
     http_server_stop(s);
 }
@@ -1964,6 +2000,83 @@ static void test_openapi_paths_answer(void)
     cJSON_Delete(doc);
 }
 
+/* ---- metrics ---- */
+
+/* Counters grow by exactly the requests made between two scrapes, and the
+ * duration histogram counts each of them once. */
+static void test_metrics_count_requests(void)
+{
+    static exposition before, after;
+    const char too_large[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 999999\r\n"
+                             "Connection: close\r\n\r\n";
+    const char *requests = "seqmt_requests_total";
+    const char *durations = "seqmt_request_duration_seconds_count";
+    http_response r;
+    int calls;
+
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &before), 0);
+    calls = atomic_load(&double_calls.calls);
+
+    /* Three sentences of six words in two requests, then three failures. */
+    check_translation("{\"q\": \"One two. Three\"}", "ONE TWO. THREE");
+    check_translation("{\"q\": \"four five six\"}", "FOUR FIVE SIX");
+    check_bad_request("{\"q\": 5}", "q");
+    CU_ASSERT_EQUAL(exchange(too_large, sizeof(too_large) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    response_free(&r);
+    CU_ASSERT_EQUAL(get_path(port, "/health", &r), 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL(get_path(port, "/no/such/path", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 404);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &after), 0);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/translate\",code=\"200\""), 2);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/translate\",code=\"400\""), 1);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/translate\",code=\"413\""), 1);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/health\",code=\"200\""), 1);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"other\",code=\"404\""), 1);
+    /* The first scrape is counted once its reply is queued. */
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/metrics\",code=\"200\""), 1);
+
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, durations, "endpoint=\"/translate\""), 4);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_request_duration_seconds_bucket",
+                           "endpoint=\"/translate\",le=\"+Inf\""),
+                    4);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, durations, "endpoint=\"/health\""), 1);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, durations, "endpoint=\"other\""), 1);
+    CU_ASSERT(exposition_growth(&before, &after, "seqmt_request_duration_seconds_sum",
+                                "endpoint=\"/translate\"") > 0);
+
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_errors_total", "kind=\"invalid_request\""), 1);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_errors_total", "kind=\"body_too_large\""), 1);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_errors_total", "kind=\"queue_full\""), 0);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_translated_sentences_total", ""), 3);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_translated_tokens_total", ""), 6);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_batch_sentences_count", ""),
+                    atomic_load(&double_calls.calls) - calls);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_batch_sentences_sum", ""), 3);
+    CU_ASSERT_EQUAL(exposition_value(&after, "seqmt_queue_depth", ""), 0);
+    CU_ASSERT_EQUAL(exposition_value(&after, "seqmt_models_loaded", ""), 1);
+}
+
+/* HEAD /metrics has the headers of GET and no body; POST is 405. */
+static void test_metrics_methods(void)
+{
+    const char head[] = "HEAD /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(exchange(head, sizeof(head) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    CU_ASSERT_EQUAL(r.body_len, 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/metrics", "application/json", "{}", 2, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    response_free(&r);
+}
+
 int main(void)
 {
     CU_pSuite suite;
@@ -2026,5 +2139,7 @@ int main(void)
     CU_add_test(suite, "CORS headers only with cors", test_cors_headers);
     CU_add_test(suite, "max connections", test_max_connections);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
+    CU_add_test(suite, "metrics count requests", test_metrics_count_requests);
+    CU_add_test(suite, "metrics HEAD and POST", test_metrics_methods);
     return test_run_all();
 }

@@ -9,6 +9,7 @@
  * run the real seqmt binary and stop it with SIGTERM under load.
  */
 #include "beam.h"
+#include "exposition.h"
 #include "html_text.h"
 #include "http.h"
 #include "http_client.h"
@@ -702,6 +703,46 @@ static void test_two_models_two_pairs(void)
     http_server_stop(s);
 }
 
+/* ---- metrics ---- */
+
+/* seqmt_translated_tokens_total adds up the tokens that the model's own
+ * tokenizer makes of every sentence translated, and the batch histogram
+ * sees every callback call. */
+static void test_metrics_count_model_tokens(void)
+{
+    static const char *const sentences[] = {
+        "Two men are working on a roof.",
+        "A woman watches them.",
+        "A boy jumps into the water.",
+    };
+    static exposition before, after;
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 0);
+    size_t tokens = 0;
+    cJSON *json;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (size_t i = 0; i < 3; i++)
+        tokens += translator_count_tokens(&c.t, 0, sentences[i]);
+    CU_ASSERT(tokens > 10);
+    CU_ASSERT_EQUAL_FATAL(exposition_scrape(http_server_port(s), &before), 0);
+    json = post_for_json(http_server_port(s), "/translate",
+                         "{\"q\": [\"Two men are working on a roof. A woman watches them.\", "
+                         "\"A boy jumps into the water.\"]}");
+    CU_ASSERT_PTR_NOT_NULL(json);
+    cJSON_Delete(json);
+    if (exposition_scrape(http_server_port(s), &after) != 0)
+        fprintf(stderr, "\n  GET /metrics: %s\n", after.error);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_translated_sentences_total", ""), 3);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_translated_tokens_total", ""),
+                    (double)tokens);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_batch_sentences_sum", ""), 3);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_batch_sentences_count", ""),
+                    atomic_load(&c.calls));
+    CU_ASSERT_EQUAL(exposition_value(&after, "seqmt_models_loaded", ""), 1);
+    http_server_stop(s);
+}
+
 /* ---- the seqmt binary ---- */
 
 typedef struct {
@@ -882,6 +923,7 @@ int main(void)
     CU_add_test(suite, "token limit of the model", test_token_limit_of_model);
     CU_add_test(suite, "timeout stops decoding", test_timeout_stops_decoding);
     CU_add_test(suite, "two models, two pairs", test_two_models_two_pairs);
+    CU_add_test(suite, "metrics count model tokens", test_metrics_count_model_tokens);
     CU_add_test(suite, "SIGTERM under load", test_sigterm_under_load);
     CU_add_test(suite, "debug logs request text", test_debug_logs_text);
     return test_run_all();
