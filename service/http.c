@@ -76,6 +76,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -172,6 +173,7 @@ typedef struct {
     unsigned status;
     char *reply; /* JSON text, malloc'd; NULL means out of memory */
     int error_kind; /* metrics_error of a failed reply, or ERROR_KIND_BY_STATUS */
+    unsigned retry_after; /* Retry-After of a 429 in seconds, 0 for none */
 } request_state;
 
 /* request_state.error_kind when the status alone gives the cause. */
@@ -307,7 +309,8 @@ static int add_common_headers(http_server *srv, struct MHD_Response *response,
  * Content-Type, and returns the status sent. When text is NULL because
  * building the reply ran out of memory, a fixed JSON 500 goes out instead.
  * allow, when not NULL, is the Allow header of a 405. A 503 carries
- * Retry-After. Returns 0 when the reply could not be queued. */
+ * Retry-After, and so does a 429 when req->retry_after is set. Returns 0
+ * when the reply could not be queued. */
 static unsigned queue_text(http_server *srv, struct MHD_Connection *conn,
                            const request_state *req, unsigned status, char *text,
                            const char *content_type, const char *allow)
@@ -315,6 +318,7 @@ static unsigned queue_text(http_server *srv, struct MHD_Connection *conn,
     static const char oom_body[] = "{\"error\":\"out of memory while building the reply\"}";
     struct MHD_Response *response;
     enum MHD_Result rc;
+    char retry_after[16];
     int header_failed;
 
     if (text) {
@@ -337,6 +341,11 @@ static unsigned queue_text(http_server *srv, struct MHD_Connection *conn,
          MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_SECONDS) !=
              MHD_YES) ||
         add_common_headers(srv, response, req) != 0;
+    if (!header_failed && status == MHD_HTTP_TOO_MANY_REQUESTS && req->retry_after > 0) {
+        snprintf(retry_after, sizeof(retry_after), "%u", req->retry_after);
+        header_failed = MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER,
+                                                retry_after) != MHD_YES;
+    }
     rc = header_failed ? MHD_NO : MHD_queue_response(conn, status, response);
     MHD_destroy_response(response);
     return rc == MHD_YES ? status : 0;
@@ -1036,6 +1045,42 @@ static enum MHD_Result queue_job(http_server *srv, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
+/* Returns the API key of a request: its api_key field, or else the token of
+ * an "Authorization: Bearer TOKEN" header, or NULL when it has neither. */
+static const char *request_api_key(struct MHD_Connection *conn, const translate_request *tr)
+{
+    const char *header;
+
+    if (tr->api_key && tr->api_key[0])
+        return tr->api_key;
+    header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+        return NULL;
+    header += 7;
+    while (*header == ' ')
+        header++;
+    return header[0] ? header : NULL;
+}
+
+/* Writes the peer's address of conn into buf as inet_ntop does. Returns
+ * buf, or NULL when the address is unknown or of another family. */
+static const char *client_address(struct MHD_Connection *conn, char *buf, size_t size)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *peer = info ? info->client_addr : NULL;
+
+    if (!peer)
+        return NULL;
+    if (peer->sa_family == AF_INET)
+        return inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, buf,
+                         (socklen_t)size);
+    if (peer->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, buf,
+                         (socklen_t)size);
+    return NULL;
+}
+
 /* Checks a fully received translation request and queues its translation,
  * or replies at once with an error or an empty result. */
 static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection *conn,
@@ -1064,13 +1109,21 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
     if (cfg->debug)
         log_request_texts(req);
 
-    /* Step 3: the API key hook. */
+    /* Step 3: the hook for API keys and rate limits. */
     if (cfg->authorize) {
-        unsigned status = cfg->authorize(cfg->translate_ctx, tr->api_key, url, err, sizeof(err));
+        char address[INET6_ADDRSTRLEN];
+        unsigned retry_after = 0;
+        unsigned status = cfg->authorize(cfg->authorize_ctx, request_api_key(conn, tr), url,
+                                         client_address(conn, address, sizeof(address)),
+                                         &retry_after, err, sizeof(err));
 
-        if (status != 0)
+        if (status != 0) {
+            if (status < 400 || status > 599)
+                status = MHD_HTTP_INTERNAL_SERVER_ERROR; /* a hook that breaks its contract */
+            req->retry_after = retry_after;
             return send_error(srv, conn, req, method, url, status, NULL, "%s",
                               err[0] ? err : "request not authorized");
+        }
     }
 
     /* Step 4: check the language pair, the options and the input size. */

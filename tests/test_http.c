@@ -183,17 +183,24 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
 }
 
 /* Stands in for API key checks: the key "blocked" gets 403 and "limited"
- * gets 429; every other request, with or without a key, is served. */
-static unsigned authorize_key(void *ctx, const char *api_key, const char *endpoint, char *err,
-                              size_t err_size)
+ * gets 429 with Retry-After 7; every other request, with or without a key,
+ * is served. The last client address seen goes to last_client_address. */
+static char last_client_address[64];
+
+static unsigned authorize_key(void *ctx, const char *api_key, const char *endpoint,
+                              const char *client_address, unsigned *retry_after_seconds,
+                              char *err, size_t err_size)
 {
     (void)ctx;
+    snprintf(last_client_address, sizeof(last_client_address), "%s",
+             client_address ? client_address : "(none)");
     if (api_key && strcmp(api_key, "blocked") == 0) {
         snprintf(err, err_size, "api_key is not allowed on %s", endpoint);
         return 403;
     }
     if (api_key && strcmp(api_key, "limited") == 0) {
         snprintf(err, err_size, "too many requests for this api_key");
+        *retry_after_seconds = 7;
         return 429;
     }
     return 0;
@@ -1504,10 +1511,19 @@ static void test_api_key_hook(void)
     cJSON *json = NULL;
     const char blocked[] = "{\"q\": \"a\", \"api_key\": \"blocked\"}";
     const char limited[] = "q=a&api_key=limited";
+    const char bearer[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Authorization: Bearer blocked\r\nContent-Type: application/json\r\n"
+                          "Content-Length: 10\r\nConnection: close\r\n\r\n{\"q\": \"a\"}";
+    const char body_wins[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Authorization: Bearer blocked\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 29\r\n"
+                             "Connection: close\r\n\r\n{\"q\": \"a\", \"api_key\": \"fine\"}";
 
     CU_ASSERT_EQUAL_FATAL(post_json(blocked, &r), 0);
     CU_ASSERT_EQUAL(r.status, 403);
     CU_ASSERT_STRING_EQUAL(error_text(&r, &json), "api_key is not allowed on /translate");
+    CU_ASSERT_STRING_EQUAL(r.retry_after, "");
+    CU_ASSERT_STRING_EQUAL(last_client_address, "127.0.0.1");
     cJSON_Delete(json);
     response_free(&r);
 
@@ -1516,8 +1532,20 @@ static void test_api_key_hook(void)
                                        strlen(limited), &r),
                           0);
     CU_ASSERT_EQUAL(r.status, 429);
+    CU_ASSERT_STRING_EQUAL(r.retry_after, "7");
+    CU_ASSERT_STRING_EQUAL(error_text(&r, &json), "too many requests for this api_key");
+    cJSON_Delete(json);
     response_free(&r);
     check_translation("{\"q\": \"a\", \"api_key\": \"any other\"}", "A");
+
+    /* A Bearer token stands in for a missing api_key field, never for a
+     * present one. */
+    CU_ASSERT_EQUAL_FATAL(exchange(bearer, sizeof(bearer) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 403);
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(exchange(body_wins, sizeof(body_wins) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
 }
 
 static void test_request_id_header(void)
