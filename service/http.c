@@ -1141,7 +1141,8 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
     if (translate_job_init(&req->job, tr->texts, tr->count, html, req->n_best,
                            tr->max_length != TRANSLATE_FIELD_ABSENT ? (int)tr->max_length
                                                                     : cfg->max_length) != 0)
-        return send_out_of_memory(srv, conn, req, method, url, "splitting the texts into sentences");
+        return send_out_of_memory(srv, conn, req, method, url,
+                                  "splitting the texts into sentences");
     rc = check_sentence_tokens(srv, req, err, sizeof(err));
     if (rc < 0)
         return send_out_of_memory(srv, conn, req, method, url, "counting tokens");

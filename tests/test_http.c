@@ -125,11 +125,11 @@ static size_t count_words(void *ctx, size_t pair, const char *sentence)
 }
 
 /* Translates each sentence into n_best hypotheses of fake_translation,
- * scored -(k + 1), and counts its words as its source tokens. Special sentences: "WAIT" blocks at the gate and marks
- * the sentence stopped when the stop callback fires there. "PAUSE" sleeps
- * PAUSE_MS without calling the stop callback. "REJECT" rejects the input
- * (-2), "FAIL" fails the call (-1), and "NO OUTPUT" gets no hypotheses
- * without a failure. */
+ * scored -(k + 1), and counts its words as its source tokens. Special
+ * sentences: "WAIT" blocks at the gate and marks the sentence stopped when
+ * the stop callback fires there. "PAUSE" sleeps PAUSE_MS without calling
+ * the stop callback. "REJECT" rejects the input (-2), "FAIL" fails the
+ * call (-1), and "NO OUTPUT" gets no hypotheses without a failure. */
 static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
                                 size_t n, http_stop_fn stop, void *stop_ctx, char *err,
                                 size_t err_size)
@@ -2030,11 +2030,19 @@ static void test_openapi_paths_answer(void)
 
 /* ---- metrics ---- */
 
+/* The two scrapes of test_metrics_count_requests. */
+static exposition metrics_before, metrics_after;
+
+/* Returns how much a sample grew between metrics_before and metrics_after. */
+static double grown(const char *name, const char *labels)
+{
+    return exposition_growth(&metrics_before, &metrics_after, name, labels);
+}
+
 /* Counters grow by exactly the requests made between two scrapes, and the
  * duration histogram counts each of them once. */
 static void test_metrics_count_requests(void)
 {
-    static exposition before, after;
     const char too_large[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                              "Content-Type: application/json\r\nContent-Length: 999999\r\n"
                              "Connection: close\r\n\r\n";
@@ -2043,7 +2051,7 @@ static void test_metrics_count_requests(void)
     http_response r;
     int calls;
 
-    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &before), 0);
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &metrics_before), 0);
     calls = atomic_load(&double_calls.calls);
 
     /* Three sentences of six words in two requests, then three failures. */
@@ -2059,34 +2067,33 @@ static void test_metrics_count_requests(void)
     CU_ASSERT_EQUAL(r.status, 404);
     response_free(&r);
 
-    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &after), 0);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/translate\",code=\"200\""), 2);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/translate\",code=\"400\""), 1);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/translate\",code=\"413\""), 1);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/health\",code=\"200\""), 1);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"other\",code=\"404\""), 1);
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &metrics_after), 0);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/translate\",code=\"200\""), 2);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/translate\",code=\"400\""), 1);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/translate\",code=\"413\""), 1);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/health\",code=\"200\""), 1);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"other\",code=\"404\""), 1);
     /* The first scrape is counted once its reply is queued. */
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, requests, "endpoint=\"/metrics\",code=\"200\""), 1);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/metrics\",code=\"200\""), 1);
 
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, durations, "endpoint=\"/translate\""), 4);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_request_duration_seconds_bucket",
-                           "endpoint=\"/translate\",le=\"+Inf\""),
+    CU_ASSERT_EQUAL(grown(durations, "endpoint=\"/translate\""), 4);
+    CU_ASSERT_EQUAL(grown("seqmt_request_duration_seconds_bucket",
+                          "endpoint=\"/translate\",le=\"+Inf\""),
                     4);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, durations, "endpoint=\"/health\""), 1);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, durations, "endpoint=\"other\""), 1);
-    CU_ASSERT(exposition_growth(&before, &after, "seqmt_request_duration_seconds_sum",
-                                "endpoint=\"/translate\"") > 0);
+    CU_ASSERT_EQUAL(grown(durations, "endpoint=\"/health\""), 1);
+    CU_ASSERT_EQUAL(grown(durations, "endpoint=\"other\""), 1);
+    CU_ASSERT(grown("seqmt_request_duration_seconds_sum", "endpoint=\"/translate\"") > 0);
 
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_errors_total", "kind=\"invalid_request\""), 1);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_errors_total", "kind=\"body_too_large\""), 1);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_errors_total", "kind=\"queue_full\""), 0);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_translated_sentences_total", ""), 3);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_translated_tokens_total", ""), 6);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_batch_sentences_count", ""),
+    CU_ASSERT_EQUAL(grown("seqmt_errors_total", "kind=\"invalid_request\""), 1);
+    CU_ASSERT_EQUAL(grown("seqmt_errors_total", "kind=\"body_too_large\""), 1);
+    CU_ASSERT_EQUAL(grown("seqmt_errors_total", "kind=\"queue_full\""), 0);
+    CU_ASSERT_EQUAL(grown("seqmt_translated_sentences_total", ""), 3);
+    CU_ASSERT_EQUAL(grown("seqmt_translated_tokens_total", ""), 6);
+    CU_ASSERT_EQUAL(grown("seqmt_batch_sentences_count", ""),
                     atomic_load(&double_calls.calls) - calls);
-    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_batch_sentences_sum", ""), 3);
-    CU_ASSERT_EQUAL(exposition_value(&after, "seqmt_queue_depth", ""), 0);
-    CU_ASSERT_EQUAL(exposition_value(&after, "seqmt_models_loaded", ""), 1);
+    CU_ASSERT_EQUAL(grown("seqmt_batch_sentences_sum", ""), 3);
+    CU_ASSERT_EQUAL(exposition_value(&metrics_after, "seqmt_queue_depth", ""), 0);
+    CU_ASSERT_EQUAL(exposition_value(&metrics_after, "seqmt_models_loaded", ""), 1);
 }
 
 /* HEAD /metrics has the headers of GET and no body; POST is 405. */
