@@ -30,8 +30,9 @@
  * to max_body_bytes (dropping the buffer as soon as the limit is passed),
  * parses it (translate_request.h), calls the authorize hook, checks the
  * language pair and the limits, and queues the job. Every reply from the
- * handler except GET /metrics is application/json, errors included, and
- * every reply carries X-Request-Id. One line per reply goes to stderr with
+ * handler is application/json, errors included, except those of
+ * GET /metrics and of the page's files, and every reply carries
+ * X-Request-Id. One line per reply goes to stderr with
  * the request id, method, path, status, sentence count and milliseconds;
  * request texts are logged only with config->debug.
  *
@@ -55,6 +56,7 @@
  * encoding, headers over its per-connection memory) get its own HTML 400 or
  * 431 and never reach the handler, which cannot change that in 0.9.x.
  */
+#include "assets.h"
 #include "http.h"
 #include "job_queue.h"
 #include "metrics.h"
@@ -137,6 +139,7 @@ typedef enum {
     ROUTE_TRANSLATE,    /* POST /translate, LibreTranslate's shape */
     ROUTE_V1_TRANSLATE, /* POST /v1/translate */
     ROUTE_PREFLIGHT,    /* OPTIONS on a known path with CORS on */
+    ROUTE_ASSET,        /* GET or HEAD of an embedded file (assets.h) */
 } route;
 
 /* Where a request is. The translate thread writes reply and status, then
@@ -174,6 +177,7 @@ typedef struct {
     char *reply; /* JSON text, malloc'd; NULL means out of memory */
     int error_kind; /* metrics_error of a failed reply, or ERROR_KIND_BY_STATUS */
     unsigned retry_after; /* Retry-After of a 429 in seconds, 0 for none */
+    const seqmt_asset *asset; /* the file of ROUTE_ASSET */
 } request_state;
 
 /* request_state.error_kind when the status alone gives the cause. */
@@ -305,37 +309,24 @@ static int add_common_headers(http_server *srv, struct MHD_Response *response,
     return 0;
 }
 
-/* Queues text (malloc'd, taken over) as a reply with the given status and
- * Content-Type, and returns the status sent. When text is NULL because
- * building the reply ran out of memory, a fixed JSON 500 goes out instead.
- * allow, when not NULL, is the Allow header of a 405. A 503 carries
- * Retry-After, and so does a 429 when req->retry_after is set. Returns 0
- * when the reply could not be queued. */
-static unsigned queue_text(http_server *srv, struct MHD_Connection *conn,
-                           const request_state *req, unsigned status, char *text,
-                           const char *content_type, const char *allow)
+/* Adds the headers of a reply to response and queues it with status, then
+ * releases response. content_type, when not NULL, is the Content-Type, and
+ * allow, when not NULL, the Allow header of a 405. A 503 carries
+ * Retry-After, and so does a 429 when req->retry_after is set. Returns the
+ * status, or 0 when the reply could not be queued. */
+static unsigned queue_response(http_server *srv, struct MHD_Connection *conn,
+                               const request_state *req, unsigned status,
+                               struct MHD_Response *response, const char *content_type,
+                               const char *allow)
 {
-    static const char oom_body[] = "{\"error\":\"out of memory while building the reply\"}";
-    struct MHD_Response *response;
     enum MHD_Result rc;
     char retry_after[16];
     int header_failed;
 
-    if (text) {
-        response = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
-        if (!response)
-            free(text);
-    } else {
-        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        content_type = "application/json";
-        response = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)oom_body,
-                                                   MHD_RESPMEM_PERSISTENT);
-    }
-    if (!response)
-        return 0;
     header_failed =
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) !=
-            MHD_YES ||
+        (content_type &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) !=
+             MHD_YES) ||
         (allow && MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) ||
         (status == MHD_HTTP_SERVICE_UNAVAILABLE &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_SECONDS) !=
@@ -349,6 +340,32 @@ static unsigned queue_text(http_server *srv, struct MHD_Connection *conn,
     rc = header_failed ? MHD_NO : MHD_queue_response(conn, status, response);
     MHD_destroy_response(response);
     return rc == MHD_YES ? status : 0;
+}
+
+/* Queues text (malloc'd, taken over) as a reply with the given status and
+ * Content-Type, as queue_response does, and returns the status sent. When
+ * text is NULL because building the reply ran out of memory, a fixed JSON
+ * 500 goes out instead. Returns 0 when the reply could not be queued. */
+static unsigned queue_text(http_server *srv, struct MHD_Connection *conn,
+                           const request_state *req, unsigned status, char *text,
+                           const char *content_type, const char *allow)
+{
+    static const char oom_body[] = "{\"error\":\"out of memory while building the reply\"}";
+    struct MHD_Response *response;
+
+    if (text) {
+        response = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
+        if (!response)
+            free(text);
+    } else {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        content_type = "application/json";
+        response = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)oom_body,
+                                                   MHD_RESPMEM_PERSISTENT);
+    }
+    if (!response)
+        return 0;
+    return queue_response(srv, conn, req, status, response, content_type, allow);
 }
 
 /* Queues text (malloc'd, taken over) as a JSON reply; see queue_text. */
@@ -395,6 +412,10 @@ static void record_reply(http_server *srv, const request_state *req, const char 
 
     snprintf(outcome, sizeof(outcome), "%u", status);
     log_request(method, url, outcome, req);
+
+    /* The files of the page count under "/", the page's endpoint. */
+    if (req->route == ROUTE_ASSET && strcmp(metrics_endpoint_label(url), "other") == 0)
+        url = "/";
     metrics_observe_request(srv->metrics, url, status, elapsed_ms(&req->start) / 1e3);
     if (kind >= 0)
         metrics_count_error(srv->metrics, (metrics_error)kind);
@@ -527,6 +548,71 @@ cleanup:
     return text;
 }
 
+/* Returns nonzero when the If-None-Match value header names etag (a quoted
+ * strong tag) or is "*". A weak tag W/"x" matches "x", because
+ * If-None-Match uses the weak comparison (RFC 9110, section 13.1.2). */
+static int etag_matches(const char *header, const char *etag)
+{
+    size_t etag_len = strlen(etag);
+    const char *p = header + strspn(header, " \t");
+
+    if (p[0] == '*' && p[1 + strspn(p + 1, " \t")] == '\0')
+        return 1;
+    while (*p) {
+        p += strspn(p, " \t,");
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        if (strncmp(p, etag, etag_len) == 0 && strchr(" \t,", p[etag_len]))
+            return 1; /* strchr also finds the final NUL */
+
+        /* Skip this tag: a quoted string may contain commas. */
+        if (*p == '"') {
+            p = strchr(p + 1, '"');
+            if (!p)
+                return 0;
+            p++;
+        }
+        p += strcspn(p, ",");
+    }
+    return 0;
+}
+
+/* Replies to GET or HEAD on an embedded file with the headers assets.h
+ * lists, or with 304 and no body when If-None-Match names its ETag.
+ * NOTE: libmicrohttpd 0.9.75 adds "Content-Length: 0" to the 304, and a
+ * Content-Length set here is sent as a second header, so the 304 cannot
+ * carry the 200's length that RFC 9110 (section 8.6) asks for. */
+static enum MHD_Result send_asset(http_server *srv, struct MHD_Connection *conn,
+                                  request_state *req, const char *method, const char *url)
+{
+    const seqmt_asset *asset = req->asset;
+    const char *if_none_match =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    int not_modified = if_none_match && etag_matches(if_none_match, asset->etag);
+    unsigned status = not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        not_modified ? 0 : asset->size, (void *)asset->data, MHD_RESPMEM_PERSISTENT);
+
+    if (!response)
+        return MHD_NO;
+    if (MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, asset->etag) != MHD_YES ||
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") !=
+            MHD_YES ||
+        MHD_add_response_header(response, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff") !=
+            MHD_YES ||
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY,
+                                "default-src 'self'") != MHD_YES) {
+        MHD_destroy_response(response);
+        return MHD_NO;
+    }
+    status = queue_response(srv, conn, req, status, response,
+                            not_modified ? NULL : asset->content_type, NULL);
+    if (status == 0)
+        return MHD_NO;
+    record_reply(srv, req, method, url, status);
+    return MHD_YES;
+}
+
 /* Replies to GET or HEAD on /metrics with the registry in Prometheus'
  * text format. The queue depth is read at the scrape. */
 static enum MHD_Result send_metrics(http_server *srv, struct MHD_Connection *conn,
@@ -546,8 +632,8 @@ static enum MHD_Result send_metrics(http_server *srv, struct MHD_Connection *con
     return MHD_YES;
 }
 
-/* Replies to GET or HEAD on /health, /ready, /languages, /metrics or
- * /openapi.json. /ready turns to 503 once the server stops, so that load
+/* Replies to GET or HEAD on /health, /ready, /languages, /metrics,
+ * /openapi.json or an embedded file. /ready turns to 503 once the server stops, so that load
  * balancers stop sending requests. It needs no other check because the
  * daemon starts after the models have loaded. */
 static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *conn,
@@ -565,6 +651,8 @@ static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *
                          strndup(http_openapi_json, http_openapi_json_len), NULL);
     case ROUTE_METRICS:
         return send_metrics(srv, conn, req, method, url);
+    case ROUTE_ASSET:
+        return send_asset(srv, conn, req, method, url);
     default:
         break;
     }
@@ -1254,6 +1342,20 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
     printable_copy(method, method_text, sizeof(method_text));
     printable_copy(url, path_text, sizeof(path_text));
 
+    /* The page and its files. */
+    req->asset = assets_find(url);
+    if (req->asset) {
+        req->route = ROUTE_ASSET;
+        if (srv->config.cors && strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
+            req->route = ROUTE_PREFLIGHT;
+            return MHD_YES;
+        }
+        if (is_get)
+            return MHD_YES;
+        return send_error(srv, conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
+                          "method %s is not allowed on %s; use GET", method_text, path_text);
+    }
+
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         int is_post_route = routes[i].route == ROUTE_TRANSLATE ||
                             routes[i].route == ROUTE_V1_TRANSLATE;
@@ -1275,8 +1377,8 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
     }
     return send_error(srv, conn, req, method, url, MHD_HTTP_NOT_FOUND, NULL,
                       "no route for %s; use POST /translate, POST /v1/translate, "
-                      "GET /languages, GET /health, GET /ready, GET /metrics or "
-                      "GET /openapi.json",
+                      "GET /languages, GET /health, GET /ready, GET /metrics, "
+                      "GET /openapi.json or GET / (the translation page)",
                       path_text);
 }
 

@@ -3,9 +3,10 @@
  * Routes: POST /translate (LibreTranslate's request and response shape),
  * POST /v1/translate (scored n-best lists and timings), GET /languages
  * (LibreTranslate's list of languages and their targets), GET /health,
- * GET /ready, GET /metrics (Prometheus, metrics.h) and GET /openapi.json.
- * The daemon splits texts into lines and sentences (segment.h) and batches
- * the sentences of waiting requests. It contains no model code. It calls a
+ * GET /ready, GET /metrics (Prometheus, metrics.h), GET /openapi.json, and
+ * the translation page at GET / with its files (assets.h). The daemon
+ * splits texts into lines and sentences (segment.h) and batches the
+ * sentences of waiting requests. It contains no model code. It calls a
  * translate callback supplied by the caller from translate_threads threads
  * at once, so the callback must be reentrant.
  */

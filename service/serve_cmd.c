@@ -38,7 +38,7 @@ static void print_usage(void)
            "\n"
            "Serves POST /translate (LibreTranslate's JSON and form shapes), POST /v1/translate\n"
            "(scored n-best lists), GET /languages, GET /health, GET /ready, GET /metrics\n"
-           "(Prometheus) and GET /openapi.json.\n"
+           "(Prometheus), GET /openapi.json and a translation page at GET /.\n"
            "  --model FILE            model file; repeat for more language pairs, one model\n"
            "                          per pair (%s, or $SEQMT_MODEL)\n"
            "  --port N                TCP port (5000)\n"

@@ -10,6 +10,7 @@
  * just enough HTTP/1.1 for the tests. Tests that need their own server
  * configuration start one on a free port and stop it before returning.
  */
+#include "assets.h"
 #include "exposition.h"
 #include "http.h"
 #include "http_client.h"
@@ -2112,6 +2113,165 @@ static void test_metrics_methods(void)
     response_free(&r);
 }
 
+/* ---- the page ---- */
+
+/* Sends a GET or HEAD for path with an extra header line (ending in \r\n,
+ * or ""). */
+static int request_with_header(const char *method, const char *path, const char *header,
+                               http_response *r)
+{
+    char request[512];
+    int len = snprintf(request, sizeof(request),
+                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n",
+                       method, path, header);
+
+    return exchange(request, (size_t)len, r);
+}
+
+/* Asserts the headers that every embedded file is served with. */
+static void check_asset_headers(const http_response *r, const seqmt_asset *asset)
+{
+    char value[128];
+
+    CU_ASSERT_STRING_EQUAL(response_header(r, "ETag", value, sizeof(value)) ? value : "",
+                           asset->etag);
+    CU_ASSERT_STRING_EQUAL(response_header(r, "Cache-Control", value, sizeof(value)) ? value : "",
+                           "no-cache");
+    CU_ASSERT_STRING_EQUAL(
+        response_header(r, "X-Content-Type-Options", value, sizeof(value)) ? value : "",
+        "nosniff");
+    CU_ASSERT_STRING_EQUAL(
+        response_header(r, "Content-Security-Policy", value, sizeof(value)) ? value : "",
+        "default-src 'self'");
+    CU_ASSERT_TRUE(r->request_id[0] != '\0');
+}
+
+/* Every embedded file is served byte for byte at its path, with its
+ * Content-Type and the caching and security headers; / is index.html. */
+static void test_page_files_served(void)
+{
+    const seqmt_asset *index = assets_find("/index.html");
+    http_response r;
+
+    CU_ASSERT_TRUE_FATAL(assets_count() >= 4);
+    for (size_t i = 0; i < assets_count(); i++) {
+        const seqmt_asset *asset = assets_at(i);
+
+        CU_ASSERT_EQUAL_FATAL(get_path(port, asset->path, &r), 0);
+        if (r.status != 200)
+            fprintf(stderr, "\n  GET %s returned %d\n", asset->path, r.status);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_STRING_EQUAL(r.content_type, asset->content_type);
+        CU_ASSERT_EQUAL(r.body_len, asset->size);
+        CU_ASSERT(r.body_len == asset->size && memcmp(r.body, asset->data, asset->size) == 0);
+        check_asset_headers(&r, asset);
+        response_free(&r);
+    }
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(index);
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "text/html; charset=utf-8");
+    CU_ASSERT(r.body_len == index->size && memcmp(r.body, index->data, index->size) == 0);
+    check_asset_headers(&r, index);
+    response_free(&r);
+}
+
+/* HEAD has the headers and length of GET without a body. */
+static void test_page_head(void)
+{
+    const seqmt_asset *index = assets_find("/index.html");
+    http_response r;
+    char length[32];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(index);
+    CU_ASSERT_EQUAL_FATAL(request_with_header("HEAD", "/", "", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "text/html; charset=utf-8");
+    CU_ASSERT_EQUAL(r.body_len, 0);
+    CU_ASSERT_EQUAL(strtoul(response_header(&r, "Content-Length", length, sizeof(length))
+                                ? length
+                                : "0",
+                            NULL, 10),
+                    index->size);
+    check_asset_headers(&r, index);
+    response_free(&r);
+}
+
+/* If-None-Match that names the file's ETag (alone, in a list, weak, or
+ * "*") gets 304 without a body; another ETag gets the file. */
+static void test_page_etag_304(void)
+{
+    const seqmt_asset *script = assets_find("/app.js");
+    char header[160];
+    const char *const matching[] = {"%s", "\"0123\", %s", "W/%s", "*"};
+    const char *const other[] = {"\"0123\"", "W/\"0123\", \"4567\"", "\"\""};
+    http_response r;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(script);
+    for (size_t i = 0; i < sizeof(matching) / sizeof(matching[0]); i++) {
+        char value[96];
+
+        snprintf(value, sizeof(value), matching[i], script->etag);
+        snprintf(header, sizeof(header), "If-None-Match: %s\r\n", value);
+        CU_ASSERT_EQUAL_FATAL(request_with_header("GET", "/app.js", header, &r), 0);
+        if (r.status != 304)
+            fprintf(stderr, "\n  If-None-Match: %s returned %d\n", value, r.status);
+        CU_ASSERT_EQUAL(r.status, 304);
+        CU_ASSERT_EQUAL(r.body_len, 0);
+        check_asset_headers(&r, script);
+        response_free(&r);
+    }
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        snprintf(header, sizeof(header), "If-None-Match: %s\r\n", other[i]);
+        CU_ASSERT_EQUAL_FATAL(request_with_header("GET", "/app.js", header, &r), 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_EQUAL(r.body_len, script->size);
+        response_free(&r);
+    }
+}
+
+/* Other methods on the page get 405, and near misses of its paths 404. */
+static void test_page_methods_and_paths(void)
+{
+    static const char *const missing[] = {"/index.html/", "/INDEX.HTML", "/service/web/app.js",
+                                          "/app", "//app.js"};
+    http_response r;
+    char allow[32];
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/", "application/json", "{}", 2, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_STRING_EQUAL(response_header(&r, "Allow", allow, sizeof(allow)) ? allow : "",
+                           "GET, HEAD");
+    response_free(&r);
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+        CU_ASSERT_EQUAL_FATAL(get_path(port, missing[i], &r), 0);
+        if (r.status != 404)
+            fprintf(stderr, "\n  GET %s returned %d\n", missing[i], r.status);
+        CU_ASSERT_EQUAL(r.status, 404);
+        response_free(&r);
+    }
+}
+
+/* Requests for the page and its files count under the endpoint "/". */
+static void test_page_in_metrics(void)
+{
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &metrics_before), 0);
+    CU_ASSERT_EQUAL(get_path(port, "/", &r), 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL(get_path(port, "/style.css", &r), 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL(request_with_header("GET", "/app.js", "If-None-Match: *\r\n", &r), 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &metrics_after), 0);
+    CU_ASSERT_EQUAL(grown("seqmt_requests_total", "endpoint=\"/\",code=\"200\""), 2);
+    CU_ASSERT_EQUAL(grown("seqmt_requests_total", "endpoint=\"/\",code=\"304\""), 1);
+    CU_ASSERT_EQUAL(grown("seqmt_request_duration_seconds_count", "endpoint=\"/\""), 3);
+    CU_ASSERT_EQUAL(grown("seqmt_requests_total", "endpoint=\"other\",code=\"200\""), 0);
+}
+
 int main(void)
 {
     CU_pSuite suite;
@@ -2176,5 +2336,10 @@ int main(void)
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
     CU_add_test(suite, "metrics count requests", test_metrics_count_requests);
     CU_add_test(suite, "metrics HEAD and POST", test_metrics_methods);
+    CU_add_test(suite, "page files served", test_page_files_served);
+    CU_add_test(suite, "page HEAD", test_page_head);
+    CU_add_test(suite, "page ETag gives 304", test_page_etag_304);
+    CU_add_test(suite, "page methods and paths", test_page_methods_and_paths);
+    CU_add_test(suite, "page counted in metrics", test_page_in_metrics);
     return test_run_all();
 }

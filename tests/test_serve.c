@@ -978,14 +978,15 @@ static void check_open_path(unsigned short to_port, const char *path)
 /* With --api-keys, translations need a key from the file: 403 without one
  * or with a wrong one, 200 with a good one (in the body or as a Bearer
  * token), and 429 with Retry-After once the key's bucket of 3 requests per
- * minute is empty. Health, readiness, languages, metrics and the OpenAPI
- * document stay open. */
+ * minute is empty. Health, readiness, languages, metrics, the OpenAPI
+ * document and the page stay open. */
 static void test_api_keys_required(void)
 {
     static const char good[] = "good-key-0123456789abcdef";
     static const char open_key[] = "open-key-0123456789abcdef";
     static const char wrong[] = "wrong-key-0123456789abcdef";
-    static const char *const open_paths[] = {"/health", "/ready", "/languages", "/openapi.json"};
+    static const char *const open_paths[] = {"/health", "/ready",   "/languages",
+                                             "/openapi.json", "/", "/app.js"};
     static exposition scraped;
     char keys_path[400], body[256], header[128], *expected, *log;
     daemon_process d;
