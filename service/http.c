@@ -60,7 +60,6 @@
 #include "http.h"
 #include "job_queue.h"
 #include "metrics.h"
-#include "openapi.h"
 #include "translate_job.h"
 #include "translate_request.h"
 
@@ -134,12 +133,12 @@ typedef enum {
     ROUTE_HEALTH,
     ROUTE_READY,
     ROUTE_LANGUAGES,
-    ROUTE_OPENAPI,
     ROUTE_METRICS,
     ROUTE_TRANSLATE,    /* POST /translate, LibreTranslate's shape */
     ROUTE_V1_TRANSLATE, /* POST /v1/translate */
     ROUTE_PREFLIGHT,    /* OPTIONS on a known path with CORS on */
-    ROUTE_ASSET,        /* GET or HEAD of an embedded file (assets.h) */
+    ROUTE_ASSET,        /* GET or HEAD of an embedded file (assets.h): the page and
+                           /openapi.json */
 } route;
 
 /* Where a request is. The translate thread writes reply and status, then
@@ -632,8 +631,8 @@ static enum MHD_Result send_metrics(http_server *srv, struct MHD_Connection *con
     return MHD_YES;
 }
 
-/* Replies to GET or HEAD on /health, /ready, /languages, /metrics,
- * /openapi.json or an embedded file. /ready turns to 503 once the server stops, so that load
+/* Replies to GET or HEAD on /health, /ready, /languages, /metrics or an
+ * embedded file. /ready turns to 503 once the server stops, so that load
  * balancers stop sending requests. It needs no other check because the
  * daemon starts after the models have loaded. */
 static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *conn,
@@ -646,9 +645,6 @@ static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *
     case ROUTE_LANGUAGES:
         return send_text(srv, conn, req, method, url, MHD_HTTP_OK, strdup(srv->languages_json),
                          NULL);
-    case ROUTE_OPENAPI:
-        return send_text(srv, conn, req, method, url, MHD_HTTP_OK,
-                         strndup(http_openapi_json, http_openapi_json_len), NULL);
     case ROUTE_METRICS:
         return send_metrics(srv, conn, req, method, url);
     case ROUTE_ASSET:
@@ -1329,7 +1325,6 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
         {"/health", ROUTE_HEALTH, "GET, HEAD"},
         {"/ready", ROUTE_READY, "GET, HEAD"},
         {"/languages", ROUTE_LANGUAGES, "GET, HEAD"},
-        {"/openapi.json", ROUTE_OPENAPI, "GET, HEAD"},
         {"/metrics", ROUTE_METRICS, "GET, HEAD"},
         {"/translate", ROUTE_TRANSLATE, "POST"},
         {"/v1/translate", ROUTE_V1_TRANSLATE, "POST"},
@@ -1342,7 +1337,7 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
     printable_copy(method, method_text, sizeof(method_text));
     printable_copy(url, path_text, sizeof(path_text));
 
-    /* The page and its files. */
+    /* The page, its files and the OpenAPI document. */
     req->asset = assets_find(url);
     if (req->asset) {
         req->route = ROUTE_ASSET;

@@ -2025,7 +2025,67 @@ static void test_openapi_paths_answer(void)
             checked++;
         }
     }
-    CU_ASSERT_EQUAL(checked, 6);
+    CU_ASSERT_EQUAL(checked, 8);
+    cJSON_Delete(doc);
+}
+
+/* Returns the number of "$ref" values under item that do not name an
+ * existing "#/components/KIND/NAME" of doc, and prints each. */
+static int count_broken_refs(const cJSON *doc, const cJSON *item)
+{
+    const cJSON *child;
+    int broken = 0;
+
+    if (item->string && strcmp(item->string, "$ref") == 0) {
+        char kind[64], name[64];
+        const cJSON *components = cJSON_GetObjectItem(doc, "components");
+
+        if (!cJSON_IsString(item) ||
+            sscanf(item->valuestring, "#/components/%63[^/]/%63s", kind, name) != 2 ||
+            !cJSON_GetObjectItem(cJSON_GetObjectItem(components, kind), name)) {
+            fprintf(stderr, "\n  broken $ref %s\n", string_of(item));
+            return 1;
+        }
+        return 0;
+    }
+    cJSON_ArrayForEach(child, item)
+    {
+        broken += count_broken_refs(doc, child);
+    }
+    return broken;
+}
+
+/* The OpenAPI document resolves every $ref and documents /metrics, and the
+ * 403 and 429 of the API key check on both translation routes. */
+static void test_openapi_documents_access(void)
+{
+    static const char *const translate_paths[] = {"/translate", "/v1/translate"};
+    http_response r;
+    cJSON *doc;
+    const cJSON *paths, *metrics_get;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/openapi.json", &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    doc = cJSON_Parse(r.body);
+    response_free(&r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_EQUAL(count_broken_refs(doc, doc), 0);
+    paths = cJSON_GetObjectItem(doc, "paths");
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *post = cJSON_GetObjectItem(cJSON_GetObjectItem(paths, translate_paths[i]),
+                                                "post");
+        const cJSON *responses = cJSON_GetObjectItem(post, "responses");
+
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(responses, "403"));
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(responses, "429"));
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(post, "security"));
+    }
+    metrics_get = cJSON_GetObjectItem(cJSON_GetObjectItem(paths, "/metrics"), "get");
+    CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(metrics_get, "responses"),
+                                                "200"),
+                            "content"),
+        "text/plain; version=0.0.4; charset=utf-8"));
     cJSON_Delete(doc);
 }
 
@@ -2334,6 +2394,7 @@ int main(void)
     CU_add_test(suite, "CORS headers only with cors", test_cors_headers);
     CU_add_test(suite, "max connections", test_max_connections);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
+    CU_add_test(suite, "OpenAPI documents access", test_openapi_documents_access);
     CU_add_test(suite, "metrics count requests", test_metrics_count_requests);
     CU_add_test(suite, "metrics HEAD and POST", test_metrics_methods);
     CU_add_test(suite, "page files served", test_page_files_served);
