@@ -580,7 +580,7 @@ static int etag_matches(const char *header, const char *etag)
  * lists, or with 304 and no body when If-None-Match names its ETag.
  * NOTE: libmicrohttpd 0.9.75 adds "Content-Length: 0" to the 304, and a
  * Content-Length set here is sent as a second header, so the 304 cannot
- * carry the 200's length that RFC 9110 (section 8.6) asks for. */
+ * carry the 200's length that RFC 9110 (section 8.6) requires. */
 static enum MHD_Result send_asset(http_server *srv, struct MHD_Connection *conn,
                                   request_state *req, const char *method, const char *url)
 {

@@ -1539,8 +1539,8 @@ static void test_api_key_hook(void)
     response_free(&r);
     check_translation("{\"q\": \"a\", \"api_key\": \"any other\"}", "A");
 
-    /* A Bearer token stands in for a missing api_key field, never for a
-     * present one. */
+    /* A Bearer token is used when the api_key field is missing, never in
+     * place of a present one. */
     CU_ASSERT_EQUAL_FATAL(exchange(bearer, sizeof(bearer) - 1, &r), 0);
     CU_ASSERT_EQUAL(r.status, 403);
     response_free(&r);

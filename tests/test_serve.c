@@ -707,7 +707,7 @@ static void test_two_models_two_pairs(void)
 
 /* seqmt_translated_tokens_total adds up the tokens that the model's own
  * tokenizer makes of every sentence translated, and the batch histogram
- * sees every callback call. */
+ * counts every callback call. */
 static void test_metrics_count_model_tokens(void)
 {
     static const char *const sentences[] = {
@@ -975,11 +975,11 @@ static void check_open_path(unsigned short to_port, const char *path)
     response_free(&r);
 }
 
-/* With --api-keys, translations need a key from the file: 403 without one
- * or with a wrong one, 200 with a good one (in the body or as a Bearer
- * token), and 429 with Retry-After once the key's bucket of 3 requests per
- * minute is empty. Health, readiness, languages, metrics, the OpenAPI
- * document and the page stay open. */
+/* With --api-keys, translations need a key from the file. A request gets
+ * 403 without one or with a wrong one, and 200 with a good one (in the body
+ * or as a Bearer token). It gets 429 with Retry-After once the key's bucket
+ * of 3 requests per minute is empty. Health, readiness, languages, metrics,
+ * the OpenAPI document and the page stay open. */
 static void test_api_keys_required(void)
 {
     static const char good[] = "good-key-0123456789abcdef";
@@ -1070,7 +1070,7 @@ static void test_api_keys_required(void)
         CU_FAIL("GET /metrics without a key failed");
     }
 
-    /* The log says that keys are required but never shows one. */
+    /* The log states that keys are required but never shows one. */
     kill(d.pid, SIGTERM);
     CU_ASSERT_EQUAL(wait_binary(&d), 0);
     log = read_log(&d);
