@@ -1,9 +1,11 @@
-/* Files of the translation page (service/web), embedded in the binary.
+/* Files that the daemon serves as they are (service/web), embedded in the
+ * binary: the translation page with its script, style and icon, and the
+ * OpenAPI document at /openapi.json.
  *
  * CMakeLists.txt turns every file of service/web into a C array when it
  * configures the build and again whenever a file there changes, so the
- * daemon serves the page without reading the source tree. Only files at
- * the top of service/web are embedded, not subfolders.
+ * daemon serves them without reading the source tree. Only files at the
+ * top of service/web are embedded, not subfolders.
  *
  * The daemon serves an asset with its content_type as Content-Type, its
  * etag as ETag (a 304 reply when If-None-Match is equal), "Cache-Control:

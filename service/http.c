@@ -30,10 +30,18 @@
  * to max_body_bytes (dropping the buffer as soon as the limit is passed),
  * parses it (translate_request.h), calls the authorize hook, checks the
  * language pair and the limits, and queues the job. Every reply from the
- * handler, errors included, is application/json and carries X-Request-Id.
- * One line per reply goes to stderr with the request id, method, path,
- * status, sentence count and milliseconds; request texts are logged only
- * with config->debug.
+ * handler is application/json, errors included, except those of
+ * GET /metrics and of the page's files, and every reply carries
+ * X-Request-Id. One line per reply goes to stderr with
+ * the request id, method, path, status, sentence count and milliseconds;
+ * request texts are logged only with config->debug.
+ *
+ * Metrics: the daemon owns a registry (metrics.h) that GET /metrics
+ * renders. Every queued reply is counted by endpoint and status, and a
+ * failed one by its cause as well. A request whose client left while it
+ * was queued gets no reply and counts only as client_gone. Translated
+ * sentences and their source tokens (as the translate callback reports
+ * them) are counted when a translation request gets its 200.
  *
  * Stopping: http_server_stop stops accepting, replies to the requests in
  * progress within a grace period, then stops what is left (see http.h).
@@ -48,9 +56,10 @@
  * encoding, headers over its per-connection memory) get its own HTML 400 or
  * 431 and never reach the handler, which cannot change that in 0.9.x.
  */
+#include "assets.h"
 #include "http.h"
 #include "job_queue.h"
-#include "openapi.h"
+#include "metrics.h"
 #include "translate_job.h"
 #include "translate_request.h"
 
@@ -68,6 +77,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,6 +114,7 @@ struct http_server {
     char start_error[ERROR_SIZE]; /* last libmicrohttpd message before start */
     char id_prefix[9];            /* makes request ids unique across restarts */
     atomic_ullong next_id;
+    metrics *metrics;             /* the registry that GET /metrics renders */
 
     job_queue queue;
     pthread_t *workers; /* translate threads */
@@ -122,10 +133,12 @@ typedef enum {
     ROUTE_HEALTH,
     ROUTE_READY,
     ROUTE_LANGUAGES,
-    ROUTE_OPENAPI,
+    ROUTE_METRICS,
     ROUTE_TRANSLATE,    /* POST /translate, LibreTranslate's shape */
     ROUTE_V1_TRANSLATE, /* POST /v1/translate */
     ROUTE_PREFLIGHT,    /* OPTIONS on a known path with CORS on */
+    ROUTE_ASSET,        /* GET or HEAD of an embedded file (assets.h): the page and
+                           /openapi.json */
 } route;
 
 /* Where a request is. The translate thread writes reply and status, then
@@ -161,7 +174,13 @@ typedef struct {
     atomic_int phase;            /* request_phase */
     unsigned status;
     char *reply; /* JSON text, malloc'd; NULL means out of memory */
+    int error_kind; /* metrics_error of a failed reply, or ERROR_KIND_BY_STATUS */
+    unsigned retry_after; /* Retry-After of a 429 in seconds, 0 for none */
+    const seqmt_asset *asset; /* the file of ROUTE_ASSET */
 } request_state;
+
+/* request_state.error_kind when the status alone gives the cause. */
+#define ERROR_KIND_BY_STATUS (-1)
 
 static request_state *job_of(job_queue_node *node)
 {
@@ -289,19 +308,49 @@ static int add_common_headers(http_server *srv, struct MHD_Response *response,
     return 0;
 }
 
-/* Queues text (malloc'd, taken over) as a JSON reply with the given status
- * and returns the status sent. When text is NULL because printing the reply
- * ran out of memory, a fixed 500 goes out instead. allow, when not NULL, is
- * the Allow header of a 405. A 503 carries Retry-After. Returns 0 when the
- * reply could not be queued. */
-static unsigned queue_json(http_server *srv, struct MHD_Connection *conn,
+/* Adds the headers of a reply to response and queues it with status, then
+ * releases response. content_type, when not NULL, is the Content-Type, and
+ * allow, when not NULL, the Allow header of a 405. A 503 carries
+ * Retry-After, and so does a 429 when req->retry_after is set. Returns the
+ * status, or 0 when the reply could not be queued. */
+static unsigned queue_response(http_server *srv, struct MHD_Connection *conn,
+                               const request_state *req, unsigned status,
+                               struct MHD_Response *response, const char *content_type,
+                               const char *allow)
+{
+    enum MHD_Result rc;
+    char retry_after[16];
+    int header_failed;
+
+    header_failed =
+        (content_type &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) !=
+             MHD_YES) ||
+        (allow && MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) ||
+        (status == MHD_HTTP_SERVICE_UNAVAILABLE &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_SECONDS) !=
+             MHD_YES) ||
+        add_common_headers(srv, response, req) != 0;
+    if (!header_failed && status == MHD_HTTP_TOO_MANY_REQUESTS && req->retry_after > 0) {
+        snprintf(retry_after, sizeof(retry_after), "%u", req->retry_after);
+        header_failed = MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER,
+                                                retry_after) != MHD_YES;
+    }
+    rc = header_failed ? MHD_NO : MHD_queue_response(conn, status, response);
+    MHD_destroy_response(response);
+    return rc == MHD_YES ? status : 0;
+}
+
+/* Queues text (malloc'd, taken over) as a reply with the given status and
+ * Content-Type, as queue_response does, and returns the status sent. When
+ * text is NULL because building the reply ran out of memory, a fixed JSON
+ * 500 goes out instead. Returns 0 when the reply could not be queued. */
+static unsigned queue_text(http_server *srv, struct MHD_Connection *conn,
                            const request_state *req, unsigned status, char *text,
-                           const char *allow)
+                           const char *content_type, const char *allow)
 {
     static const char oom_body[] = "{\"error\":\"out of memory while building the reply\"}";
     struct MHD_Response *response;
-    enum MHD_Result rc;
-    int header_failed;
 
     if (text) {
         response = MHD_create_response_from_buffer_with_free_callback(strlen(text), text, free);
@@ -309,47 +358,90 @@ static unsigned queue_json(http_server *srv, struct MHD_Connection *conn,
             free(text);
     } else {
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        content_type = "application/json";
         response = MHD_create_response_from_buffer(sizeof(oom_body) - 1, (void *)oom_body,
                                                    MHD_RESPMEM_PERSISTENT);
     }
     if (!response)
         return 0;
-    header_failed =
-        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
-            MHD_YES ||
-        (allow && MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES) ||
-        (status == MHD_HTTP_SERVICE_UNAVAILABLE &&
-         MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER_SECONDS) !=
-             MHD_YES) ||
-        add_common_headers(srv, response, req) != 0;
-    rc = header_failed ? MHD_NO : MHD_queue_response(conn, status, response);
-    MHD_destroy_response(response);
-    return rc == MHD_YES ? status : 0;
+    return queue_response(srv, conn, req, status, response, content_type, allow);
 }
 
-/* Queues a JSON reply as queue_json does and logs it. */
-static enum MHD_Result send_text(http_server *srv, struct MHD_Connection *conn,
-                                 const request_state *req, const char *method, const char *url,
-                                 unsigned status, char *text, const char *allow)
+/* Queues text (malloc'd, taken over) as a JSON reply; see queue_text. */
+static unsigned queue_json(http_server *srv, struct MHD_Connection *conn,
+                           const request_state *req, unsigned status, char *text,
+                           const char *allow)
+{
+    return queue_text(srv, conn, req, status, text, "application/json", allow);
+}
+
+/* Returns the cause of a failed reply for seqmt_errors_total, or -1 when
+ * the reply did not fail or its status has no cause of its own: 404 and
+ * 405 are counted by status alone, and each 503 sets its cause. */
+static int error_kind_of(const request_state *req, unsigned status)
+{
+    if (status < 400)
+        return -1;
+    if (req->error_kind != ERROR_KIND_BY_STATUS)
+        return req->error_kind;
+    switch (status) {
+    case MHD_HTTP_BAD_REQUEST:
+        return METRICS_ERROR_INVALID_REQUEST;
+    case MHD_HTTP_FORBIDDEN:
+        return METRICS_ERROR_FORBIDDEN;
+    case MHD_HTTP_CONTENT_TOO_LARGE:
+        return METRICS_ERROR_BODY_TOO_LARGE;
+    case MHD_HTTP_TOO_MANY_REQUESTS:
+        return METRICS_ERROR_RATE_LIMITED;
+    case MHD_HTTP_INTERNAL_SERVER_ERROR:
+        return METRICS_ERROR_TRANSLATION_FAILED;
+    case MHD_HTTP_GATEWAY_TIMEOUT:
+        return METRICS_ERROR_DEADLINE_EXCEEDED;
+    default:
+        return -1;
+    }
+}
+
+/* Logs a queued reply and counts it in the metrics. */
+static void record_reply(http_server *srv, const request_state *req, const char *method,
+                         const char *url, unsigned status)
 {
     char outcome[16];
+    int kind = error_kind_of(req, status);
 
+    snprintf(outcome, sizeof(outcome), "%u", status);
+    log_request(method, url, outcome, req);
+
+    /* The files of the page count under "/", the page's endpoint. */
+    if (req->route == ROUTE_ASSET && strcmp(metrics_endpoint_label(url), "other") == 0)
+        url = "/";
+    metrics_observe_request(srv->metrics, url, status, elapsed_ms(&req->start) / 1e3);
+    if (kind >= 0)
+        metrics_count_error(srv->metrics, (metrics_error)kind);
+}
+
+/* Queues a JSON reply as queue_json does, logs it and counts it. */
+static enum MHD_Result send_text(http_server *srv, struct MHD_Connection *conn,
+                                 request_state *req, const char *method, const char *url,
+                                 unsigned status, char *text, const char *allow)
+{
+    if (!text)
+        req->error_kind = METRICS_ERROR_OUT_OF_MEMORY; /* queue_json sends 500 */
     status = queue_json(srv, conn, req, status, text, allow);
     if (status == 0)
         return MHD_NO;
-    snprintf(outcome, sizeof(outcome), "%u", status);
-    log_request(method, url, outcome, req);
+    record_reply(srv, req, method, url, status);
     return MHD_YES;
 }
 
 /* Queues {"error": message} with the given status. */
 static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
-                                  const request_state *req, const char *method, const char *url,
+                                  request_state *req, const char *method, const char *url,
                                   unsigned status, const char *allow, const char *format, ...)
     __attribute__((format(printf, 8, 9)));
 
 static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
-                                  const request_state *req, const char *method, const char *url,
+                                  request_state *req, const char *method, const char *url,
                                   unsigned status, const char *allow, const char *format, ...)
 {
     char message[ERROR_SIZE];
@@ -359,6 +451,16 @@ static enum MHD_Result send_error(http_server *srv, struct MHD_Connection *conn,
     vsnprintf(message, sizeof(message), format, ap);
     va_end(ap);
     return send_text(srv, conn, req, method, url, status, error_json("%s", message), allow);
+}
+
+/* Queues a 500 for an allocation that failed while doing what. */
+static enum MHD_Result send_out_of_memory(http_server *srv, struct MHD_Connection *conn,
+                                          request_state *req, const char *method,
+                                          const char *url, const char *what)
+{
+    req->error_kind = METRICS_ERROR_OUT_OF_MEMORY;
+    return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+                      "out of memory while %s", what);
 }
 
 /* Replies to a CORS preflight request with 204 and the allowed methods and
@@ -382,7 +484,7 @@ static enum MHD_Result send_preflight(http_server *srv, struct MHD_Connection *c
         rc = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, response);
     MHD_destroy_response(response);
     if (rc == MHD_YES)
-        log_request(method, url, "204", req);
+        record_reply(srv, req, method, url, MHD_HTTP_NO_CONTENT);
     return rc;
 }
 
@@ -445,13 +547,96 @@ cleanup:
     return text;
 }
 
-/* Replies to GET or HEAD on /health, /ready, /languages or /openapi.json.
- * /ready turns to 503 once the server stops, so that load balancers stop
- * sending requests. It needs no other check because the daemon starts
- * after the models have loaded. */
+/* Returns nonzero when the If-None-Match value header names etag (a quoted
+ * strong tag) or is "*". A weak tag W/"x" matches "x", because
+ * If-None-Match uses the weak comparison (RFC 9110, section 13.1.2). */
+static int etag_matches(const char *header, const char *etag)
+{
+    size_t etag_len = strlen(etag);
+    const char *p = header + strspn(header, " \t");
+
+    if (p[0] == '*' && p[1 + strspn(p + 1, " \t")] == '\0')
+        return 1;
+    while (*p) {
+        p += strspn(p, " \t,");
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        if (strncmp(p, etag, etag_len) == 0 && strchr(" \t,", p[etag_len]))
+            return 1; /* strchr also finds the final NUL */
+
+        /* Skip this tag: a quoted string may contain commas. */
+        if (*p == '"') {
+            p = strchr(p + 1, '"');
+            if (!p)
+                return 0;
+            p++;
+        }
+        p += strcspn(p, ",");
+    }
+    return 0;
+}
+
+/* Replies to GET or HEAD on an embedded file with the headers assets.h
+ * lists, or with 304 and no body when If-None-Match names its ETag.
+ * NOTE: libmicrohttpd 0.9.75 adds "Content-Length: 0" to the 304, and a
+ * Content-Length set here is sent as a second header, so the 304 cannot
+ * carry the 200's length that RFC 9110 (section 8.6) requires. */
+static enum MHD_Result send_asset(http_server *srv, struct MHD_Connection *conn,
+                                  request_state *req, const char *method, const char *url)
+{
+    const seqmt_asset *asset = req->asset;
+    const char *if_none_match =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    int not_modified = if_none_match && etag_matches(if_none_match, asset->etag);
+    unsigned status = not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        not_modified ? 0 : asset->size, (void *)asset->data, MHD_RESPMEM_PERSISTENT);
+
+    if (!response)
+        return MHD_NO;
+    if (MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, asset->etag) != MHD_YES ||
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") !=
+            MHD_YES ||
+        MHD_add_response_header(response, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff") !=
+            MHD_YES ||
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY,
+                                "default-src 'self'") != MHD_YES) {
+        MHD_destroy_response(response);
+        return MHD_NO;
+    }
+    status = queue_response(srv, conn, req, status, response,
+                            not_modified ? NULL : asset->content_type, NULL);
+    if (status == 0)
+        return MHD_NO;
+    record_reply(srv, req, method, url, status);
+    return MHD_YES;
+}
+
+/* Replies to GET or HEAD on /metrics with the registry in Prometheus'
+ * text format. The queue depth is read at the scrape. */
+static enum MHD_Result send_metrics(http_server *srv, struct MHD_Connection *conn,
+                                    request_state *req, const char *method, const char *url)
+{
+    char *text;
+    unsigned status;
+
+    metrics_set_queue_depth(srv->metrics, job_queue_length(&srv->queue));
+    text = metrics_render(srv->metrics);
+    if (!text)
+        req->error_kind = METRICS_ERROR_OUT_OF_MEMORY; /* queue_text sends 500 */
+    status = queue_text(srv, conn, req, MHD_HTTP_OK, text, METRICS_CONTENT_TYPE, NULL);
+    if (status == 0)
+        return MHD_NO;
+    record_reply(srv, req, method, url, status);
+    return MHD_YES;
+}
+
+/* Replies to GET or HEAD on /health, /ready, /languages, /metrics or an
+ * embedded file. /ready turns to 503 once the server stops, so that load
+ * balancers stop sending requests. It needs no other check because the
+ * daemon starts after the models have loaded. */
 static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *conn,
-                                       const request_state *req, const char *method,
-                                       const char *url)
+                                       request_state *req, const char *method, const char *url)
 {
     switch (req->route) {
     case ROUTE_HEALTH:
@@ -460,9 +645,10 @@ static enum MHD_Result reply_get_route(http_server *srv, struct MHD_Connection *
     case ROUTE_LANGUAGES:
         return send_text(srv, conn, req, method, url, MHD_HTTP_OK, strdup(srv->languages_json),
                          NULL);
-    case ROUTE_OPENAPI:
-        return send_text(srv, conn, req, method, url, MHD_HTTP_OK,
-                         strndup(http_openapi_json, http_openapi_json_len), NULL);
+    case ROUTE_METRICS:
+        return send_metrics(srv, conn, req, method, url);
+    case ROUTE_ASSET:
+        return send_asset(srv, conn, req, method, url);
     default:
         break;
     }
@@ -650,10 +836,12 @@ static void hand_back(request_state *req, request_phase phase)
     MHD_resume_connection(conn);
 }
 
-/* Sets the reply of a job that produced no translation. */
-static void fail_job(request_state *req, unsigned status, char *reply)
+/* Sets the reply of a job that produced no translation, and its cause for
+ * seqmt_errors_total. */
+static void fail_job(request_state *req, unsigned status, metrics_error kind, char *reply)
 {
     req->status = status;
+    req->error_kind = (int)kind;
     req->reply = reply;
 }
 
@@ -679,10 +867,10 @@ static void answer_stopped(batch *b, size_t j)
     const http_server *srv = b->srv;
 
     if (atomic_load(&srv->aborting))
-        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE, METRICS_ERROR_SHUTTING_DOWN,
                  error_json("server stopped before finishing this translation; retry later"));
     else
-        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT, METRICS_ERROR_DEADLINE_EXCEEDED,
                  error_json("translation took longer than the timeout of %u ms; send shorter "
                             "texts or fewer of them",
                             srv->config.timeout_ms));
@@ -734,23 +922,28 @@ static void finish_job(http_server *srv, request_state *req, int rc, const char 
             missing = i;
     }
     if (rc == -2)
-        fail_job(req, MHD_HTTP_BAD_REQUEST,
+        fail_job(req, MHD_HTTP_BAD_REQUEST, METRICS_ERROR_INVALID_REQUEST,
                  error_json("%s", err[0] ? err : "the translator rejected the input"));
     else if (rc != 0)
-        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_TRANSLATION_FAILED,
                  error_json("translation failed: %s", err[0] ? err : "no reason given"));
     else if (stopped)
-        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+        fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT, METRICS_ERROR_DEADLINE_EXCEEDED,
                  error_json("translation took longer than the timeout of %u ms; send shorter "
                             "texts or fewer of them",
                             srv->config.timeout_ms));
     else if (missing != SIZE_MAX)
-        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+        fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_TRANSLATION_FAILED,
                  error_json("translation failed: no output for a sentence of q[%zu]",
                             translate_job_text_of(&req->job, missing)));
     else {
+        size_t tokens = 0;
+
+        for (size_t i = 0; i < req->job.sentence_count; i++)
+            tokens += req->job.sentences[i].source_tokens;
         req->status = MHD_HTTP_OK;
         req->reply = build_reply(srv, req);
+        metrics_add_translated(srv->metrics, req->job.sentence_count, tokens);
     }
     translate_job_clear_results(&req->job);
 }
@@ -776,7 +969,7 @@ static void run_group(http_server *srv, request_state **group, size_t count)
     b.owner = calloc(b.count ? b.count : 1, sizeof(*b.owner));
     if (!b.answered || !b.sentences || !b.owner) {
         for (size_t j = 0; j < count; j++) {
-            fail_job(group[j], MHD_HTTP_INTERNAL_SERVER_ERROR,
+            fail_job(group[j], MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_OUT_OF_MEMORY,
                      error_json("out of memory before translating"));
             hand_back(group[j], PHASE_DONE);
         }
@@ -794,6 +987,7 @@ static void run_group(http_server *srv, request_state **group, size_t count)
                         b.count, stop_sentence, &b, err, sizeof(err));
     err[sizeof(err) - 1] = '\0';
     clock_gettime(CLOCK_MONOTONIC, &after);
+    metrics_observe_batch(srv->metrics, b.count);
     if (rc != 0 && count > 1) {
         free_batch_outputs(&b);
         for (size_t j = 0; j < count; j++)
@@ -821,6 +1015,7 @@ static void run_group(http_server *srv, request_state **group, size_t count)
             s->hyps = b.sentences[at].hyps;
             s->count = b.sentences[at].hyps ? b.sentences[at].count : 0;
             s->stopped = b.sentences[at].stopped;
+            s->source_tokens = b.sentences[at].source_tokens;
             b.sentences[at].hyps = NULL;
         }
         finish_job(srv, req, rc, err);
@@ -850,13 +1045,13 @@ static void run_batch(http_server *srv, request_state **jobs, size_t count)
         if (client_closed(req->fd)) {
             hand_back(req, PHASE_CLIENT_GONE);
         } else if (deadline_passed(req)) {
-            fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT,
+            fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT, METRICS_ERROR_DEADLINE_EXCEEDED,
                      error_json("request waited longer than the timeout of %u ms for a "
                                 "translate thread; retry later",
                                 srv->config.timeout_ms));
             hand_back(req, PHASE_DONE);
         } else if (!group) {
-            fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+            fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_OUT_OF_MEMORY,
                      error_json("out of memory before translating"));
             hand_back(req, PHASE_DONE);
         } else {
@@ -921,16 +1116,53 @@ static enum MHD_Result queue_job(http_server *srv, struct MHD_Connection *conn,
     rc = job_queue_push(&srv->queue, &req->node);
     if (rc == 0)
         return MHD_YES;
-    req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
     if (rc == JOB_QUEUE_FULL)
-        req->reply = error_json("server is overloaded: %zu translation requests are already "
-                                "waiting; retry later",
-                                srv->config.max_queue);
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE, METRICS_ERROR_QUEUE_FULL,
+                 error_json("server is overloaded: %zu translation requests are already "
+                            "waiting; retry later",
+                            srv->config.max_queue));
     else
-        req->reply = error_json("server is shutting down; retry later");
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE, METRICS_ERROR_SHUTTING_DOWN,
+                 error_json("server is shutting down; retry later"));
     atomic_store(&req->phase, PHASE_DONE);
     MHD_resume_connection(conn);
     return MHD_YES;
+}
+
+/* Returns the API key of a request: its api_key field, or else the token of
+ * an "Authorization: Bearer TOKEN" header, or NULL when it has neither. */
+static const char *request_api_key(struct MHD_Connection *conn, const translate_request *tr)
+{
+    const char *header;
+
+    if (tr->api_key && tr->api_key[0])
+        return tr->api_key;
+    header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+        return NULL;
+    header += 7;
+    while (*header == ' ')
+        header++;
+    return header[0] ? header : NULL;
+}
+
+/* Writes the peer's address of conn into buf as inet_ntop does. Returns
+ * buf, or NULL when the address is unknown or of another family. */
+static const char *client_address(struct MHD_Connection *conn, char *buf, size_t size)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *peer = info ? info->client_addr : NULL;
+
+    if (!peer)
+        return NULL;
+    if (peer->sa_family == AF_INET)
+        return inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, buf,
+                         (socklen_t)size);
+    if (peer->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, buf,
+                         (socklen_t)size);
+    return NULL;
 }
 
 /* Checks a fully received translation request and queues its translation,
@@ -946,8 +1178,7 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
 
     /* Step 1: reject what cannot be parsed. */
     if (req->out_of_memory)
-        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory while reading the request body");
+        return send_out_of_memory(srv, conn, req, method, url, "reading the request body");
     if (req->len == 0)
         return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL,
                           "request body is empty; send {\"q\": \"text\"}");
@@ -956,20 +1187,27 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
     rc = translate_request_parse(tr, req->format, conn, req->body, req->len, cfg->max_texts,
                                  err, sizeof(err));
     if (rc == -2)
-        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory while parsing the request");
+        return send_out_of_memory(srv, conn, req, method, url, "parsing the request");
     if (rc != 0)
         return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
     if (cfg->debug)
         log_request_texts(req);
 
-    /* Step 3: the API key hook. */
+    /* Step 3: the hook for API keys and rate limits. */
     if (cfg->authorize) {
-        unsigned status = cfg->authorize(cfg->translate_ctx, tr->api_key, url, err, sizeof(err));
+        char address[INET6_ADDRSTRLEN];
+        unsigned retry_after = 0;
+        unsigned status = cfg->authorize(cfg->authorize_ctx, request_api_key(conn, tr), url,
+                                         client_address(conn, address, sizeof(address)),
+                                         &retry_after, err, sizeof(err));
 
-        if (status != 0)
+        if (status != 0) {
+            if (status < 400 || status > 599)
+                status = MHD_HTTP_INTERNAL_SERVER_ERROR; /* a hook that breaks its contract */
+            req->retry_after = retry_after;
             return send_error(srv, conn, req, method, url, status, NULL, "%s",
                               err[0] ? err : "request not authorized");
+        }
     }
 
     /* Step 4: check the language pair, the options and the input size. */
@@ -987,12 +1225,11 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
     if (translate_job_init(&req->job, tr->texts, tr->count, html, req->n_best,
                            tr->max_length != TRANSLATE_FIELD_ABSENT ? (int)tr->max_length
                                                                     : cfg->max_length) != 0)
-        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory while splitting the texts into sentences");
+        return send_out_of_memory(srv, conn, req, method, url,
+                                  "splitting the texts into sentences");
     rc = check_sentence_tokens(srv, req, err, sizeof(err));
     if (rc < 0)
-        return send_error(srv, conn, req, method, url, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-                          "out of memory while counting tokens");
+        return send_out_of_memory(srv, conn, req, method, url, "counting tokens");
     if (rc > 0)
         return send_error(srv, conn, req, method, url, MHD_HTTP_BAD_REQUEST, NULL, "%s", err);
 
@@ -1052,9 +1289,11 @@ static enum MHD_Result route_translate_headers(http_server *srv, struct MHD_Conn
     const char *type, *length;
     char type_text[64];
 
-    if (atomic_load(&srv->stopping))
+    if (atomic_load(&srv->stopping)) {
+        req->error_kind = METRICS_ERROR_SHUTTING_DOWN;
         return send_error(srv, conn, req, method, url, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
                           "server is shutting down; retry later");
+    }
     type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (translate_request_format(type, &req->format) != 0) {
         printable_copy(type, type_text, sizeof(type_text));
@@ -1086,7 +1325,7 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
         {"/health", ROUTE_HEALTH, "GET, HEAD"},
         {"/ready", ROUTE_READY, "GET, HEAD"},
         {"/languages", ROUTE_LANGUAGES, "GET, HEAD"},
-        {"/openapi.json", ROUTE_OPENAPI, "GET, HEAD"},
+        {"/metrics", ROUTE_METRICS, "GET, HEAD"},
         {"/translate", ROUTE_TRANSLATE, "POST"},
         {"/v1/translate", ROUTE_V1_TRANSLATE, "POST"},
     };
@@ -1097,6 +1336,20 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
     /* Method and path reach error messages only through these copies. */
     printable_copy(method, method_text, sizeof(method_text));
     printable_copy(url, path_text, sizeof(path_text));
+
+    /* The page, its files and the OpenAPI document. */
+    req->asset = assets_find(url);
+    if (req->asset) {
+        req->route = ROUTE_ASSET;
+        if (srv->config.cors && strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
+            req->route = ROUTE_PREFLIGHT;
+            return MHD_YES;
+        }
+        if (is_get)
+            return MHD_YES;
+        return send_error(srv, conn, req, method, url, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD",
+                          "method %s is not allowed on %s; use GET", method_text, path_text);
+    }
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         int is_post_route = routes[i].route == ROUTE_TRANSLATE ||
@@ -1119,7 +1372,8 @@ static enum MHD_Result route_headers(http_server *srv, struct MHD_Connection *co
     }
     return send_error(srv, conn, req, method, url, MHD_HTTP_NOT_FOUND, NULL,
                       "no route for %s; use POST /translate, POST /v1/translate, "
-                      "GET /languages, GET /health, GET /ready or GET /openapi.json",
+                      "GET /languages, GET /health, GET /ready, GET /metrics, "
+                      "GET /openapi.json or GET / (the translation page)",
                       path_text);
 }
 
@@ -1147,6 +1401,7 @@ static request_state *new_request(http_server *srv, struct MHD_Connection *conn)
     if (!req)
         return NULL;
     req->fd = -1;
+    req->error_kind = ERROR_KIND_BY_STATUS;
     atomic_init(&req->phase, PHASE_READING);
     clock_gettime(CLOCK_MONOTONIC, &req->start);
     req->deadline = req->start;
@@ -1207,6 +1462,7 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
         /* The reply only lets libmicrohttpd finish the request quietly;
          * MHD_NO would make it log an internal error. */
         log_request(method, url, "skipped: client closed the connection while queued", req);
+        metrics_count_error(srv->metrics, METRICS_ERROR_CLIENT_GONE);
         return queue_json(srv, conn, req, MHD_HTTP_BAD_REQUEST,
                           error_json("connection closed before the translation started"),
                           NULL)
@@ -1286,6 +1542,7 @@ static void server_free(http_server *srv)
     free(srv->workers);
     free(srv->languages_json);
     free(srv->address);
+    metrics_free(srv->metrics);
     free(srv);
 }
 
@@ -1443,7 +1700,8 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     srv->config.address = srv->address;
     apply_defaults(&srv->config);
     srv->workers = calloc(srv->config.translate_threads, sizeof(*srv->workers));
-    if (!srv->address || copy_pairs(srv, config) != 0 || !srv->workers) {
+    srv->metrics = metrics_create();
+    if (!srv->address || copy_pairs(srv, config) != 0 || !srv->workers || !srv->metrics) {
         server_free(srv);
         snprintf(err, err_size, "out of memory starting the HTTP server");
         return NULL;
@@ -1454,6 +1712,7 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
                              (unsigned long)now.tv_nsec ^ (unsigned long)getpid()) &
                  0xffffffffUL);
     atomic_init(&srv->next_id, 1);
+    metrics_set_models(srv->metrics, srv->config.pair_count);
 
     /* Step 3: create the job queue and start the translate threads. */
     srv->sync_ready = init_sync(srv) == 0;
@@ -1553,8 +1812,8 @@ static size_t reject_waiting_jobs(http_server *srv)
         request_state *req = job_of(node);
         struct MHD_Connection *conn = req->conn;
 
-        req->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-        req->reply = error_json("server stopped before translating this request; retry later");
+        fail_job(req, MHD_HTTP_SERVICE_UNAVAILABLE, METRICS_ERROR_SHUTTING_DOWN,
+                 error_json("server stopped before translating this request; retry later"));
         atomic_store(&req->phase, PHASE_DONE);
         MHD_resume_connection(conn); /* req may be freed from here on */
         node = next;

@@ -3,11 +3,12 @@
  * Routes: POST /translate (LibreTranslate's request and response shape),
  * POST /v1/translate (scored n-best lists and timings), GET /languages
  * (LibreTranslate's list of languages and their targets), GET /health,
- * GET /ready and GET /openapi.json. The daemon splits texts into lines and
- * sentences (segment.h) and batches the sentences of waiting requests. It
- * contains no model code. It calls a translate callback supplied by the
- * caller from translate_threads threads at once, so the callback must be
- * reentrant.
+ * GET /ready, GET /metrics (Prometheus, metrics.h), GET /openapi.json, and
+ * the translation page at GET / with its files (assets.h). The daemon
+ * splits texts into lines and sentences (segment.h) and batches the
+ * sentences of waiting requests. It contains no model code. It calls a
+ * translate callback supplied by the caller from translate_threads threads
+ * at once, so the callback must be reentrant.
  */
 #ifndef SEQMT_HTTP_H
 #define SEQMT_HTTP_H
@@ -35,6 +36,8 @@ typedef struct {
                                the texts and the array, also after a failure */
     size_t count;           /* out: 1..n_best on success unless stopped */
     int stopped;            /* out: nonzero when the stop callback ended it */
+    size_t source_tokens;   /* out: source tokens the model read, counted in
+                               seqmt_translated_tokens_total; 0 if not set */
 } http_sentence;
 
 /* Returns nonzero when the callback should stop translating sentence i of
@@ -61,12 +64,20 @@ typedef int (*http_translate_fn)(void *ctx, size_t pair, int beam_size, http_sen
  * sentence, or (size_t)-1 when out of memory. Runs on the HTTP threads. */
 typedef size_t (*http_count_tokens_fn)(void *ctx, size_t pair, const char *sentence);
 
-/* Hook for API keys: decides whether a request with api_key (NULL when the
- * request has none) may use endpoint (the path, e.g. "/translate"). Returns
- * 0 to serve it, or an HTTP status (e.g. 403 or 429) with a message in err
- * that the client gets as {"error": message}. */
+/* Hook for API keys and rate limits: decides whether a translation request
+ * may be served. It runs on the HTTP threads once the body is parsed.
+ * api_key is the api_key field of the body, or else the token of an
+ * "Authorization: Bearer TOKEN" header, or NULL when the request has
+ * neither. endpoint is the path, e.g. "/translate". client_address is the
+ * peer's address as inet_ntop writes it (e.g. "127.0.0.1" or "::1"), or
+ * NULL when unknown. Returns 0 to serve the request, or an HTTP status
+ * from 400 to 599 (such as 403 or 429) with a message in err that the
+ * client gets as {"error": message}. *retry_after_seconds is 0 on entry;
+ * a hook that sets it for a 429 sends it as the Retry-After header. */
 typedef unsigned (*http_authorize_fn)(void *ctx, const char *api_key, const char *endpoint,
-                                      char *err, size_t err_size);
+                                      const char *client_address,
+                                      unsigned *retry_after_seconds, char *err,
+                                      size_t err_size);
 
 typedef struct {
     const char *address;       /* IPv4 or IPv6 literal to bind, e.g. "127.0.0.1" or "0.0.0.0" */
@@ -101,8 +112,9 @@ typedef struct {
     size_t pair_count;
     http_translate_fn translate;
     http_count_tokens_fn count_tokens; /* NULL skips the max_tokens check */
+    void *translate_ctx;               /* passed to translate and count_tokens */
     http_authorize_fn authorize;       /* NULL serves every request */
-    void *translate_ctx;               /* passed to the three callbacks above */
+    void *authorize_ctx;               /* passed to authorize */
 } http_config;
 
 typedef struct http_server http_server;

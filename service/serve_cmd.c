@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "beam.h"
 #include "cli.h"
 #include "http.h"
@@ -36,8 +37,8 @@ static void print_usage(void)
     printf("usage: seqmt serve [--model FILE]... [--port N] [--host ADDRESS] [options]\n"
            "\n"
            "Serves POST /translate (LibreTranslate's JSON and form shapes), POST /v1/translate\n"
-           "(scored n-best lists), GET /languages, GET /health, GET /ready and\n"
-           "GET /openapi.json.\n"
+           "(scored n-best lists), GET /languages, GET /health, GET /ready, GET /metrics\n"
+           "(Prometheus), GET /openapi.json and a translation page at GET /.\n"
            "  --model FILE            model file; repeat for more language pairs, one model\n"
            "                          per pair (%s, or $SEQMT_MODEL)\n"
            "  --port N                TCP port (5000)\n"
@@ -61,11 +62,69 @@ static void print_usage(void)
            "  --timeout SECONDS       time from request to reply; later ones get 504 (30)\n"
            "  --grace-period SECONDS  on SIGINT or SIGTERM, time to finish requests in progress\n"
            "                          before closing connections (30)\n"
+           "  --api-keys FILE         require an API key on POST /translate and /v1/translate:\n"
+           "                          one key per line, optionally followed by its own rate\n"
+           "                          in requests per minute or \"unlimited\" (no keys)\n"
+           "  --rate-limit N          translation requests per minute per API key, or per\n"
+           "                          client address without --api-keys; more get 429 (0,\n"
+           "                          no limit)\n"
            "  --cors                  allow browser pages of any origin to call the API\n"
            "  --debug                 log the texts of requests (never logged otherwise)\n"
            "  --blas-threads N        OpenBLAS threads per product (1)\n"
            "  --beam-size N           beam width of requests that set none (5)\n",
            SEQMT_DEFAULT_MODEL, DEFAULT_BATCH_WAIT_MS);
+}
+
+/* http_authorize_fn with ctx an access_control: 403 for a missing or
+ * unknown key, 429 with Retry-After when the bucket of the key (or of the
+ * client address without keys) is empty. */
+static unsigned authorize_request(void *ctx, const char *api_key, const char *endpoint,
+                                  const char *client_address, unsigned *retry_after_seconds,
+                                  char *err, size_t err_size)
+{
+    access_control *access = ctx;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    switch (access_check(access, api_key, client_address, (double)now.tv_sec + 1e-9 * now.tv_nsec,
+                         retry_after_seconds)) {
+    case ACCESS_OK:
+        return 0;
+    case ACCESS_FORBIDDEN:
+        if (api_key && api_key[0])
+            snprintf(err, err_size, "invalid api_key for %s; ask the server's operator for a key",
+                     endpoint);
+        else
+            snprintf(err, err_size,
+                     "missing api_key: %s requires an API key, sent as the api_key field or "
+                     "an \"Authorization: Bearer KEY\" header",
+                     endpoint);
+        return 403;
+    case ACCESS_LIMITED:
+        snprintf(err, err_size, "rate limit exceeded for this %s; retry after %u s",
+                 access_keys_required(access) ? "API key" : "client address",
+                 *retry_after_seconds);
+        return 429;
+    }
+    snprintf(err, err_size, "access check failed");
+    return 500;
+}
+
+/* Logs whether keys are required and the rate limit, never a key. */
+static void log_access(const char *keys_path, const access_control *access, double rate)
+{
+    char limit[96] = "no rate limit";
+
+    if (rate > 0)
+        snprintf(limit, sizeof(limit), "rate limit %g requests per minute per %s", rate,
+                 keys_path ? "API key" : "client address");
+    if (keys_path)
+        fprintf(stderr, "seqmt serve: API keys required (%zu key%s from %s), %s unless a "
+                        "key's line sets its own\n",
+                access_key_count(access), access_key_count(access) == 1 ? "" : "s", keys_path,
+                limit);
+    else
+        fprintf(stderr, "seqmt serve: no API keys required, %s\n", limit);
 }
 
 /* Logs the models, the limits and the address the daemon serves. */
@@ -103,7 +162,9 @@ int serve_main(int argc, char **argv)
     long max_queue = 64, max_chars = 20000, max_texts = 128, grace_seconds = 30;
     long max_batch = 64, batch_wait = DEFAULT_BATCH_WAIT_MS, max_beam = 16, max_length = 256;
     long max_tokens = 256, max_connections = 0, beam_size = 5;
-    double timeout = 30.0;
+    double timeout = 30.0, rate_limit = 0;
+    const char *keys_path = NULL;
+    access_control *access = NULL;
     int cors = 0, debug = 0, status = 0;
     translator tr;
     http_config hc = {0};
@@ -127,6 +188,8 @@ int serve_main(int argc, char **argv)
         {"max-tokens", required_argument, 0, 'N'},
         {"max-connections", required_argument, 0, 'c'},
         {"timeout", required_argument, 0, 'o'},
+        {"api-keys", required_argument, 0, 'k'},
+        {"rate-limit", required_argument, 0, 'R'},
         {"cors", no_argument, 0, 'r'},
         {"debug", no_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},
@@ -161,6 +224,8 @@ int serve_main(int argc, char **argv)
         case 'N': max_tokens = cli_parse_long("--max-tokens", optarg, 1, 100000); break;
         case 'c': max_connections = cli_parse_long("--max-connections", optarg, 1, 1000000); break;
         case 'o': timeout = cli_parse_double("--timeout", optarg, 0.001, 86400.0); break;
+        case 'k': keys_path = optarg; break;
+        case 'R': rate_limit = cli_parse_double("--rate-limit", optarg, 0, ACCESS_RATE_MAX); break;
         case 'r': cors = 1; break;
         case 'd': debug = 1; break;
         case 'h': print_usage(); return 0;
@@ -180,6 +245,13 @@ int serve_main(int argc, char **argv)
                 beam_size, max_beam);
         return 2;
     }
+    if (keys_path || rate_limit > 0) {
+        access = access_load(keys_path, rate_limit, err, sizeof(err));
+        if (!access) {
+            fprintf(stderr, "seqmt serve: %s\n", err);
+            return 2;
+        }
+    }
     if (model_count == 0)
         paths[model_count++] = cli_default_model_path();
     cli_set_threads(blas_threads);
@@ -198,6 +270,7 @@ int serve_main(int argc, char **argv)
                         paths[k], paths[i], pairs[i].source, pairs[i].target);
                 for (size_t j = 0; j <= i; j++)
                     model_free(models[j]);
+                access_free(access);
                 return 2;
             }
     }
@@ -229,6 +302,8 @@ int serve_main(int argc, char **argv)
     hc.translate = translator_translate;
     hc.count_tokens = translator_count_tokens;
     hc.translate_ctx = &tr;
+    hc.authorize = access ? authorize_request : NULL;
+    hc.authorize_ctx = access;
 
     /* OpenBLAS may start threads before main, so a signal can land on any
      * thread. The handler only sets a flag, which the loop below polls. */
@@ -241,6 +316,7 @@ int serve_main(int argc, char **argv)
         status = 1;
         goto done;
     }
+    log_access(keys_path, access, rate_limit);
     log_startup(&hc, paths, models, model_count, http_server_port(srv));
     while (!stop_requested) {
         struct timespec pause = {0, STOP_POLL_MS * 1000000L};
@@ -254,5 +330,6 @@ int serve_main(int argc, char **argv)
 done:
     for (size_t i = 0; i < model_count; i++)
         model_free(models[i]);
+    access_free(access);
     return status;
 }

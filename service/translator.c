@@ -66,6 +66,7 @@ int translator_translate(void *ctx, size_t pair, int beam_size, http_sentence *s
             goto done;
         ids[i] = src[i].ids;
         len[i] = src[i].len;
+        sentences[i].source_tokens = (size_t)src[i].len;
         max_len[i] = sentences[i].max_length;
         if (sentences[i].n_best > nopt.n_best)
             nopt.n_best = sentences[i].n_best;

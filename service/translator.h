@@ -18,8 +18,9 @@ typedef struct {
 } translator;
 
 /* http_translate_fn with ctx a translator: decodes the sentences of one
- * pair together, and stops a sentence when stop returns nonzero. Returns 0, or -1
- * with a message in err when out of memory. */
+ * pair together, and stops a sentence when stop returns nonzero. Sets
+ * source_tokens of each sentence to the count translator_count_tokens
+ * returns. Returns 0, or -1 with a message in err when out of memory. */
 int translator_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
                          size_t n, http_stop_fn stop, void *stop_ctx, char *err,
                          size_t err_size);

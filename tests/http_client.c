@@ -16,7 +16,60 @@
 void response_free(http_response *r)
 {
     free(r->body);
+    free(r->headers);
     memset(r, 0, sizeof(*r));
+}
+
+/* Returns the start of the value of the next header line called name at or
+ * after *at, and moves *at past that line, or returns NULL. */
+static const char *find_header(const char **at, const char *name, size_t *value_len)
+{
+    size_t name_len = strlen(name);
+
+    while (**at) {
+        const char *line = *at, *end = strstr(line, "\r\n");
+
+        if (!end)
+            end = line + strlen(line);
+        *at = *end ? end + 2 : end;
+        if ((size_t)(end - line) > name_len && strncasecmp(line, name, name_len) == 0 &&
+            line[name_len] == ':') {
+            const char *value = line + name_len + 1;
+
+            value += strspn(value, " \t");
+            *value_len = (size_t)(end - value);
+            while (*value_len > 0 && strchr(" \t", value[*value_len - 1]))
+                (*value_len)--;
+            return value;
+        }
+    }
+    return NULL;
+}
+
+const char *response_header(const http_response *r, const char *name, char *value,
+                            size_t size)
+{
+    const char *at = r->headers ? r->headers : "";
+    size_t len;
+    const char *found = find_header(&at, name, &len);
+
+    if (!found || size == 0)
+        return NULL;
+    if (len >= size)
+        len = size - 1;
+    memcpy(value, found, len);
+    value[len] = '\0';
+    return value;
+}
+
+size_t response_header_count(const http_response *r, const char *name)
+{
+    const char *at = r->headers ? r->headers : "";
+    size_t len, count = 0;
+
+    while (find_header(&at, name, &len))
+        count++;
+    return count;
 }
 
 int connect_to(const char *address, unsigned short to_port)
@@ -80,6 +133,10 @@ static int parse_response_text(char *raw, size_t len, http_response *r)
     if (!header_end || sscanf(raw, "HTTP/1.%*d %d", &r->status) != 1)
         return -1;
     *header_end = '\0';
+    line = strstr(raw, "\r\n");
+    r->headers = strdup(line ? line + 2 : "");
+    if (!r->headers)
+        return -1;
     for (line = strtok_r(raw, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
         if (strncasecmp(line, "Content-Type:", 13) == 0)
             snprintf(r->content_type, sizeof(r->content_type), "%s", line + 13 + strspn(line + 13, " "));

@@ -21,10 +21,20 @@ typedef struct {
     char request_id[80];     /* X-Request-Id */
     char allow_origin[16];   /* Access-Control-Allow-Origin */
     char allow_methods[64];  /* Access-Control-Allow-Methods */
+    char *headers;    /* the header lines after the status line, NUL-terminated */
 } http_response;
 
-/* Frees the body of r and zeroes it. */
+/* Frees the body and headers of r and zeroes it. */
 void response_free(http_response *r);
+
+/* Copies the value of the first header called name (any case) into value
+ * (at most size bytes, NUL-terminated) without the spaces around it.
+ * Returns value, or NULL when r has no such header. */
+const char *response_header(const http_response *r, const char *name, char *value,
+                            size_t size);
+
+/* Returns the number of headers called name (any case) in r. */
+size_t response_header_count(const http_response *r, const char *name);
 
 /* Connects to address:to_port (IPv4 or IPv6 literal) with the socket
  * timeouts set. Returns the socket, or -1. */

@@ -1,4 +1,4 @@
-/* Tests of the embedded page files (assets.h): every file of service/web
+/* Tests of the embedded files (assets.h): every file of service/web
  * (found through SEQMT_SOURCE_DIR) must be embedded byte for byte with the
  * right Content-Type, and nothing else may be found.
  */
@@ -94,15 +94,18 @@ static void test_content_types(void)
     const seqmt_asset *script = assets_find("/app.js");
     const seqmt_asset *style = assets_find("/style.css");
     const seqmt_asset *icon = assets_find("/favicon.svg");
+    const seqmt_asset *openapi = assets_find("/openapi.json");
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(index);
     CU_ASSERT_PTR_NOT_NULL_FATAL(script);
     CU_ASSERT_PTR_NOT_NULL_FATAL(style);
     CU_ASSERT_PTR_NOT_NULL_FATAL(icon);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(openapi);
     CU_ASSERT_STRING_EQUAL(index->content_type, "text/html; charset=utf-8");
     CU_ASSERT_STRING_EQUAL(script->content_type, "text/javascript; charset=utf-8");
     CU_ASSERT_STRING_EQUAL(style->content_type, "text/css; charset=utf-8");
     CU_ASSERT_STRING_EQUAL(icon->content_type, "image/svg+xml");
+    CU_ASSERT_STRING_EQUAL(openapi->content_type, "application/json");
 }
 
 static void test_root_is_index(void)

@@ -10,6 +10,8 @@
  * just enough HTTP/1.1 for the tests. Tests that need their own server
  * configuration start one on a free port and stop it before returning.
  */
+#include "assets.h"
+#include "exposition.h"
 #include "http.h"
 #include "http_client.h"
 #include "testutil.h"
@@ -18,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -110,12 +113,24 @@ static char *fake_translation(const char *text, size_t pair, size_t k)
     return out;
 }
 
+/* Counts space-separated words, as a stand-in for a tokenizer. */
+static size_t count_words(void *ctx, size_t pair, const char *sentence)
+{
+    size_t words = 0;
+
+    (void)ctx;
+    (void)pair;
+    for (const char *p = sentence; *p; p++)
+        words += *p != ' ' && (p == sentence || p[-1] == ' ');
+    return words;
+}
+
 /* Translates each sentence into n_best hypotheses of fake_translation,
- * scored -(k + 1). Special sentences: "WAIT" blocks at the gate and marks
- * the sentence stopped when the stop callback fires there. "PAUSE" sleeps
- * PAUSE_MS without calling the stop callback. "REJECT" rejects the input
- * (-2), "FAIL" fails the call (-1), and "NO OUTPUT" gets no hypotheses
- * without a failure. */
+ * scored -(k + 1), and counts its words as its source tokens. Special
+ * sentences: "WAIT" blocks at the gate and marks the sentence stopped when
+ * the stop callback fires there. "PAUSE" sleeps PAUSE_MS without calling
+ * the stop callback. "REJECT" rejects the input (-2), "FAIL" fails the
+ * call (-1), and "NO OUTPUT" gets no hypotheses without a failure. */
 static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
                                 size_t n, http_stop_fn stop, void *stop_ctx, char *err,
                                 size_t err_size)
@@ -131,6 +146,7 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
     for (size_t i = 0; i < n; i++) {
         http_sentence *s = &sentences[i];
 
+        s->source_tokens = count_words(NULL, pair, s->text);
         if (strncmp(s->text, "GONE", 4) == 0)
             atomic_fetch_add(&state->gone_calls, 1);
         if (strcmp(s->text, "WAIT") == 0 && wait_at_gate(state, stop, stop_ctx, i)) {
@@ -167,30 +183,25 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
     return 0;
 }
 
-/* Counts space-separated words, as a stand-in for a tokenizer. */
-static size_t count_words(void *ctx, size_t pair, const char *sentence)
-{
-    size_t words = 0;
-
-    (void)ctx;
-    (void)pair;
-    for (const char *p = sentence; *p; p++)
-        words += *p != ' ' && (p == sentence || p[-1] == ' ');
-    return words;
-}
-
 /* Stands in for API key checks: the key "blocked" gets 403 and "limited"
- * gets 429; every other request, with or without a key, is served. */
-static unsigned authorize_key(void *ctx, const char *api_key, const char *endpoint, char *err,
-                              size_t err_size)
+ * gets 429 with Retry-After 7; every other request, with or without a key,
+ * is served. The last client address seen goes to last_client_address. */
+static char last_client_address[64];
+
+static unsigned authorize_key(void *ctx, const char *api_key, const char *endpoint,
+                              const char *client_address, unsigned *retry_after_seconds,
+                              char *err, size_t err_size)
 {
     (void)ctx;
+    snprintf(last_client_address, sizeof(last_client_address), "%s",
+             client_address ? client_address : "(none)");
     if (api_key && strcmp(api_key, "blocked") == 0) {
         snprintf(err, err_size, "api_key is not allowed on %s", endpoint);
         return 403;
     }
     if (api_key && strcmp(api_key, "limited") == 0) {
         snprintf(err, err_size, "too many requests for this api_key");
+        *retry_after_seconds = 7;
         return 429;
     }
     return 0;
@@ -294,6 +305,17 @@ static void check_translation(const char *body, const char *expected)
         CU_ASSERT_STRING_EQUAL(text->valuestring, expected);
     cJSON_Delete(json);
     response_free(&r);
+}
+
+/* Scrapes GET /metrics on to_port into out, or fails the test with the
+ * reason. Returns 0 or -1. */
+static int scrape_metrics(unsigned short to_port, exposition *out)
+{
+    if (exposition_scrape(to_port, out) == 0)
+        return 0;
+    fprintf(stderr, "\n  GET /metrics: %s\n", out->error);
+    CU_FAIL("GET /metrics did not return valid exposition text");
+    return -1;
 }
 
 /* ---- tests ---- */
@@ -1034,6 +1056,7 @@ static void test_health_while_busy(void)
  * further requests waits and the other gets 503 at once. */
 static void test_full_queue_503(void)
 {
+    static exposition scraped;
     http_server *s = start_server(1, 1, 5);
     async_post busy, extra[2];
     async_post *rejected = NULL, *queued = NULL;
@@ -1062,6 +1085,16 @@ static void test_full_queue_503(void)
         cJSON_Delete(json);
         CU_ASSERT_EQUAL(atomic_load(&queued->done), 0);
         CU_ASSERT_EQUAL(atomic_load(&busy.done), 0);
+    }
+
+    /* One request waits in the queue and one was turned away. */
+    if (scrape_metrics(http_server_port(s), &scraped) == 0) {
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_queue_depth", ""), 1);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_errors_total", "kind=\"queue_full\""),
+                        1);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"503\""),
+                        1);
     }
 
     set_gate(&double_calls, 1);
@@ -1479,10 +1512,19 @@ static void test_api_key_hook(void)
     cJSON *json = NULL;
     const char blocked[] = "{\"q\": \"a\", \"api_key\": \"blocked\"}";
     const char limited[] = "q=a&api_key=limited";
+    const char bearer[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Authorization: Bearer blocked\r\nContent-Type: application/json\r\n"
+                          "Content-Length: 10\r\nConnection: close\r\n\r\n{\"q\": \"a\"}";
+    const char body_wins[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Authorization: Bearer blocked\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 29\r\n"
+                             "Connection: close\r\n\r\n{\"q\": \"a\", \"api_key\": \"fine\"}";
 
     CU_ASSERT_EQUAL_FATAL(post_json(blocked, &r), 0);
     CU_ASSERT_EQUAL(r.status, 403);
     CU_ASSERT_STRING_EQUAL(error_text(&r, &json), "api_key is not allowed on /translate");
+    CU_ASSERT_STRING_EQUAL(r.retry_after, "");
+    CU_ASSERT_STRING_EQUAL(last_client_address, "127.0.0.1");
     cJSON_Delete(json);
     response_free(&r);
 
@@ -1491,8 +1533,20 @@ static void test_api_key_hook(void)
                                        strlen(limited), &r),
                           0);
     CU_ASSERT_EQUAL(r.status, 429);
+    CU_ASSERT_STRING_EQUAL(r.retry_after, "7");
+    CU_ASSERT_STRING_EQUAL(error_text(&r, &json), "too many requests for this api_key");
+    cJSON_Delete(json);
     response_free(&r);
     check_translation("{\"q\": \"a\", \"api_key\": \"any other\"}", "A");
+
+    /* A Bearer token is used when the api_key field is missing, never in
+     * place of a present one. */
+    CU_ASSERT_EQUAL_FATAL(exchange(bearer, sizeof(bearer) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 403);
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(exchange(body_wins, sizeof(body_wins) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
 }
 
 static void test_request_id_header(void)
@@ -1724,6 +1778,7 @@ static void test_batch_wait_joins_late_request(void)
  * the translate thread is free for the next request at once. */
 static void test_timeout_504_frees_thread(void)
 {
+    static exposition scraped;
     http_config config = test_config();
     http_server *s;
     async_post running, queued;
@@ -1759,6 +1814,16 @@ static void test_timeout_504_frees_thread(void)
                     0);
     CU_ASSERT_TRUE(is_translation(&r, "NEXT"));
     response_free(&r);
+
+    /* Both timeouts count as deadline_exceeded; only "next" was translated. */
+    if (scrape_metrics(http_server_port(s), &scraped) == 0) {
+        CU_ASSERT_EQUAL(
+            exposition_value(&scraped, "seqmt_errors_total", "kind=\"deadline_exceeded\""), 2);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"504\""),
+                        2);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_translated_sentences_total", ""), 1);
+    }
     set_gate(&double_calls, 1);
     http_server_stop(s);
 }
@@ -1960,8 +2025,311 @@ static void test_openapi_paths_answer(void)
             checked++;
         }
     }
-    CU_ASSERT_EQUAL(checked, 6);
+    CU_ASSERT_EQUAL(checked, 8);
     cJSON_Delete(doc);
+}
+
+/* Returns the number of "$ref" values under item that do not name an
+ * existing "#/components/KIND/NAME" of doc, and prints each. */
+static int count_broken_refs(const cJSON *doc, const cJSON *item)
+{
+    const cJSON *child;
+    int broken = 0;
+
+    if (item->string && strcmp(item->string, "$ref") == 0) {
+        char kind[64], name[64];
+        const cJSON *components = cJSON_GetObjectItem(doc, "components");
+
+        if (!cJSON_IsString(item) ||
+            sscanf(item->valuestring, "#/components/%63[^/]/%63s", kind, name) != 2 ||
+            !cJSON_GetObjectItem(cJSON_GetObjectItem(components, kind), name)) {
+            fprintf(stderr, "\n  broken $ref %s\n", string_of(item));
+            return 1;
+        }
+        return 0;
+    }
+    cJSON_ArrayForEach(child, item)
+    {
+        broken += count_broken_refs(doc, child);
+    }
+    return broken;
+}
+
+/* The OpenAPI document resolves every $ref and documents /metrics, and the
+ * 403 and 429 of the API key check on both translation routes. */
+static void test_openapi_documents_access(void)
+{
+    static const char *const translate_paths[] = {"/translate", "/v1/translate"};
+    http_response r;
+    cJSON *doc;
+    const cJSON *paths, *metrics_get;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/openapi.json", &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "application/json");
+    doc = cJSON_Parse(r.body);
+    response_free(&r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    CU_ASSERT_EQUAL(count_broken_refs(doc, doc), 0);
+    paths = cJSON_GetObjectItem(doc, "paths");
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *post = cJSON_GetObjectItem(cJSON_GetObjectItem(paths, translate_paths[i]),
+                                                "post");
+        const cJSON *responses = cJSON_GetObjectItem(post, "responses");
+
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(responses, "403"));
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(responses, "429"));
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(post, "security"));
+    }
+    metrics_get = cJSON_GetObjectItem(cJSON_GetObjectItem(paths, "/metrics"), "get");
+    CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(metrics_get, "responses"),
+                                                "200"),
+                            "content"),
+        "text/plain; version=0.0.4; charset=utf-8"));
+    cJSON_Delete(doc);
+}
+
+/* ---- metrics ---- */
+
+/* The two scrapes of test_metrics_count_requests. */
+static exposition metrics_before, metrics_after;
+
+/* Returns how much a sample grew between metrics_before and metrics_after. */
+static double grown(const char *name, const char *labels)
+{
+    return exposition_growth(&metrics_before, &metrics_after, name, labels);
+}
+
+/* Counters grow by exactly the requests made between two scrapes, and the
+ * duration histogram counts each of them once. */
+static void test_metrics_count_requests(void)
+{
+    const char too_large[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 999999\r\n"
+                             "Connection: close\r\n\r\n";
+    const char *requests = "seqmt_requests_total";
+    const char *durations = "seqmt_request_duration_seconds_count";
+    http_response r;
+    int calls;
+
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &metrics_before), 0);
+    calls = atomic_load(&double_calls.calls);
+
+    /* Three sentences of six words in two requests, then three failures. */
+    check_translation("{\"q\": \"One two. Three\"}", "ONE TWO. THREE");
+    check_translation("{\"q\": \"four five six\"}", "FOUR FIVE SIX");
+    check_bad_request("{\"q\": 5}", "q");
+    CU_ASSERT_EQUAL(exchange(too_large, sizeof(too_large) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 413);
+    response_free(&r);
+    CU_ASSERT_EQUAL(get_path(port, "/health", &r), 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL(get_path(port, "/no/such/path", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 404);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &metrics_after), 0);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/translate\",code=\"200\""), 2);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/translate\",code=\"400\""), 1);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/translate\",code=\"413\""), 1);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/health\",code=\"200\""), 1);
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"other\",code=\"404\""), 1);
+    /* The first scrape is counted once its reply is queued. */
+    CU_ASSERT_EQUAL(grown(requests, "endpoint=\"/metrics\",code=\"200\""), 1);
+
+    CU_ASSERT_EQUAL(grown(durations, "endpoint=\"/translate\""), 4);
+    CU_ASSERT_EQUAL(grown("seqmt_request_duration_seconds_bucket",
+                          "endpoint=\"/translate\",le=\"+Inf\""),
+                    4);
+    CU_ASSERT_EQUAL(grown(durations, "endpoint=\"/health\""), 1);
+    CU_ASSERT_EQUAL(grown(durations, "endpoint=\"other\""), 1);
+    CU_ASSERT(grown("seqmt_request_duration_seconds_sum", "endpoint=\"/translate\"") > 0);
+
+    CU_ASSERT_EQUAL(grown("seqmt_errors_total", "kind=\"invalid_request\""), 1);
+    CU_ASSERT_EQUAL(grown("seqmt_errors_total", "kind=\"body_too_large\""), 1);
+    CU_ASSERT_EQUAL(grown("seqmt_errors_total", "kind=\"queue_full\""), 0);
+    CU_ASSERT_EQUAL(grown("seqmt_translated_sentences_total", ""), 3);
+    CU_ASSERT_EQUAL(grown("seqmt_translated_tokens_total", ""), 6);
+    CU_ASSERT_EQUAL(grown("seqmt_batch_sentences_count", ""),
+                    atomic_load(&double_calls.calls) - calls);
+    CU_ASSERT_EQUAL(grown("seqmt_batch_sentences_sum", ""), 3);
+    CU_ASSERT_EQUAL(exposition_value(&metrics_after, "seqmt_queue_depth", ""), 0);
+    CU_ASSERT_EQUAL(exposition_value(&metrics_after, "seqmt_models_loaded", ""), 1);
+}
+
+/* HEAD /metrics has the headers of GET and no body; POST is 405. */
+static void test_metrics_methods(void)
+{
+    const char head[] = "HEAD /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(exchange(head, sizeof(head) - 1, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    CU_ASSERT_EQUAL(r.body_len, 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/metrics", "application/json", "{}", 2, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    response_free(&r);
+}
+
+/* ---- the page ---- */
+
+/* Sends a GET or HEAD for path with an extra header line (ending in \r\n,
+ * or ""). */
+static int request_with_header(const char *method, const char *path, const char *header,
+                               http_response *r)
+{
+    char request[512];
+    int len = snprintf(request, sizeof(request),
+                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n",
+                       method, path, header);
+
+    return exchange(request, (size_t)len, r);
+}
+
+/* Asserts the headers that every embedded file is served with. */
+static void check_asset_headers(const http_response *r, const seqmt_asset *asset)
+{
+    char value[128];
+
+    CU_ASSERT_STRING_EQUAL(response_header(r, "ETag", value, sizeof(value)) ? value : "",
+                           asset->etag);
+    CU_ASSERT_STRING_EQUAL(response_header(r, "Cache-Control", value, sizeof(value)) ? value : "",
+                           "no-cache");
+    CU_ASSERT_STRING_EQUAL(
+        response_header(r, "X-Content-Type-Options", value, sizeof(value)) ? value : "",
+        "nosniff");
+    CU_ASSERT_STRING_EQUAL(
+        response_header(r, "Content-Security-Policy", value, sizeof(value)) ? value : "",
+        "default-src 'self'");
+    CU_ASSERT_TRUE(r->request_id[0] != '\0');
+}
+
+/* Every embedded file is served byte for byte at its path, with its
+ * Content-Type and the caching and security headers; / is index.html. */
+static void test_page_files_served(void)
+{
+    const seqmt_asset *index = assets_find("/index.html");
+    http_response r;
+
+    CU_ASSERT_TRUE_FATAL(assets_count() >= 4);
+    for (size_t i = 0; i < assets_count(); i++) {
+        const seqmt_asset *asset = assets_at(i);
+
+        CU_ASSERT_EQUAL_FATAL(get_path(port, asset->path, &r), 0);
+        if (r.status != 200)
+            fprintf(stderr, "\n  GET %s returned %d\n", asset->path, r.status);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_STRING_EQUAL(r.content_type, asset->content_type);
+        CU_ASSERT_EQUAL(r.body_len, asset->size);
+        CU_ASSERT(r.body_len == asset->size && memcmp(r.body, asset->data, asset->size) == 0);
+        check_asset_headers(&r, asset);
+        response_free(&r);
+    }
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(index);
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "text/html; charset=utf-8");
+    CU_ASSERT(r.body_len == index->size && memcmp(r.body, index->data, index->size) == 0);
+    check_asset_headers(&r, index);
+    response_free(&r);
+}
+
+/* HEAD has the headers and length of GET without a body. */
+static void test_page_head(void)
+{
+    const seqmt_asset *index = assets_find("/index.html");
+    http_response r;
+    char length[32];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(index);
+    CU_ASSERT_EQUAL_FATAL(request_with_header("HEAD", "/", "", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.content_type, "text/html; charset=utf-8");
+    CU_ASSERT_EQUAL(r.body_len, 0);
+    CU_ASSERT_EQUAL(strtoul(response_header(&r, "Content-Length", length, sizeof(length))
+                                ? length
+                                : "0",
+                            NULL, 10),
+                    index->size);
+    check_asset_headers(&r, index);
+    response_free(&r);
+}
+
+/* If-None-Match that names the file's ETag (alone, in a list, weak, or
+ * "*") gets 304 without a body; another ETag gets the file. */
+static void test_page_etag_304(void)
+{
+    const seqmt_asset *script = assets_find("/app.js");
+    char header[160];
+    const char *const matching[] = {"%s", "\"0123\", %s", "W/%s", "*"};
+    const char *const other[] = {"\"0123\"", "W/\"0123\", \"4567\"", "\"\""};
+    http_response r;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(script);
+    for (size_t i = 0; i < sizeof(matching) / sizeof(matching[0]); i++) {
+        char value[96];
+
+        snprintf(value, sizeof(value), matching[i], script->etag);
+        snprintf(header, sizeof(header), "If-None-Match: %s\r\n", value);
+        CU_ASSERT_EQUAL_FATAL(request_with_header("GET", "/app.js", header, &r), 0);
+        if (r.status != 304)
+            fprintf(stderr, "\n  If-None-Match: %s returned %d\n", value, r.status);
+        CU_ASSERT_EQUAL(r.status, 304);
+        CU_ASSERT_EQUAL(r.body_len, 0);
+        check_asset_headers(&r, script);
+        response_free(&r);
+    }
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        snprintf(header, sizeof(header), "If-None-Match: %s\r\n", other[i]);
+        CU_ASSERT_EQUAL_FATAL(request_with_header("GET", "/app.js", header, &r), 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        CU_ASSERT_EQUAL(r.body_len, script->size);
+        response_free(&r);
+    }
+}
+
+/* Other methods on the page get 405, and near misses of its paths 404. */
+static void test_page_methods_and_paths(void)
+{
+    static const char *const missing[] = {"/index.html/", "/INDEX.HTML", "/service/web/app.js",
+                                          "/app", "//app.js"};
+    http_response r;
+    char allow[32];
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/", "application/json", "{}", 2, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 405);
+    CU_ASSERT_STRING_EQUAL(response_header(&r, "Allow", allow, sizeof(allow)) ? allow : "",
+                           "GET, HEAD");
+    response_free(&r);
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+        CU_ASSERT_EQUAL_FATAL(get_path(port, missing[i], &r), 0);
+        if (r.status != 404)
+            fprintf(stderr, "\n  GET %s returned %d\n", missing[i], r.status);
+        CU_ASSERT_EQUAL(r.status, 404);
+        response_free(&r);
+    }
+}
+
+/* Requests for the page and its files count under the endpoint "/". */
+static void test_page_in_metrics(void)
+{
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &metrics_before), 0);
+    CU_ASSERT_EQUAL(get_path(port, "/", &r), 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL(get_path(port, "/style.css", &r), 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL(request_with_header("GET", "/app.js", "If-None-Match: *\r\n", &r), 0);
+    response_free(&r);
+    CU_ASSERT_EQUAL_FATAL(scrape_metrics(port, &metrics_after), 0);
+    CU_ASSERT_EQUAL(grown("seqmt_requests_total", "endpoint=\"/\",code=\"200\""), 2);
+    CU_ASSERT_EQUAL(grown("seqmt_requests_total", "endpoint=\"/\",code=\"304\""), 1);
+    CU_ASSERT_EQUAL(grown("seqmt_request_duration_seconds_count", "endpoint=\"/\""), 3);
+    CU_ASSERT_EQUAL(grown("seqmt_requests_total", "endpoint=\"other\",code=\"200\""), 0);
 }
 
 int main(void)
@@ -2026,5 +2394,13 @@ int main(void)
     CU_add_test(suite, "CORS headers only with cors", test_cors_headers);
     CU_add_test(suite, "max connections", test_max_connections);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
+    CU_add_test(suite, "OpenAPI documents access", test_openapi_documents_access);
+    CU_add_test(suite, "metrics count requests", test_metrics_count_requests);
+    CU_add_test(suite, "metrics HEAD and POST", test_metrics_methods);
+    CU_add_test(suite, "page files served", test_page_files_served);
+    CU_add_test(suite, "page HEAD", test_page_head);
+    CU_add_test(suite, "page ETag gives 304", test_page_etag_304);
+    CU_add_test(suite, "page methods and paths", test_page_methods_and_paths);
+    CU_add_test(suite, "page counted in metrics", test_page_in_metrics);
     return test_run_all();
 }

@@ -9,6 +9,7 @@
  * run the real seqmt binary and stop it with SIGTERM under load.
  */
 #include "beam.h"
+#include "exposition.h"
 #include "html_text.h"
 #include "http.h"
 #include "http_client.h"
@@ -702,6 +703,46 @@ static void test_two_models_two_pairs(void)
     http_server_stop(s);
 }
 
+/* ---- metrics ---- */
+
+/* seqmt_translated_tokens_total adds up the tokens that the model's own
+ * tokenizer makes of every sentence translated, and the batch histogram
+ * counts every callback call. */
+static void test_metrics_count_model_tokens(void)
+{
+    static const char *const sentences[] = {
+        "Two men are working on a roof.",
+        "A woman watches them.",
+        "A boy jumps into the water.",
+    };
+    static exposition before, after;
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 0);
+    size_t tokens = 0;
+    cJSON *json;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (size_t i = 0; i < 3; i++)
+        tokens += translator_count_tokens(&c.t, 0, sentences[i]);
+    CU_ASSERT(tokens > 10);
+    CU_ASSERT_EQUAL_FATAL(exposition_scrape(http_server_port(s), &before), 0);
+    json = post_for_json(http_server_port(s), "/translate",
+                         "{\"q\": [\"Two men are working on a roof. A woman watches them.\", "
+                         "\"A boy jumps into the water.\"]}");
+    CU_ASSERT_PTR_NOT_NULL(json);
+    cJSON_Delete(json);
+    if (exposition_scrape(http_server_port(s), &after) != 0)
+        fprintf(stderr, "\n  GET /metrics: %s\n", after.error);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_translated_sentences_total", ""), 3);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_translated_tokens_total", ""),
+                    (double)tokens);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_batch_sentences_sum", ""), 3);
+    CU_ASSERT_EQUAL(exposition_growth(&before, &after, "seqmt_batch_sentences_count", ""),
+                    atomic_load(&c.calls));
+    CU_ASSERT_EQUAL(exposition_value(&after, "seqmt_models_loaded", ""), 1);
+    http_server_stop(s);
+}
+
 /* ---- the seqmt binary ---- */
 
 typedef struct {
@@ -726,17 +767,31 @@ static char *read_log(const daemon_process *d)
     return text;
 }
 
-/* Starts the seqmt binary on a free port with extra flags, logging to a
- * file, and waits until it listens. Returns 0, or -1. */
-static int start_binary(daemon_process *d, const char *extra_flag)
+#define MAX_EXTRA_FLAGS 8
+
+/* Starts the seqmt binary on a free port with the extra flags (a NULL-ended
+ * list of at most MAX_EXTRA_FLAGS), logging to a file. Returns 0, or -1
+ * when it could not be started. */
+static int spawn_binary(daemon_process *d, const char *const *extra_flags)
 {
     const char *bin = getenv("SEQMT_BIN");
+    const char *argv[14 + MAX_EXTRA_FLAGS] = {
+        bin, "serve", "--model", SEQMT_DEFAULT_MODEL, "--host", "127.0.0.1", "--port", "0",
+        "--translate-threads", "1", "--max-batch-sentences", "4",
+    };
+    size_t argc = 12;
     static int runs;
 
     if (!bin) {
         fprintf(stderr, "SKIP: SEQMT_BIN is not set\n");
         return -1;
     }
+    for (size_t i = 0; extra_flags[i]; i++) {
+        if (i == MAX_EXTRA_FLAGS)
+            return -1;
+        argv[argc++] = extra_flags[i];
+    }
+    argv[argc] = NULL;
     snprintf(d->log_path, sizeof(d->log_path), "%s/serve-%d.log", workdir, runs++);
     d->port = 0;
     d->pid = fork();
@@ -747,11 +802,18 @@ static int start_binary(daemon_process *d, const char *extra_flag)
 
         if (!log)
             _exit(127);
-        execl(bin, bin, "serve", "--model", SEQMT_DEFAULT_MODEL, "--host", "127.0.0.1",
-              "--port", "0", "--translate-threads", "1", "--max-batch-sentences", "4",
-              extra_flag, (char *)NULL);
+        execv(bin, (char *const *)argv);
         _exit(127);
     }
+    return 0;
+}
+
+/* Starts the seqmt binary as spawn_binary does and waits until it listens.
+ * Returns 0, or -1. */
+static int start_binary(daemon_process *d, const char *const *extra_flags)
+{
+    if (spawn_binary(d, extra_flags) != 0)
+        return -1;
     for (int waited = 0; waited < BINARY_START_SECONDS * 20 && d->port == 0; waited++) {
         char *log = read_log(d);
         const char *at = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
@@ -815,7 +877,7 @@ static void test_sigterm_under_load(void)
     char *log;
     int answered = 0;
 
-    if (start_binary(&d, "--grace-period=30") != 0) {
+    if (start_binary(&d, (const char *[]){"--grace-period=30", NULL}) != 0) {
         CU_FAIL("the seqmt binary did not start");
         return;
     }
@@ -850,7 +912,7 @@ static void test_debug_logs_text(void)
     load_client one = {.port = 0};
     char *log;
 
-    if (start_binary(&d, "--debug") != 0) {
+    if (start_binary(&d, (const char *[]){"--debug", NULL}) != 0) {
         CU_FAIL("the seqmt binary did not start");
         return;
     }
@@ -861,6 +923,224 @@ static void test_debug_logs_text(void)
     CU_ASSERT_EQUAL(wait_binary(&d), 0);
     log = read_log(&d);
     CU_ASSERT_PTR_NOT_NULL(log ? strstr(log, "Two dogs play in the snow.") : NULL);
+    free(log);
+}
+
+/* ---- API keys and rate limits of the seqmt binary ---- */
+
+/* POSTs a JSON body to path on to_port with extra_header (one header line
+ * ending in \r\n, or ""). Returns as exchange_at does. */
+static int post_with_header(unsigned short to_port, const char *path, const char *extra_header,
+                            const char *body, http_response *r)
+{
+    char request[1024];
+    int len = snprintf(request, sizeof(request),
+                       "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json"
+                       "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                       path, extra_header, strlen(body), body);
+
+    if (len < 0 || (size_t)len >= sizeof(request))
+        return -1;
+    return exchange_at("127.0.0.1", to_port, request, (size_t)len, r);
+}
+
+/* Asserts that the reply has status and an error message containing
+ * needle, and that the message does not repeat secret (when not NULL). */
+static void check_error_reply(const http_response *r, int status, const char *needle,
+                              const char *secret)
+{
+    cJSON *json = NULL;
+    const char *message = error_text(r, &json);
+
+    if (r->status != status || !strstr(message, needle))
+        fprintf(stderr, "\n  expected %d with \"%s\", got %d: %s\n", status, needle, r->status,
+                r->body ? r->body : "");
+    CU_ASSERT_EQUAL(r->status, status);
+    CU_ASSERT_STRING_EQUAL(r->content_type, "application/json");
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, needle));
+    if (secret)
+        CU_ASSERT_PTR_NULL(strstr(r->body ? r->body : "", secret));
+    cJSON_Delete(json);
+}
+
+/* Asserts that GET path on to_port returns 200 without any key. */
+static void check_open_path(unsigned short to_port, const char *path)
+{
+    http_response r;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(to_port, path, &r), 0);
+    if (r.status != 200)
+        fprintf(stderr, "\n  GET %s without a key returned %d\n", path, r.status);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+}
+
+/* With --api-keys, translations need a key from the file. A request gets
+ * 403 without one or with a wrong one, and 200 with a good one (in the body
+ * or as a Bearer token). It gets 429 with Retry-After once the key's bucket
+ * of 3 requests per minute is empty. Health, readiness, languages, metrics,
+ * the OpenAPI document and the page stay open. */
+static void test_api_keys_required(void)
+{
+    static const char good[] = "good-key-0123456789abcdef";
+    static const char open_key[] = "open-key-0123456789abcdef";
+    static const char wrong[] = "wrong-key-0123456789abcdef";
+    static const char *const open_paths[] = {"/health", "/ready",   "/languages",
+                                             "/openapi.json", "/", "/app.js"};
+    static exposition scraped;
+    char keys_path[400], body[256], header[128], *expected, *log;
+    daemon_process d;
+    http_response r;
+    cJSON *json;
+    FILE *f;
+    unsigned retry_after;
+
+    snprintf(keys_path, sizeof(keys_path), "%s/keys.txt", workdir);
+    f = fopen(keys_path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "# keys of the access test\n%s 3\n%s unlimited  # no limit\n", good, open_key);
+    fclose(f);
+    if (start_binary(&d, (const char *[]){"--api-keys", keys_path, NULL}) != 0) {
+        CU_FAIL("the seqmt binary did not start");
+        return;
+    }
+
+    /* No key, a wrong key in the body or as a Bearer token: 403. */
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", "{\"q\": \"A dog.\"}", &r), 0);
+    check_error_reply(&r, 403, "missing api_key", NULL);
+    response_free(&r);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/v1/translate", "", "{\"q\": \"A dog.\"}", &r), 0);
+    check_error_reply(&r, 403, "missing api_key", NULL);
+    response_free(&r);
+    snprintf(body, sizeof(body), "{\"q\": \"A dog.\", \"api_key\": \"%s\"}", wrong);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", body, &r), 0);
+    check_error_reply(&r, 403, "invalid api_key", wrong);
+    response_free(&r);
+    snprintf(header, sizeof(header), "Authorization: Bearer %s\r\n", wrong);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", header, "{\"q\": \"A dog.\"}", &r), 0);
+    check_error_reply(&r, 403, "invalid api_key", wrong);
+    response_free(&r);
+
+    /* The good key: a real translation, then two more requests. */
+    snprintf(body, sizeof(body), "{\"q\": \"Two dogs play in the snow.\", \"api_key\": \"%s\"}",
+             good);
+    json = post_for_json(d.port, "/translate", body);
+    expected = reference(en_de, "Two dogs play in the snow.");
+    CU_ASSERT_PTR_NOT_NULL(expected);
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")),
+                           expected ? expected : "");
+    cJSON_Delete(json);
+    free(expected);
+    snprintf(header, sizeof(header), "Authorization: Bearer %s\r\n", good);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", header, "{\"q\": \"\"}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+    snprintf(body, sizeof(body), "{\"q\": \"\", \"api_key\": \"%s\"}", good);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", body, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+
+    /* The fourth request within a minute: 429 with Retry-After of 1 to 20
+     * seconds, the time one request takes to refill at 3 per minute. */
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", body, &r), 0);
+    check_error_reply(&r, 429, "rate limit exceeded for this API key", good);
+    retry_after = (unsigned)strtoul(r.retry_after, NULL, 10);
+    CU_ASSERT(retry_after >= 1 && retry_after <= 20);
+    response_free(&r);
+
+    /* Another key has its own bucket, and its line lifts the limit. */
+    snprintf(body, sizeof(body), "{\"q\": \"\", \"api_key\": \"%s\"}", open_key);
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", body, &r), 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        response_free(&r);
+    }
+
+    /* Routes other than translation need no key. */
+    for (size_t i = 0; i < sizeof(open_paths) / sizeof(open_paths[0]); i++)
+        check_open_path(d.port, open_paths[i]);
+    if (exposition_scrape(d.port, &scraped) == 0) {
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_errors_total", "kind=\"forbidden\""),
+                        4);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_errors_total",
+                                         "kind=\"rate_limited\""),
+                        1);
+    } else {
+        fprintf(stderr, "\n  GET /metrics: %s\n", scraped.error);
+        CU_FAIL("GET /metrics without a key failed");
+    }
+
+    /* The log states that keys are required but never shows one. */
+    kill(d.pid, SIGTERM);
+    CU_ASSERT_EQUAL(wait_binary(&d), 0);
+    log = read_log(&d);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "seqmt serve: API keys required (2 keys from "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "POST /translate 403"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "POST /translate 429"));
+    CU_ASSERT_PTR_NULL(strstr(log, "0123456789abcdef"));
+    free(log);
+}
+
+/* Without --api-keys, --rate-limit gives each client address a bucket:
+ * the third translation request within a minute at 2 per minute is 429,
+ * and an api_key field does not lift it. /health is not limited. */
+static void test_rate_limit_per_address(void)
+{
+    daemon_process d;
+    http_response r;
+    char *log;
+    unsigned retry_after;
+
+    if (start_binary(&d, (const char *[]){"--rate-limit", "2", NULL}) != 0) {
+        CU_FAIL("the seqmt binary did not start");
+        return;
+    }
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", "{\"q\": \"\"}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/v1/translate", "", "{\"q\": \"\"}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "",
+                                     "{\"q\": \"\", \"api_key\": \"any-key-0123456789abc\"}", &r),
+                    0);
+    check_error_reply(&r, 429, "rate limit exceeded for this client address", NULL);
+    retry_after = (unsigned)strtoul(r.retry_after, NULL, 10);
+    CU_ASSERT(retry_after >= 1 && retry_after <= 30);
+    response_free(&r);
+    check_open_path(d.port, "/health");
+    check_open_path(d.port, "/metrics");
+
+    kill(d.pid, SIGTERM);
+    CU_ASSERT_EQUAL(wait_binary(&d), 0);
+    log = read_log(&d);
+    CU_ASSERT_PTR_NOT_NULL(log ? strstr(log, "seqmt serve: no API keys required, rate limit 2 "
+                                             "requests per minute per client address")
+                               : NULL);
+    free(log);
+}
+
+/* An invalid keys file stops the binary before it listens, with exit
+ * status 2 and a message that names the file and line but not the key. */
+static void test_invalid_keys_file(void)
+{
+    char keys_path[400], *log;
+    daemon_process d;
+    FILE *f;
+
+    snprintf(keys_path, sizeof(keys_path), "%s/bad-keys.txt", workdir);
+    f = fopen(keys_path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "good-key-0123456789abcdef\nshort-secret\n");
+    fclose(f);
+    CU_ASSERT_EQUAL_FATAL(spawn_binary(&d, (const char *[]){"--api-keys", keys_path, NULL}), 0);
+    CU_ASSERT_EQUAL(wait_binary(&d), 2);
+    log = read_log(&d);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "bad-keys.txt line 2"));
+    CU_ASSERT_PTR_NULL(strstr(log, "short-secret"));
+    CU_ASSERT_PTR_NULL(strstr(log, "listening on"));
     free(log);
 }
 
@@ -882,7 +1162,11 @@ int main(void)
     CU_add_test(suite, "token limit of the model", test_token_limit_of_model);
     CU_add_test(suite, "timeout stops decoding", test_timeout_stops_decoding);
     CU_add_test(suite, "two models, two pairs", test_two_models_two_pairs);
+    CU_add_test(suite, "metrics count model tokens", test_metrics_count_model_tokens);
     CU_add_test(suite, "SIGTERM under load", test_sigterm_under_load);
     CU_add_test(suite, "debug logs request text", test_debug_logs_text);
+    CU_add_test(suite, "API keys required", test_api_keys_required);
+    CU_add_test(suite, "rate limit per address", test_rate_limit_per_address);
+    CU_add_test(suite, "invalid keys file", test_invalid_keys_file);
     return test_run_all();
 }
