@@ -40,7 +40,7 @@ typedef struct {
     hyp done[64];
     float done_norm[64];
     int finished;
-    int allow_unk; /* the source holds <unk>, so the output may too (it is copied) */
+    int allow_unk; /* set when the source contains <unk>: the output may too, as a copy */
 } sentence_state;
 
 typedef struct {

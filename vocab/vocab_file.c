@@ -1,10 +1,9 @@
 /* Vocabulary files: one token per line in id order.
  *
- * The file a vocabulary is written to starts with the four special tokens,
- * so reading it back gives the same ids. Files made by other tools often
- * hold a count after a tab and omit the special tokens; reading keeps the
- * part before the first tab and puts the special tokens first when the
- * file has none of them.
+ * A written file starts with the four special tokens, so reading it back
+ * gives the same ids. Files made by other tools often add a count after a
+ * tab and omit the special tokens. Reading keeps the part before the first
+ * tab, and puts the special tokens first when the file has none of them.
  */
 #include "vocab.h"
 
@@ -165,7 +164,7 @@ vocab *vocab_read(const char *path, char *err, size_t err_size)
         failed = 2;
     }
     if (!failed && !(v = vocab_from_tokens((const char *const *)tokens, n))) {
-        /* vocab_from_tokens fails on duplicates or memory; find a duplicate to name it. */
+        /* vocab_from_tokens fails on duplicates or memory, so look for a duplicate to name. */
         snprintf(err, err_size, "vocabulary %s lists a token twice or is too large", path);
         for (size_t i = VOCAB_N_SPECIAL; i < n && n < 200000; i++) {
             for (size_t j = VOCAB_N_SPECIAL; j < i; j++) {
