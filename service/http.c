@@ -1349,8 +1349,9 @@ static enum MHD_Result route_translate_headers(http_server *srv, struct MHD_Conn
     length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length && strtoull(length, NULL, 10) > srv->config.max_body_bytes)
         return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                          "request body of %.20s bytes is over the limit of %zu bytes", length,
-                          srv->config.max_body_bytes);
+                          "request body of %.20s bytes is over the limit of %zu bytes; send "
+                          "fewer or shorter texts per request",
+                          length, srv->config.max_body_bytes);
     return MHD_YES;
 }
 
@@ -1495,7 +1496,8 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
             return reply_get_route(srv, conn, req, method, url);
         if (req->too_large)
             return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                              "request body is over the limit of %zu bytes",
+                              "request body is over the limit of %zu bytes; send fewer or "
+                              "shorter texts per request",
                               srv->config.max_body_bytes);
         return handle_translate(srv, conn, req, method, url);
     case PHASE_DONE:
