@@ -815,8 +815,14 @@ static char *build_reply(const http_server *srv, const request_state *req)
 {
     translate_job_timing timing;
 
+    /* As LibreTranslate does for source "auto", name the source language
+     * picked. An empty or missing source picks one too but gets no
+     * detectedLanguage, which LibreTranslate has no reply for. */
     if (req->route == ROUTE_TRANSLATE)
-        return translate_job_reply_libre(&req->job, req->tr.is_list, req->alternatives);
+        return translate_job_reply_libre(&req->job, req->tr.is_list, req->alternatives,
+                                         req->tr.source && strcmp(req->tr.source, "auto") == 0
+                                             ? srv->pairs[req->pair].source
+                                             : NULL);
     timing.queue_ms = req->queue_ms;
     timing.translate_ms = req->translate_ms;
     timing.total_ms = elapsed_ms(&req->start);

@@ -2109,6 +2109,105 @@ static void test_several_pairs(void)
     http_server_stop(s);
 }
 
+/* Asserts that value is LibreTranslate's {"confidence": 100, "language":
+ * language}. */
+static void check_detected(const cJSON *value, const char *language)
+{
+    const cJSON *confidence = cJSON_GetObjectItemCaseSensitive(value, "confidence");
+
+    CU_ASSERT_TRUE(cJSON_IsObject(value));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(value), 2);
+    CU_ASSERT_TRUE(cJSON_IsNumber(confidence));
+    CU_ASSERT_EQUAL(cJSON_IsNumber(confidence) ? confidence->valuedouble : -1.0, 100.0);
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItemCaseSensitive(value, "language")),
+                           language);
+}
+
+/* A /translate request whose source is "auto" gets detectedLanguage
+ * naming the source of the pair picked: one object, or one per text for a
+ * list. A named, empty or missing source and /v1/translate get none. */
+static void test_detected_language_for_auto(void)
+{
+    static const http_language_pair pairs[] = {{"en", "de"}, {"de", "en"}, {"en", "fr"}};
+    static const char *const picked_en[] = {
+        "{\"q\": \"Hello\", \"source\": \"auto\", \"target\": \"fr\"}",
+        "{\"q\": \"\", \"source\": \"auto\", \"target\": \"fr\"}",
+        "{\"q\": \"Hello\", \"source\": \"auto\", \"target\": \"de\", \"alternatives\": 1}",
+    };
+    static const char *const not_auto[] = {
+        "{\"q\": \"Hallo\", \"source\": \"de\", \"target\": \"en\"}",
+        "{\"q\": \"Hello\", \"source\": \"\", \"target\": \"fr\"}",
+        "{\"q\": [\"Hello\"], \"target\": \"fr\"}",
+    };
+    static const char form[] = "q=Hallo&source=auto&target=en";
+    http_config config = test_config();
+    http_server *s;
+    unsigned short saved_port = port;
+    const cJSON *list;
+    http_response r;
+    cJSON *json;
+
+    config.pairs = pairs;
+    config.pair_count = 3;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    port = http_server_port(s); /* post_for_json uses port */
+
+    /* One text: the source of the only pair with target en is de. */
+    json = post_for_json("/translate",
+                         "{\"q\": \"Hallo\", \"source\": \"auto\", \"target\": \"en\"}");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")), "hallo");
+    check_detected(cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage"), "de");
+    cJSON_Delete(json);
+    for (size_t i = 0; i < sizeof(picked_en) / sizeof(picked_en[0]); i++) {
+        json = post_for_json("/translate", picked_en[i]);
+        check_detected(cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage"), "en");
+        cJSON_Delete(json);
+    }
+
+    /* A list gets one object per text, and an empty list an empty array. */
+    json = post_for_json("/translate", "{\"q\": [\"Hallo\", \"Welt\", \"\"], \"source\": "
+                                       "\"auto\", \"target\": \"en\"}");
+    list = cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage");
+    CU_ASSERT_TRUE(cJSON_IsArray(list));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(list), 3);
+    for (int i = 0; i < cJSON_GetArraySize(list); i++)
+        check_detected(cJSON_GetArrayItem(list, i), "de");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(json, "translatedText")), 3);
+    cJSON_Delete(json);
+    json = post_for_json("/translate", "{\"q\": [], \"source\": \"auto\", \"target\": \"en\"}");
+    list = cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage");
+    CU_ASSERT_TRUE(cJSON_IsArray(list));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(list), 0);
+    cJSON_Delete(json);
+
+    /* A form body with source=auto. */
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/x-www-form-urlencoded",
+                                       form, sizeof(form) - 1, &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    json = cJSON_Parse(r.body ? r.body : "");
+    check_detected(cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage"), "de");
+    cJSON_Delete(json);
+    response_free(&r);
+
+    /* Other sources, and /v1/translate, which has "source" instead. */
+    for (size_t i = 0; i < sizeof(not_auto) / sizeof(not_auto[0]); i++) {
+        json = post_for_json("/translate", not_auto[i]);
+        CU_ASSERT_PTR_NOT_NULL(json);
+        CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(json, "detectedLanguage"));
+        cJSON_Delete(json);
+    }
+    json = post_for_json("/v1/translate",
+                         "{\"q\": \"Hallo\", \"source\": \"auto\", \"target\": \"en\"}");
+    CU_ASSERT_PTR_NOT_NULL(json);
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(json, "detectedLanguage"));
+    cJSON_Delete(json);
+
+    port = saved_port;
+    http_server_stop(s);
+}
+
 static void test_cors_headers(void)
 {
     const char preflight[] = "OPTIONS /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -2594,6 +2693,7 @@ int main(void)
     CU_add_test(suite, "batch wait ends at deadline", test_batch_wait_ends_at_deadline);
     CU_add_test(suite, "expiry races with pops", test_expiry_races_with_pops);
     CU_add_test(suite, "several language pairs", test_several_pairs);
+    CU_add_test(suite, "detectedLanguage for auto source", test_detected_language_for_auto);
     CU_add_test(suite, "CORS headers only with cors", test_cors_headers);
     CU_add_test(suite, "max connections", test_max_connections);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);

@@ -678,6 +678,9 @@ static void test_two_models_two_pairs(void)
                          "\"target\": \"en\"}");
     CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")),
                            expected_en);
+    CU_ASSERT_STRING_EQUAL(
+        string_of(cJSON_GetObjectItem(cJSON_GetObjectItem(json, "detectedLanguage"), "language")),
+        "de");
     cJSON_Delete(json);
     json = post_for_json(http_server_port(s), "/translate",
                          "{\"q\": \"Two dogs play in the snow.\", \"source\": \"en\", "
