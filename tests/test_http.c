@@ -196,16 +196,20 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
 
 /* Stands in for API key checks: the key "blocked" gets 403 and "limited"
  * gets 429 with Retry-After 7; every other request, with or without a key,
- * is served. The last client address seen goes to last_client_address. */
+ * is served. The last client address seen goes to last_client_address,
+ * under address_mutex because HTTP threads call the hook concurrently. */
 static char last_client_address[64];
+static pthread_mutex_t address_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 static unsigned authorize_key(void *ctx, const char *api_key, const char *endpoint,
                               const char *client_address, unsigned *retry_after_seconds,
                               char *err, size_t err_size)
 {
     (void)ctx;
+    pthread_mutex_lock(&address_mutex);
     snprintf(last_client_address, sizeof(last_client_address), "%s",
              client_address ? client_address : "(none)");
+    pthread_mutex_unlock(&address_mutex);
     if (api_key && strcmp(api_key, "blocked") == 0) {
         snprintf(err, err_size, "api_key is not allowed on %s", endpoint);
         return 403;
@@ -1535,7 +1539,9 @@ static void test_api_key_hook(void)
     CU_ASSERT_EQUAL(r.status, 403);
     CU_ASSERT_STRING_EQUAL(error_text(&r, &json), "api_key is not allowed on /translate");
     CU_ASSERT_STRING_EQUAL(r.retry_after, "");
+    pthread_mutex_lock(&address_mutex);
     CU_ASSERT_STRING_EQUAL(last_client_address, "127.0.0.1");
+    pthread_mutex_unlock(&address_mutex);
     cJSON_Delete(json);
     response_free(&r);
 
