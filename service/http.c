@@ -20,8 +20,14 @@
  * (see beam.h), so replies equal those of unbatched translation.
  *
  * Deadlines: every request must get its reply within timeout_ms of its
- * arrival. A job whose deadline has passed when a translate thread takes
- * it gets 504 at once. The callback calls the stop function between
+ * arrival. An expiry thread takes jobs off the queue when their deadline
+ * passes while they wait and replies 504, so a request behind busy
+ * translate threads does not wait for one of them to take it. A job is
+ * owned by whichever thread removed it from the queue under the queue's
+ * mutex (job_queue.h), so it gets exactly one reply. A translate thread
+ * waiting for more jobs to batch stops waiting at the first deadline among
+ * the jobs it holds, and replies 504 to the jobs whose deadline has passed
+ * by the time it starts them. The callback calls the stop function between
  * decoding steps. That function stops the sentences of a request past its
  * deadline and sends the request its 504 right then, while the rest of the
  * batch carries on.
@@ -119,6 +125,8 @@ struct http_server {
     job_queue queue;
     pthread_t *workers; /* translate threads */
     unsigned worker_count;
+    pthread_t expiry;   /* replies 504 to queued jobs at their deadline */
+    int expiry_started;
 
     pthread_mutex_t mutex;   /* guards active_requests */
     pthread_cond_t idle;     /* signalled when active_requests drops to 0 */
@@ -141,9 +149,11 @@ typedef enum {
                            /openapi.json */
 } route;
 
-/* Where a request is. The translate thread writes reply and status, then
- * stores PHASE_DONE or PHASE_CLIENT_GONE and resumes the connection. The
- * HTTP thread reads them only after the resume, so only phase is atomic. */
+/* Where a request is. The thread that took the job off the queue (a
+ * translate thread, the expiry thread or http_server_stop) writes reply and
+ * status, then stores PHASE_DONE or PHASE_CLIENT_GONE and resumes the
+ * connection. The HTTP thread reads them only after the resume, so only
+ * phase is atomic. */
 typedef enum {
     PHASE_READING,     /* headers routed, body arriving */
     PHASE_QUEUED,      /* job queued or running, connection suspended */
@@ -156,7 +166,7 @@ typedef enum {
 typedef struct {
     job_queue_node node;
     struct timespec start;    /* arrival, CLOCK_MONOTONIC */
-    struct timespec deadline; /* start + timeout_ms */
+    struct timespec deadline; /* start + timeout_ms, copied to node.deadline */
     char id[REQUEST_ID_SIZE];
     route route;
     char *body;
@@ -805,8 +815,14 @@ static char *build_reply(const http_server *srv, const request_state *req)
 {
     translate_job_timing timing;
 
+    /* As LibreTranslate does for source "auto", name the source language
+     * picked. An empty or missing source picks one too but gets no
+     * detectedLanguage, which LibreTranslate has no reply for. */
     if (req->route == ROUTE_TRANSLATE)
-        return translate_job_reply_libre(&req->job, req->tr.is_list, req->alternatives);
+        return translate_job_reply_libre(&req->job, req->tr.is_list, req->alternatives,
+                                         req->tr.source && strcmp(req->tr.source, "auto") == 0
+                                             ? srv->pairs[req->pair].source
+                                             : NULL);
     timing.queue_ms = req->queue_ms;
     timing.translate_ms = req->translate_ms;
     timing.total_ms = elapsed_ms(&req->start);
@@ -843,6 +859,16 @@ static void fail_job(request_state *req, unsigned status, metrics_error kind, ch
     req->status = status;
     req->error_kind = (int)kind;
     req->reply = reply;
+}
+
+/* Sets the 504 reply of a job whose deadline passed before its
+ * translation started. */
+static void fail_expired_job(const http_server *srv, request_state *req)
+{
+    fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT, METRICS_ERROR_DEADLINE_EXCEEDED,
+             error_json("request waited longer than the timeout of %u ms for a translate "
+                        "thread; retry later",
+                        srv->config.timeout_ms));
 }
 
 /* The sentences of a group of jobs in one callback call. The stop
@@ -1045,10 +1071,7 @@ static void run_batch(http_server *srv, request_state **jobs, size_t count)
         if (client_closed(req->fd)) {
             hand_back(req, PHASE_CLIENT_GONE);
         } else if (deadline_passed(req)) {
-            fail_job(req, MHD_HTTP_GATEWAY_TIMEOUT, METRICS_ERROR_DEADLINE_EXCEEDED,
-                     error_json("request waited longer than the timeout of %u ms for a "
-                                "translate thread; retry later",
-                                srv->config.timeout_ms));
+            fail_expired_job(srv, req);
             hand_back(req, PHASE_DONE);
         } else if (!group) {
             fail_job(req, MHD_HTTP_INTERNAL_SERVER_ERROR, METRICS_ERROR_OUT_OF_MEMORY,
@@ -1094,6 +1117,31 @@ static void *translate_thread(void *arg)
     return NULL;
 }
 
+/* Body of the expiry thread: takes each job off the queue once its
+ * deadline passes while it waits and replies 504, or skips the reply when
+ * the client has left. Runs until the queue closes. */
+static void *expiry_thread(void *arg)
+{
+    http_server *srv = arg;
+    job_queue_node *node;
+
+    while ((node = job_queue_take_expired(&srv->queue)) != NULL) {
+        while (node) {
+            job_queue_node *next = node->next; /* read before the hand-back frees it */
+            request_state *req = job_of(node);
+
+            if (client_closed(req->fd)) {
+                hand_back(req, PHASE_CLIENT_GONE);
+            } else {
+                fail_expired_job(srv, req);
+                hand_back(req, PHASE_DONE);
+            }
+            node = next;
+        }
+    }
+    return NULL;
+}
+
 /* Queues req as a translation job and suspends its connection until a
  * translate thread resumes it with the reply. When the queue is full or
  * closed, the connection resumes at once with 503. */
@@ -1107,11 +1155,13 @@ static enum MHD_Result queue_job(http_server *srv, struct MHD_Connection *conn,
     req->conn = conn;
     req->fd = info ? info->connect_fd : -1;
     req->node.weight = req->job.sentence_count;
+    req->node.deadline = req->deadline;
     atomic_store(&req->phase, PHASE_QUEUED);
 
-    /* Suspend before pushing: a translate thread may resume the connection
-     * as soon as the job is on the queue, and libmicrohttpd leaves resuming
-     * a connection that is not suspended undefined. */
+    /* Suspend before pushing: a translate thread or the expiry thread may
+     * resume the connection as soon as the job is on the queue, and
+     * libmicrohttpd leaves resuming a connection that is not suspended
+     * undefined. */
     MHD_suspend_connection(conn);
     rc = job_queue_push(&srv->queue, &req->node);
     if (rc == 0)
@@ -1305,8 +1355,9 @@ static enum MHD_Result route_translate_headers(http_server *srv, struct MHD_Conn
     length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length && strtoull(length, NULL, 10) > srv->config.max_body_bytes)
         return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                          "request body of %.20s bytes is over the limit of %zu bytes", length,
-                          srv->config.max_body_bytes);
+                          "request body of %.20s bytes is over the limit of %zu bytes; send "
+                          "fewer or shorter texts per request",
+                          length, srv->config.max_body_bytes);
     return MHD_YES;
 }
 
@@ -1451,7 +1502,8 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
             return reply_get_route(srv, conn, req, method, url);
         if (req->too_large)
             return send_error(srv, conn, req, method, url, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-                              "request body is over the limit of %zu bytes",
+                              "request body is over the limit of %zu bytes; send fewer or "
+                              "shorter texts per request",
                               srv->config.max_body_bytes);
         return handle_translate(srv, conn, req, method, url);
     case PHASE_DONE:
@@ -1515,14 +1567,17 @@ static void log_daemon_message(void *cls, const char *format, va_list ap)
 
 /* ---- public API ---- */
 
-/* Closes the queue and joins the translate threads. Each finishes the batch
- * it is running first. */
+/* Closes the queue and joins the translate threads and the expiry thread.
+ * Each translate thread finishes the batch it is running first. */
 static void stop_translate_threads(http_server *srv)
 {
     job_queue_close(&srv->queue);
     for (unsigned i = 0; i < srv->worker_count; i++)
         pthread_join(srv->workers[i], NULL);
     srv->worker_count = 0;
+    if (srv->expiry_started)
+        pthread_join(srv->expiry, NULL);
+    srv->expiry_started = 0;
 }
 
 static void server_free(http_server *srv)
@@ -1666,6 +1721,7 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     size_t option_count = 0;
     struct timespec now;
     http_server *srv;
+    int rc;
 
     if (check_config(config, err, err_size) != 0)
         return NULL;
@@ -1714,7 +1770,8 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     atomic_init(&srv->next_id, 1);
     metrics_set_models(srv->metrics, srv->config.pair_count);
 
-    /* Step 3: create the job queue and start the translate threads. */
+    /* Step 3: create the job queue and start the translate threads and the
+     * expiry thread. */
     srv->sync_ready = init_sync(srv) == 0;
     srv->queue_ready = srv->sync_ready && job_queue_init(&srv->queue, srv->config.max_queue) == 0;
     if (!srv->queue_ready) {
@@ -1723,7 +1780,7 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
         return NULL;
     }
     while (srv->worker_count < srv->config.translate_threads) {
-        int rc = pthread_create(&srv->workers[srv->worker_count], NULL, translate_thread, srv);
+        rc = pthread_create(&srv->workers[srv->worker_count], NULL, translate_thread, srv);
 
         if (rc != 0) {
             snprintf(err, err_size, "cannot start translate thread %u of %u: %s",
@@ -1734,6 +1791,14 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
         }
         srv->worker_count++;
     }
+    rc = pthread_create(&srv->expiry, NULL, expiry_thread, srv);
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot start the expiry thread: %s", strerror(rc));
+        stop_translate_threads(srv);
+        server_free(srv);
+        return NULL;
+    }
+    srv->expiry_started = 1;
 
     /* Step 4: start the daemon. The port argument is unused with SOCK_ADDR.
      * libmicrohttpd warns about a pool of one thread or a zero connection

@@ -22,6 +22,8 @@
 
 #define MAX_MODELS 16
 #define DEFAULT_BATCH_WAIT_MS 5
+#define DEFAULT_MAX_BODY_BYTES (1024L * 1024L)
+#define MAX_BODY_BYTES_LIMIT (1024L * 1024L * 1024L) /* largest --max-body-bytes */
 #define STOP_POLL_MS 100 /* how often the main thread checks for SIGINT or SIGTERM */
 
 static volatile sig_atomic_t stop_requested;
@@ -50,6 +52,7 @@ static void print_usage(void)
            "  --batch-wait-ms MS      time a translate thread waits for more sentences when\n"
            "                          fewer than --max-batch-sentences are waiting (%d)\n"
            "  --max-queue N           requests waiting for a translate thread; more get 503 (64)\n"
+           "  --max-body-bytes N      maximum request body in bytes; larger bodies get 413 (%ld)\n"
            "  --max-chars N           characters per request, all texts together; more get 400\n"
            "                          (20000)\n"
            "  --max-texts N           texts per request; more get 400 (128)\n"
@@ -72,7 +75,7 @@ static void print_usage(void)
            "  --debug                 log the texts of requests (never logged otherwise)\n"
            "  --blas-threads N        OpenBLAS threads per product (1)\n"
            "  --beam-size N           beam width of requests that set none (5)\n",
-           SEQMT_DEFAULT_MODEL, DEFAULT_BATCH_WAIT_MS);
+           SEQMT_DEFAULT_MODEL, DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BODY_BYTES);
 }
 
 /* http_authorize_fn with ctx an access_control: 403 for a missing or
@@ -140,13 +143,14 @@ static void log_startup(const http_config *hc, const char *const *paths, model *
         fprintf(stderr, "seqmt serve: model %s (%s->%s)\n", paths[i], models[i]->cfg.src_lang,
                 models[i]->cfg.tgt_lang);
     fprintf(stderr,
-            "seqmt serve: limits: max-chars %zu, max-texts %zu, max-tokens %zu, max-length "
-            "%d, max-beam-size %d, beam-size %d, timeout %.3f s, max-queue %zu, "
-            "max-batch-sentences %zu, batch-wait-ms %u, max-connections %s, "
+            "seqmt serve: limits: max-body-bytes %zu, max-chars %zu, max-texts %zu, "
+            "max-tokens %zu, max-length %d, max-beam-size %d, beam-size %d, timeout %.3f s, "
+            "max-queue %zu, max-batch-sentences %zu, batch-wait-ms %u, max-connections %s, "
             "translate-threads %u, threads %u%s%s\n",
-            hc->max_chars, hc->max_texts, hc->max_tokens, hc->max_length, hc->max_beam_size,
-            hc->default_beam_size, hc->timeout_ms / 1000.0, hc->max_queue,
-            hc->max_batch_sentences, hc->batch_wait_ms, connections, hc->translate_threads, hc->threads, hc->cors ? ", cors" : "",
+            hc->max_body_bytes, hc->max_chars, hc->max_texts, hc->max_tokens, hc->max_length,
+            hc->max_beam_size, hc->default_beam_size, hc->timeout_ms / 1000.0, hc->max_queue,
+            hc->max_batch_sentences, hc->batch_wait_ms, connections, hc->translate_threads,
+            hc->threads, hc->cors ? ", cors" : "",
             hc->debug ? ", debug (request texts are logged)" : "");
     fprintf(stderr, "seqmt serve: listening on http://%s%s%s:%u\n", ipv6 ? "[" : "",
             hc->address, ipv6 ? "]" : "", port);
@@ -162,6 +166,7 @@ int serve_main(int argc, char **argv)
     long max_queue = 64, max_chars = 20000, max_texts = 128, grace_seconds = 30;
     long max_batch = 64, batch_wait = DEFAULT_BATCH_WAIT_MS, max_beam = 16, max_length = 256;
     long max_tokens = 256, max_connections = 0, beam_size = 5;
+    long max_body = DEFAULT_MAX_BODY_BYTES;
     double timeout = 30.0, rate_limit = 0;
     const char *keys_path = NULL;
     access_control *access = NULL;
@@ -176,6 +181,7 @@ int serve_main(int argc, char **argv)
         {"threads", required_argument, 0, 't'},
         {"translate-threads", required_argument, 0, 'W'},
         {"max-queue", required_argument, 0, 'Q'},
+        {"max-body-bytes", required_argument, 0, 'S'},
         {"max-chars", required_argument, 0, 'C'},
         {"max-texts", required_argument, 0, 'X'},
         {"grace-period", required_argument, 0, 'G'},
@@ -212,6 +218,9 @@ int serve_main(int argc, char **argv)
         case 't': threads = cli_parse_long("--threads", optarg, 1, 1024); break;
         case 'W': translate_threads = cli_parse_long("--translate-threads", optarg, 1, 1024); break;
         case 'Q': max_queue = cli_parse_long("--max-queue", optarg, 1, 1000000); break;
+        case 'S':
+            max_body = cli_parse_long("--max-body-bytes", optarg, 1, MAX_BODY_BYTES_LIMIT);
+            break;
         case 'C': max_chars = cli_parse_long("--max-chars", optarg, 1, 100000000); break;
         case 'X': max_texts = cli_parse_long("--max-texts", optarg, 1, 1000000); break;
         case 'G': grace_seconds = cli_parse_long("--grace-period", optarg, 1, 86400); break;
@@ -285,6 +294,7 @@ int serve_main(int argc, char **argv)
     hc.translate_threads = (unsigned)translate_threads;
     hc.max_connections = (unsigned)max_connections;
     hc.max_queue = (size_t)max_queue;
+    hc.max_body_bytes = (size_t)max_body;
     hc.max_chars = (size_t)max_chars;
     hc.max_texts = (size_t)max_texts;
     hc.max_tokens = (size_t)max_tokens;

@@ -159,13 +159,56 @@ static cJSON *build_alternatives(const translate_job *job, size_t t, const char 
     return list;
 }
 
-char *translate_job_reply_libre(const translate_job *job, int is_list, int alternatives)
+/* Builds LibreTranslate's {"confidence": 100, "language": code}. The
+ * daemon does not detect languages: code is the source of the only pair
+ * that matched, so the confidence is always 100. Returns NULL when out of
+ * memory. */
+static cJSON *build_detected_language(const char *code)
+{
+    cJSON *entry = cJSON_CreateObject();
+
+    if (!entry || !cJSON_AddNumberToObject(entry, "confidence", 100) ||
+        !cJSON_AddStringToObject(entry, "language", code)) {
+        cJSON_Delete(entry);
+        return NULL;
+    }
+    return entry;
+}
+
+/* Adds "detectedLanguage" to reply: one object, or an array of one per
+ * text when is_list is set. Returns 0, or -1 when out of memory. */
+static int add_detected_language(cJSON *reply, const translate_job *job, int is_list,
+                                 const char *code)
+{
+    cJSON *value = is_list ? cJSON_CreateArray() : build_detected_language(code);
+
+    for (size_t t = 0; value && is_list && t < job->text_count; t++) {
+        cJSON *entry = build_detected_language(code);
+
+        if (!entry || !cJSON_AddItemToArray(value, entry)) {
+            cJSON_Delete(entry);
+            cJSON_Delete(value);
+            return -1;
+        }
+    }
+    if (!value || !cJSON_AddItemToObject(reply, "detectedLanguage", value)) {
+        cJSON_Delete(value);
+        return -1;
+    }
+    return 0;
+}
+
+char *translate_job_reply_libre(const translate_job *job, int is_list, int alternatives,
+                                const char *detected_language)
 {
     cJSON *reply = cJSON_CreateObject();
     cJSON *texts = cJSON_CreateArray(), *alts = cJSON_CreateArray();
     char *json = NULL;
 
     if (!reply || !texts || !alts)
+        goto done;
+    if (detected_language &&
+        add_detected_language(reply, job, is_list, detected_language) != 0)
         goto done;
     for (size_t t = 0; t < job->text_count; t++) {
         char *best = join_hypothesis(job, t, 0, NULL);

@@ -45,9 +45,12 @@ void translate_job_free(translate_job *job);
 /* Builds LibreTranslate's reply: {"translatedText": text} with up to
  * alternatives entries in "alternatives" when alternatives > 0, or arrays
  * of both when is_list is set. Alternatives equal to the translation or to
- * an earlier alternative are left out. Returns malloc'd JSON text, or NULL
- * when out of memory. */
-char *translate_job_reply_libre(const translate_job *job, int is_list, int alternatives);
+ * an earlier alternative are left out. When detected_language is not NULL,
+ * the reply also has "detectedLanguage": {"confidence": 100, "language":
+ * detected_language}, or an array of one such object per text when is_list
+ * is set. Returns malloc'd JSON text, or NULL when out of memory. */
+char *translate_job_reply_libre(const translate_job *job, int is_list, int alternatives,
+                                const char *detected_language);
 
 /* Timings of a /v1/translate reply, in milliseconds. */
 typedef struct {

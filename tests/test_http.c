@@ -5,8 +5,9 @@
  * tests cover the daemon layer only, not a model: routes, limits, batching,
  * deadlines, sentence splitting, formats and stopping. The double blocks on
  * the sentence "WAIT" until the test opens a gate (at most
- * GATE_TIMEOUT_SECONDS) or the daemon's stop callback fires, which keeps
- * translate threads busy on demand. The client in http_client.h speaks
+ * GATE_TIMEOUT_SECONDS) or the daemon's stop callback fires, and on "HOLD"
+ * until the gate opens whatever the stop callback would return, which
+ * keeps translate threads busy on demand. The client in http_client.h speaks
  * just enough HTTP/1.1 for the tests. Tests that need their own server
  * configuration start one on a free port and stop it before returning.
  */
@@ -44,6 +45,11 @@
 #define WAIT_TIMEOUT_MS 5000    /* how long a test waits for the server to reach a state */
 #define HEALTH_MAX_MS 500       /* /health while every translate thread is busy */
 #define PAUSE_MS 700            /* how long the double sleeps on "PAUSE" */
+#define NAP_MS 15               /* how long the double sleeps on "NAP" */
+#define QUEUED_TIMEOUT_MS 300   /* --timeout of the tests of queued deadlines */
+#define EXPIRY_SLACK_MS 150     /* the latest a 504 may come after its deadline */
+#define RACE_CLIENTS 24         /* concurrent requests per round of the expiry race */
+#define RACE_ROUNDS 3
 
 /* ---- translate test double ---- */
 
@@ -60,7 +66,8 @@ typedef struct {
 } double_state;
 
 /* Blocks while the gate is closed, for at most GATE_TIMEOUT_SECONDS, or
- * until stop(stop_ctx, i) fires. Returns nonzero when stopped. */
+ * until stop(stop_ctx, i) fires. A NULL stop is never asked. Returns
+ * nonzero when stopped. */
 static int wait_at_gate(double_state *state, http_stop_fn stop, void *stop_ctx, size_t i)
 {
     struct timespec deadline, limit;
@@ -79,7 +86,7 @@ static int wait_at_gate(double_state *state, http_stop_fn stop, void *stop_ctx, 
             deadline.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&state->gate_changed, &state->mutex, &deadline);
-        stopped = stop(stop_ctx, i);
+        stopped = stop ? stop(stop_ctx, i) : 0;
         if (deadline.tv_sec > limit.tv_sec)
             break;
     }
@@ -128,8 +135,9 @@ static size_t count_words(void *ctx, size_t pair, const char *sentence)
 /* Translates each sentence into n_best hypotheses of fake_translation,
  * scored -(k + 1), and counts its words as its source tokens. Special
  * sentences: "WAIT" blocks at the gate and marks the sentence stopped when
- * the stop callback fires there. "PAUSE" sleeps PAUSE_MS without calling
- * the stop callback. "REJECT" rejects the input (-2), "FAIL" fails the
+ * the stop callback fires there. "HOLD" blocks at the gate without calling
+ * the stop callback. "PAUSE" sleeps PAUSE_MS and "NAP" NAP_MS without
+ * calling the stop callback. "REJECT" rejects the input (-2), "FAIL" fails the
  * call (-1), and "NO OUTPUT" gets no hypotheses without a failure. */
 static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
                                 size_t n, http_stop_fn stop, void *stop_ctx, char *err,
@@ -154,8 +162,11 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
             s->stopped = 1;
             continue;
         }
-        if (strcmp(s->text, "PAUSE") == 0) {
-            struct timespec pause = {0, PAUSE_MS * 1000000L};
+        if (strcmp(s->text, "HOLD") == 0)
+            wait_at_gate(state, NULL, NULL, i);
+        if (strcmp(s->text, "PAUSE") == 0 || strcmp(s->text, "NAP") == 0) {
+            long ms = strcmp(s->text, "PAUSE") == 0 ? PAUSE_MS : NAP_MS;
+            struct timespec pause = {0, ms * 1000000L};
 
             nanosleep(&pause, NULL);
         }
@@ -185,16 +196,20 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
 
 /* Stands in for API key checks: the key "blocked" gets 403 and "limited"
  * gets 429 with Retry-After 7; every other request, with or without a key,
- * is served. The last client address seen goes to last_client_address. */
+ * is served. The last client address seen goes to last_client_address,
+ * under address_mutex because HTTP threads call the hook concurrently. */
 static char last_client_address[64];
+static pthread_mutex_t address_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 static unsigned authorize_key(void *ctx, const char *api_key, const char *endpoint,
                               const char *client_address, unsigned *retry_after_seconds,
                               char *err, size_t err_size)
 {
     (void)ctx;
+    pthread_mutex_lock(&address_mutex);
     snprintf(last_client_address, sizeof(last_client_address), "%s",
              client_address ? client_address : "(none)");
+    pthread_mutex_unlock(&address_mutex);
     if (api_key && strcmp(api_key, "blocked") == 0) {
         snprintf(err, err_size, "api_key is not allowed on %s", endpoint);
         return 403;
@@ -1524,7 +1539,9 @@ static void test_api_key_hook(void)
     CU_ASSERT_EQUAL(r.status, 403);
     CU_ASSERT_STRING_EQUAL(error_text(&r, &json), "api_key is not allowed on /translate");
     CU_ASSERT_STRING_EQUAL(r.retry_after, "");
+    pthread_mutex_lock(&address_mutex);
     CU_ASSERT_STRING_EQUAL(last_client_address, "127.0.0.1");
+    pthread_mutex_unlock(&address_mutex);
     cJSON_Delete(json);
     response_free(&r);
 
@@ -1867,6 +1884,195 @@ static void test_timeout_answers_before_batch_ends(void)
     http_server_stop(s);
 }
 
+/* Returns the number of threads of this process from /proc/self/status,
+ * or -1 when it cannot be read. */
+static int thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int count = -1;
+
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %d", &count) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return count;
+}
+
+/* Polls until this process has at most target threads. A joined thread
+ * may leave the kernel's count a moment later. Returns 1, or 0 after
+ * WAIT_TIMEOUT_MS. */
+static int wait_for_threads(int target)
+{
+    for (int waited = 0; waited < WAIT_TIMEOUT_MS; waited += 5) {
+        if (thread_count() <= target)
+            return 1;
+        sleep_ms(5);
+    }
+    fprintf(stderr, "\n  %d threads remain, expected %d\n", thread_count(), target);
+    return 0;
+}
+
+/* Asserts that a request sent at start_ms got its 504 no earlier than
+ * QUEUED_TIMEOUT_MS later (its deadline counts from its arrival, after
+ * start_ms) and at most EXPIRY_SLACK_MS after that. */
+static void check_timely_504(const http_response *r, double start_ms)
+{
+    double took = now_ms() - start_ms;
+    cJSON *json = NULL;
+    char expected[96];
+
+    snprintf(expected, sizeof(expected), "waited longer than the timeout of %d ms",
+             QUEUED_TIMEOUT_MS);
+    CU_ASSERT_EQUAL(r->status, 504);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error_text(r, &json), expected));
+    cJSON_Delete(json);
+    if (took < QUEUED_TIMEOUT_MS || took > QUEUED_TIMEOUT_MS + EXPIRY_SLACK_MS)
+        fprintf(stderr, "\n  504 came %.1f ms after the request, deadline %d ms\n", took,
+                QUEUED_TIMEOUT_MS);
+    CU_ASSERT_TRUE(took >= QUEUED_TIMEOUT_MS);
+    CU_ASSERT_TRUE(took <= QUEUED_TIMEOUT_MS + EXPIRY_SLACK_MS);
+}
+
+/* A request that waits in the queue behind a busy translate thread gets
+ * 504 at its deadline, not when the thread becomes free, is counted once
+ * as deadline_exceeded and never reaches the callback. Every thread of the
+ * server ends on stop. */
+static void test_queued_deadline_504_on_time(void)
+{
+    static exposition scraped;
+    http_config config = test_config();
+    http_server *s;
+    async_post hold, late;
+    http_response r;
+    int threads_before = thread_count(), calls_before;
+    double start;
+
+    CU_ASSERT_TRUE_FATAL(threads_before > 0);
+    config.timeout_ms = QUEUED_TIMEOUT_MS;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    calls_before = atomic_load(&double_calls.calls);
+    set_gate(&double_calls, 0);
+    async_post_start(&hold, http_server_port(s), "{\"q\": \"HOLD\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+
+    /* The second request waits behind HOLD and expires in the queue. */
+    start = now_ms();
+    async_post_start(&late, http_server_port(s), "{\"q\": \"late\"}");
+    async_post_join(&late);
+    CU_ASSERT_EQUAL(late.rc, 0);
+    check_timely_504(&late.response, start);
+    response_free(&late.response);
+    CU_ASSERT_EQUAL(atomic_load(&hold.done), 0);
+    CU_ASSERT_EQUAL(http_server_queue_length(s), 0);
+    if (scrape_metrics(http_server_port(s), &scraped) == 0) {
+        CU_ASSERT_EQUAL(
+            exposition_value(&scraped, "seqmt_errors_total", "kind=\"deadline_exceeded\""), 1);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"504\""),
+                        1);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_queue_depth", ""), 0);
+    }
+
+    /* HOLD ignores the stop callback and finishes once the gate opens. The
+     * translate thread then finds no job left of the expired request. */
+    set_gate(&double_calls, 1);
+    async_post_join(&hold);
+    CU_ASSERT_TRUE(is_translation(&hold.response, "HOLD"));
+    response_free(&hold.response);
+    CU_ASSERT_EQUAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                    "application/json", "{\"q\": \"next\"}", 13, &r),
+                    0);
+    CU_ASSERT_TRUE(is_translation(&r, "NEXT"));
+    response_free(&r);
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.calls) - calls_before, 2);
+    if (scrape_metrics(http_server_port(s), &scraped) == 0) {
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"504\""),
+                        1);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"200\""),
+                        2);
+    }
+    http_server_stop(s);
+    CU_ASSERT_TRUE(wait_for_threads(threads_before));
+}
+
+/* A translate thread that waits to fill a batch stops waiting at the
+ * deadline of the job it holds, which then gets 504 rather than after the
+ * whole batch wait. */
+static void test_batch_wait_ends_at_deadline(void)
+{
+    http_config config = test_config();
+    http_server *s;
+    http_response r;
+    double start;
+
+    config.timeout_ms = QUEUED_TIMEOUT_MS;
+    config.max_batch_sentences = 2;
+    config.batch_wait_ms = 3000;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    start = now_ms();
+    CU_ASSERT_EQUAL_FATAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                          "application/json", "{\"q\": \"alone\"}", 14, &r),
+                          0);
+    check_timely_504(&r, start);
+    response_free(&r);
+    http_server_stop(s);
+}
+
+/* Queued jobs expire while two translate threads take jobs off the same
+ * queue, so expiry and pops race for jobs. Every request gets exactly one
+ * reply, 200 or 504, and the counters agree with the replies. */
+static void test_expiry_races_with_pops(void)
+{
+    static exposition scraped;
+    static async_post clients[RACE_CLIENTS];
+    http_config config = test_config();
+    http_server *s;
+    int ok = 0, timed_out = 0, other = 0;
+
+    config.translate_threads = 2;
+    config.max_batch_sentences = 1;
+    config.timeout_ms = 60; /* each NAP takes NAP_MS, so most jobs expire queued */
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        for (int i = 0; i < RACE_CLIENTS; i++)
+            async_post_start(&clients[i], http_server_port(s), "{\"q\": \"NAP\"}");
+        for (int i = 0; i < RACE_CLIENTS; i++) {
+            async_post_join(&clients[i]);
+            CU_ASSERT_EQUAL(clients[i].rc, 0);
+            if (is_translation(&clients[i].response, "NAP"))
+                ok++;
+            else if (clients[i].response.status == 504)
+                timed_out++;
+            else
+                other++;
+            response_free(&clients[i].response);
+        }
+    }
+    CU_ASSERT_EQUAL(other, 0);
+    CU_ASSERT_TRUE(ok > 0);
+    CU_ASSERT_TRUE(timed_out > 0);
+    if (scrape_metrics(http_server_port(s), &scraped) == 0) {
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"200\""),
+                        ok);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_requests_total",
+                                         "endpoint=\"/translate\",code=\"504\""),
+                        timed_out);
+        CU_ASSERT_EQUAL(
+            exposition_value(&scraped, "seqmt_errors_total", "kind=\"deadline_exceeded\""),
+            timed_out);
+        CU_ASSERT_EQUAL(exposition_value(&scraped, "seqmt_queue_depth", ""), 0);
+    }
+    http_server_stop(s);
+}
+
 static void test_several_pairs(void)
 {
     static const http_language_pair pairs[] = {{"en", "de"}, {"de", "en"}, {"en", "fr"}};
@@ -1905,6 +2111,105 @@ static void test_several_pairs(void)
                                    "\"fr\"]},{\"code\":\"de\",\"name\":\"German\","
                                    "\"targets\":[\"en\"]}]");
     response_free(&r);
+    port = saved_port;
+    http_server_stop(s);
+}
+
+/* Asserts that value is LibreTranslate's {"confidence": 100, "language":
+ * language}. */
+static void check_detected(const cJSON *value, const char *language)
+{
+    const cJSON *confidence = cJSON_GetObjectItemCaseSensitive(value, "confidence");
+
+    CU_ASSERT_TRUE(cJSON_IsObject(value));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(value), 2);
+    CU_ASSERT_TRUE(cJSON_IsNumber(confidence));
+    CU_ASSERT_EQUAL(cJSON_IsNumber(confidence) ? confidence->valuedouble : -1.0, 100.0);
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItemCaseSensitive(value, "language")),
+                           language);
+}
+
+/* A /translate request whose source is "auto" gets detectedLanguage
+ * naming the source of the pair picked: one object, or one per text for a
+ * list. A named, empty or missing source and /v1/translate get none. */
+static void test_detected_language_for_auto(void)
+{
+    static const http_language_pair pairs[] = {{"en", "de"}, {"de", "en"}, {"en", "fr"}};
+    static const char *const picked_en[] = {
+        "{\"q\": \"Hello\", \"source\": \"auto\", \"target\": \"fr\"}",
+        "{\"q\": \"\", \"source\": \"auto\", \"target\": \"fr\"}",
+        "{\"q\": \"Hello\", \"source\": \"auto\", \"target\": \"de\", \"alternatives\": 1}",
+    };
+    static const char *const not_auto[] = {
+        "{\"q\": \"Hallo\", \"source\": \"de\", \"target\": \"en\"}",
+        "{\"q\": \"Hello\", \"source\": \"\", \"target\": \"fr\"}",
+        "{\"q\": [\"Hello\"], \"target\": \"fr\"}",
+    };
+    static const char form[] = "q=Hallo&source=auto&target=en";
+    http_config config = test_config();
+    http_server *s;
+    unsigned short saved_port = port;
+    const cJSON *list;
+    http_response r;
+    cJSON *json;
+
+    config.pairs = pairs;
+    config.pair_count = 3;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    port = http_server_port(s); /* post_for_json uses port */
+
+    /* One text: the source of the only pair with target en is de. */
+    json = post_for_json("/translate",
+                         "{\"q\": \"Hallo\", \"source\": \"auto\", \"target\": \"en\"}");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")), "hallo");
+    check_detected(cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage"), "de");
+    cJSON_Delete(json);
+    for (size_t i = 0; i < sizeof(picked_en) / sizeof(picked_en[0]); i++) {
+        json = post_for_json("/translate", picked_en[i]);
+        check_detected(cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage"), "en");
+        cJSON_Delete(json);
+    }
+
+    /* A list gets one object per text, and an empty list an empty array. */
+    json = post_for_json("/translate", "{\"q\": [\"Hallo\", \"Welt\", \"\"], \"source\": "
+                                       "\"auto\", \"target\": \"en\"}");
+    list = cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage");
+    CU_ASSERT_TRUE(cJSON_IsArray(list));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(list), 3);
+    for (int i = 0; i < cJSON_GetArraySize(list); i++)
+        check_detected(cJSON_GetArrayItem(list, i), "de");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(json, "translatedText")), 3);
+    cJSON_Delete(json);
+    json = post_for_json("/translate", "{\"q\": [], \"source\": \"auto\", \"target\": \"en\"}");
+    list = cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage");
+    CU_ASSERT_TRUE(cJSON_IsArray(list));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(list), 0);
+    cJSON_Delete(json);
+
+    /* A form body with source=auto. */
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/x-www-form-urlencoded",
+                                       form, sizeof(form) - 1, &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    json = cJSON_Parse(r.body ? r.body : "");
+    check_detected(cJSON_GetObjectItemCaseSensitive(json, "detectedLanguage"), "de");
+    cJSON_Delete(json);
+    response_free(&r);
+
+    /* Other sources, and /v1/translate, which has "source" instead. */
+    for (size_t i = 0; i < sizeof(not_auto) / sizeof(not_auto[0]); i++) {
+        json = post_for_json("/translate", not_auto[i]);
+        CU_ASSERT_PTR_NOT_NULL(json);
+        CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(json, "detectedLanguage"));
+        cJSON_Delete(json);
+    }
+    json = post_for_json("/v1/translate",
+                         "{\"q\": \"Hallo\", \"source\": \"auto\", \"target\": \"en\"}");
+    CU_ASSERT_PTR_NOT_NULL(json);
+    CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(json, "detectedLanguage"));
+    cJSON_Delete(json);
+
     port = saved_port;
     http_server_stop(s);
 }
@@ -2390,7 +2695,11 @@ int main(void)
     CU_add_test(suite, "timeout is 504 and frees the thread", test_timeout_504_frees_thread);
     CU_add_test(suite, "timeout answers before batch ends",
                 test_timeout_answers_before_batch_ends);
+    CU_add_test(suite, "queued deadline is 504 on time", test_queued_deadline_504_on_time);
+    CU_add_test(suite, "batch wait ends at deadline", test_batch_wait_ends_at_deadline);
+    CU_add_test(suite, "expiry races with pops", test_expiry_races_with_pops);
     CU_add_test(suite, "several language pairs", test_several_pairs);
+    CU_add_test(suite, "detectedLanguage for auto source", test_detected_language_for_auto);
     CU_add_test(suite, "CORS headers only with cors", test_cors_headers);
     CU_add_test(suite, "max connections", test_max_connections);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);

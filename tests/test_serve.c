@@ -678,6 +678,9 @@ static void test_two_models_two_pairs(void)
                          "\"target\": \"en\"}");
     CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")),
                            expected_en);
+    CU_ASSERT_STRING_EQUAL(
+        string_of(cJSON_GetObjectItem(cJSON_GetObjectItem(json, "detectedLanguage"), "language")),
+        "de");
     cJSON_Delete(json);
     json = post_for_json(http_server_port(s), "/translate",
                          "{\"q\": \"Two dogs play in the snow.\", \"source\": \"en\", "
@@ -1144,6 +1147,119 @@ static void test_invalid_keys_file(void)
     free(log);
 }
 
+/* ---- request limits of the seqmt binary ---- */
+
+#define SMALL_BODY_LIMIT 200 /* --max-body-bytes of test_max_body_bytes_flag */
+
+/* Sends a POST /translate with a chunked body of size bytes (a JSON text
+ * padded with spaces) to to_port. Returns as exchange_at does. */
+static int post_chunked(unsigned short to_port, size_t size, http_response *r)
+{
+    static const char head[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    static const char json[] = "{\"q\": \"A dog.\"}";
+    char request[1024];
+    size_t len = sizeof(head) - 1;
+
+    if (size < sizeof(json) - 1 || len + size + 32 > sizeof(request))
+        return -1;
+    memcpy(request, head, len);
+    len += (size_t)snprintf(request + len, sizeof(request) - len, "%zx\r\n", size);
+    memcpy(request + len, json, sizeof(json) - 1);
+    memset(request + len + sizeof(json) - 1, ' ', size - (sizeof(json) - 1));
+    len += size;
+    len += (size_t)snprintf(request + len, sizeof(request) - len, "\r\n0\r\n\r\n");
+    return exchange_at("127.0.0.1", to_port, request, len, r);
+}
+
+/* Returns what `seqmt serve --help` prints to stdout (malloc'd), or NULL
+ * when it cannot run or exits with a status other than 0. */
+static char *serve_help(void)
+{
+    const char *bin = getenv("SEQMT_BIN");
+    char command[512];
+    char *text = calloc(1, 1 << 16);
+    FILE *p;
+    size_t len = 0;
+
+    if (!bin || !text) {
+        free(text);
+        return NULL;
+    }
+    snprintf(command, sizeof(command), "'%s' serve --help", bin);
+    p = popen(command, "r");
+    if (p)
+        len = fread(text, 1, (1 << 16) - 1, p);
+    text[len] = '\0';
+    if (!p || pclose(p) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* --max-body-bytes sets the 413 limit. A Content-Length over it gets 413
+ * from the headers alone, since the body is never sent here, and so does
+ * a chunked body over it. Bodies within the limit are translated. --help
+ * and the startup log name the flag, and 0 is rejected. */
+static void test_max_body_bytes_flag(void)
+{
+    char request[512], limit[32], expected[96], *log;
+    const char *const flags[] = {"--max-body-bytes", limit, NULL};
+    daemon_process d;
+    http_response r;
+    int len;
+
+    snprintf(limit, sizeof(limit), "%d", SMALL_BODY_LIMIT);
+    snprintf(expected, sizeof(expected), "over the limit of %d bytes", SMALL_BODY_LIMIT);
+    if (start_binary(&d, flags) != 0) {
+        CU_FAIL("the seqmt binary did not start");
+        return;
+    }
+
+    /* Headers only: a server that waited for the body would time out. */
+    len = snprintf(request, sizeof(request),
+                   "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                   "Connection: close\r\n\r\n",
+                   SMALL_BODY_LIMIT + 1);
+    CU_ASSERT_EQUAL(exchange_at("127.0.0.1", d.port, request, (size_t)len, &r), 0);
+    check_error_reply(&r, 413, expected, NULL);
+    response_free(&r);
+
+    /* Chunked bodies: one byte over the limit and exactly at it. */
+    CU_ASSERT_EQUAL(post_chunked(d.port, SMALL_BODY_LIMIT + 1, &r), 0);
+    check_error_reply(&r, 413, expected, NULL);
+    response_free(&r);
+    CU_ASSERT_EQUAL(post_chunked(d.port, SMALL_BODY_LIMIT, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+
+    /* A Content-Length body within the limit. */
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", "{\"q\": \"A dog.\"}", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+
+    kill(d.pid, SIGTERM);
+    CU_ASSERT_EQUAL(wait_binary(&d), 0);
+    log = read_log(&d);
+    CU_ASSERT_PTR_NOT_NULL(log ? strstr(log, "limits: max-body-bytes 200,") : NULL);
+    CU_ASSERT_PTR_NOT_NULL(log ? strstr(log, "POST /translate 413") : NULL);
+    free(log);
+
+    /* --help lists the flag with its default, and 0 stops the binary. */
+    log = serve_help();
+    CU_ASSERT_PTR_NOT_NULL(log ? strstr(log, "--max-body-bytes N") : NULL);
+    CU_ASSERT_PTR_NOT_NULL(log ? strstr(log, "in bytes; larger bodies get 413 (1048576)") : NULL);
+    free(log);
+    CU_ASSERT_EQUAL_FATAL(spawn_binary(&d, (const char *[]){"--max-body-bytes", "0", NULL}), 0);
+    CU_ASSERT_EQUAL(wait_binary(&d), 2);
+    log = read_log(&d);
+    CU_ASSERT_PTR_NOT_NULL(log ? strstr(log, "invalid value '0' for --max-body-bytes") : NULL);
+    free(log);
+}
+
 int main(void)
 {
     CU_pSuite suite;
@@ -1168,5 +1284,6 @@ int main(void)
     CU_add_test(suite, "API keys required", test_api_keys_required);
     CU_add_test(suite, "rate limit per address", test_rate_limit_per_address);
     CU_add_test(suite, "invalid keys file", test_invalid_keys_file);
+    CU_add_test(suite, "max body bytes flag", test_max_body_bytes_flag);
     return test_run_all();
 }
