@@ -145,6 +145,92 @@ static int form_field_index(const char *name, size_t len)
     return -1;
 }
 
+/* Returns nonzero when the 4 characters at p are the hex digits 0000. */
+static int is_nul_escape(const char *p)
+{
+    return p[0] == '0' && p[1] == '0' && p[2] == '0' && p[3] == '0';
+}
+
+/* Rejects a \u0000 escape anywhere in a JSON string of body[0..len), the
+ * text of the object json that cJSON parsed from it. cJSON decodes the
+ * escape to a NUL byte and cuts the C string there, so "en\u0000xx" would
+ * read as "en". The scan runs over the raw text because the parsed
+ * strings no longer show the escape. It tracks the top-level member and,
+ * for an array member, the element, to name them in err. Returns 0, or -1
+ * with a client error in err. */
+static int reject_nul_escapes(const cJSON *json, const char *body, size_t len, char *err,
+                              size_t err_size)
+{
+    size_t depth = 0, member = 0, element = 0;
+    int expect_key = 0, in_string = 0, in_key = 0, member_is_array = 0;
+    const cJSON *field;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+
+        if (in_string) {
+            if (c == '"') {
+                in_string = 0;
+            } else if (c == '\\' && i + 1 < len) {
+                /* Skipping the escaped character keeps the backslash
+                 * parity: in \\u0000 the u is literal text. */
+                if (body[i + 1] == 'u' && i + 5 < len && is_nul_escape(body + i + 2))
+                    goto found;
+                i++;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_string = 1;
+            in_key = depth == 1 && expect_key;
+            if (in_key) {
+                member++;
+                expect_key = 0;
+            }
+            break;
+        case '{':
+        case '[':
+            depth++;
+            if (depth == 1)
+                expect_key = 1;
+            if (depth == 2) {
+                member_is_array = c == '[';
+                element = 0;
+            }
+            break;
+        case '}':
+        case ']':
+            depth--;
+            break;
+        case ',':
+            if (depth == 1)
+                expect_key = 1;
+            else if (depth == 2)
+                element++;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+
+found:
+    field = member > 0 ? cJSON_GetArrayItem(json, (int)member - 1) : NULL;
+    if (in_key || !field || !field->string)
+        snprintf(err, err_size,
+                 "a field name contains \\u0000 (a NUL character), which is not allowed");
+    else if (depth == 2 && member_is_array)
+        snprintf(err, err_size,
+                 "%.32s[%zu] contains \\u0000 (a NUL character), which is not allowed",
+                 field->string, element);
+    else
+        snprintf(err, err_size,
+                 "field \"%.32s\" contains \\u0000 (a NUL character), which is not allowed",
+                 field->string);
+    return -1;
+}
+
 /* Parses a JSON body into tr. Returns 0, or -1 with a client error in err
  * (400), or -2 when out of memory. */
 static int parse_json_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
@@ -172,6 +258,8 @@ static int parse_json_body(const char *body, size_t len, size_t max_texts, trans
         snprintf(err, err_size, "request body must be a JSON object such as {\"q\": \"text\"}");
         return -1;
     }
+    if (reject_nul_escapes(tr->json, body, len, err, err_size) != 0)
+        return -1;
 
     q = cJSON_GetObjectItemCaseSensitive(tr->json, "q");
     if (!q) {

@@ -7,7 +7,9 @@
  * translations and api_key identifies the client. POST /v1/translate adds
  * beam_size, max_length and n_best. Other fields are ignored. Parsing
  * checks shape, types and the number of texts; the caller checks values,
- * the language pair and the character limit.
+ * the language pair and the character limit. No string may contain a NUL
+ * character: a raw NUL byte, a %00 in a form and a \u0000 escape in any
+ * JSON string, field names included, are all client errors.
  */
 #ifndef SEQMT_TRANSLATE_REQUEST_H
 #define SEQMT_TRANSLATE_REQUEST_H

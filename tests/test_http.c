@@ -307,6 +307,8 @@ static void check_translation(const char *body, const char *expected)
     response_free(&r);
 }
 
+static void check_v1_bad_request(const char *body, const char *needle);
+
 /* Scrapes GET /metrics on to_port into out, or fails the test with the
  * reason. Returns 0 or -1. */
 static int scrape_metrics(unsigned short to_port, exposition *out)
@@ -424,6 +426,40 @@ static void test_empty_and_binary_bodies(void)
     deep[sizeof(deep) - 1] = '\0';
     check_bad_request(deep, "not valid JSON");
     check_translation("{\"q\": \"after bad bodies\"}", "AFTER BAD BODIES");
+}
+
+/* cJSON decodes \u0000 to a NUL byte that would cut the string short, so
+ * the escape is a 400 naming the field, on both translation routes. */
+static void test_nul_escape_400(void)
+{
+    int calls_before = atomic_load(&double_calls.calls);
+
+    check_bad_request("{\"q\": \"A dog runs.\\u0000 Two men are working.\"}",
+                      "field \"q\" contains \\u0000 (a NUL character), which is not allowed");
+    check_bad_request("{\"q\": \"a\", \"source\": \"en\\u0000xx\"}",
+                      "field \"source\" contains \\u0000");
+    check_bad_request("{\"q\": \"a\", \"target\": \"de\\u0000\"}",
+                      "field \"target\" contains \\u0000");
+    check_bad_request("{\"q\": \"a\", \"format\": \"text\\u0000html\"}",
+                      "field \"format\" contains \\u0000");
+    /* Without the check, the hook would see the key "blocked" and reply 403. */
+    check_bad_request("{\"q\": \"a\", \"api_key\": \"blocked\\u0000junk\"}",
+                      "field \"api_key\" contains \\u0000");
+    check_bad_request("{\"q\": [\"fine\", \"b\\u0000\"]}", "q[1] contains \\u0000");
+    check_bad_request("{\"q\": \"a\", \"note\": {\"k\": [\"\\u0000\"]}}",
+                      "field \"note\" contains \\u0000");
+    check_bad_request("{\"q\\u0000x\": \"a\"}", "a field name contains \\u0000");
+    /* An escaped backslash and a \u0000 after it. */
+    check_bad_request("{\"q\": \"x\\\\\\u0000\"}", "field \"q\" contains \\u0000");
+    check_v1_bad_request("{\"q\": \"A dog runs.\\u0000 Two men.\", \"n_best\": 1}",
+                         "field \"q\" contains \\u0000");
+    check_v1_bad_request("{\"q\": \"a\", \"source\": \"en\\u0000xx\"}",
+                         "field \"source\" contains \\u0000");
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.calls), calls_before);
+
+    /* \\u0000 is an escaped backslash followed by the text u0000. */
+    check_translation("{\"q\": \"back\\\\u0000slash\"}", "BACK\\U0000SLASH");
+    check_translation("{\"q\": \"\\u0041\\u00e9\"}", "A\xc3\xa9");
 }
 
 static void test_wrong_language_pair(void)
@@ -2350,6 +2386,7 @@ int main(void)
     CU_add_test(suite, "missing or invalid q is 400", test_missing_or_invalid_q);
     CU_add_test(suite, "too many texts is 400", test_too_many_texts);
     CU_add_test(suite, "empty and binary bodies are 400", test_empty_and_binary_bodies);
+    CU_add_test(suite, "NUL escape in JSON is 400", test_nul_escape_400);
     CU_add_test(suite, "wrong language pair is 400", test_wrong_language_pair);
     CU_add_test(suite, "unknown path is 404", test_unknown_path_404);
     CU_add_test(suite, "wrong method is 405", test_wrong_method_405);
