@@ -126,11 +126,15 @@ static size_t count_words(void *ctx, size_t pair, const char *sentence)
 }
 
 /* Translates each sentence into n_best hypotheses of fake_translation,
- * scored -(k + 1), and counts its words as its source tokens. Special
- * sentences: "WAIT" blocks at the gate and marks the sentence stopped when
- * the stop callback fires there. "PAUSE" sleeps PAUSE_MS without calling
- * the stop callback. "REJECT" rejects the input (-2), "FAIL" fails the
- * call (-1), and "NO OUTPUT" gets no hypotheses without a failure. */
+ * scored -(k + 1) with a normalized score of -(k + 1) / (words + 1), and
+ * counts its words as its source tokens. Special sentences: "WAIT" blocks
+ * at the gate and marks the sentence stopped when the stop callback fires
+ * there. "PAUSE" sleeps PAUSE_MS without calling the stop callback.
+ * "REJECT" rejects the input (-2), "FAIL" fails the call (-1), and
+ * "NO OUTPUT" gets no hypotheses without a failure. A sentence starting
+ * with "EMPTY FIRST" gets an empty first hypothesis with score -0.5 and
+ * normalized score 0, ahead of the rest as a model's raw ranking could
+ * put it. */
 static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
                                 size_t n, http_stop_fn stop, void *stop_ctx, char *err,
                                 size_t err_size)
@@ -173,10 +177,14 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
         if (!s->hyps)
             return -1;
         for (int k = 0; k < s->n_best; k++) {
-            s->hyps[k].text = fake_translation(s->text, pair, (size_t)k);
+            int empty = k == 0 && strncmp(s->text, "EMPTY FIRST", 11) == 0;
+
+            s->hyps[k].text = empty ? strdup("") : fake_translation(s->text, pair, (size_t)k);
             if (!s->hyps[k].text)
                 return -1;
-            s->hyps[k].score = -(float)(k + 1);
+            s->hyps[k].score = empty ? -0.5f : -(float)(k + 1);
+            s->hyps[k].normalized_score =
+                empty ? 0.0f : s->hyps[k].score / (float)(s->source_tokens + 1);
             s->count = (size_t)k + 1;
         }
     }
@@ -1479,6 +1487,15 @@ static void test_v1_reply_shape(void)
     CU_ASSERT_DOUBLE_EQUAL(
         cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 1), "score")), -4.0,
         1e-9);
+    /* Normalized scores are summed too: -1/2 per one-word sentence, then -2/2. */
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "normalized_score")),
+                           -1.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 0),
+                                                                    "normalized_score")),
+                           -1.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 1),
+                                                                    "normalized_score")),
+                           -2.0, 1e-6);
     CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(second, "text")),
                            "THREE");
     CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "source")), "en");
@@ -1499,6 +1516,58 @@ static void test_v1_reply_shape(void)
     CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "n_best")),
                     1);
     cJSON_Delete(json);
+}
+
+/* Returns the "text" of entry k of the n-best list of translation t in a
+ * /v1/translate reply, or "". */
+static const char *nbest_text(const cJSON *reply, int t, int k)
+{
+    const cJSON *translation = cJSON_GetArrayItem(cJSON_GetObjectItem(reply, "translations"), t);
+
+    return string_of(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(translation, "n_best"), k),
+                            "text"));
+}
+
+/* An empty hypothesis ranks after the non-empty ones in the translation,
+ * the alternatives and the n-best list, although the callback put it first
+ * with the highest normalized score. Joined texts are re-sorted too. */
+static void test_empty_hypothesis_last(void)
+{
+    cJSON *json = post_for_json("/v1/translate", "{\"q\": \"EMPTY FIRST\", \"beam_size\": 3, "
+                                                 "\"n_best\": 3}");
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "translations"), 0);
+    const cJSON *nbest = cJSON_GetObjectItem(first, "n_best");
+
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(first, "text")), "EMPTY FIRST #1");
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "score")), -2.0, 1e-9);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(nbest), 3);
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 0), "EMPTY FIRST #1");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 1), "EMPTY FIRST #2");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 2), "");
+    cJSON_Delete(json);
+
+    /* Entry 0 of "EMPTY FIRST. Two." joins the empty hypothesis with
+     * "TWO." and has the highest normalized sum (0 - 1/2); it goes last. */
+    json = post_for_json("/v1/translate", "{\"q\": \"EMPTY FIRST. Two.\", \"beam_size\": 3, "
+                                          "\"n_best\": 3}");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 0), "EMPTY FIRST. #1 TWO. #1");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 1), "EMPTY FIRST. #2 TWO. #2");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 2), " TWO.");
+    cJSON_Delete(json);
+
+    /* /translate leaves the empty hypothesis out of the alternatives. */
+    json = post_for_json("/translate", "{\"q\": \"EMPTY FIRST\", \"alternatives\": 2}");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")),
+                           "EMPTY FIRST #1");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(json, "alternatives")), 1);
+    CU_ASSERT_STRING_EQUAL(
+        string_of(cJSON_GetArrayItem(cJSON_GetObjectItem(json, "alternatives"), 0)),
+        "EMPTY FIRST #2");
+    cJSON_Delete(json);
+
+    /* With one hypothesis there is no other choice than the empty one. */
+    check_translation("{\"q\": \"EMPTY FIRST\"}", "");
 }
 
 /* Sends body to /v1/translate and asserts a 400 naming needle. */
@@ -2416,6 +2485,7 @@ int main(void)
     CU_add_test(suite, "html keeps markup", test_html_keeps_markup);
     CU_add_test(suite, "alternatives listed", test_alternatives_listed);
     CU_add_test(suite, "v1 reply shape", test_v1_reply_shape);
+    CU_add_test(suite, "empty hypothesis ranks last", test_empty_hypothesis_last);
     CU_add_test(suite, "v1 limits are 400", test_v1_limits_400);
     CU_add_test(suite, "sentence token limit is 400", test_sentence_token_limit);
     CU_add_test(suite, "api_key hook statuses", test_api_key_hook);
