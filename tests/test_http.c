@@ -2351,6 +2351,63 @@ static void test_openapi_documents_access(void)
     cJSON_Delete(doc);
 }
 
+/* Asserts that object has every property that schema lists as required,
+ * and no property that schema does not list. */
+static void check_matches_schema(const cJSON *object, const cJSON *schema, const char *name)
+{
+    const cJSON *required = cJSON_GetObjectItem(schema, "required");
+    const cJSON *properties = cJSON_GetObjectItem(schema, "properties");
+    const cJSON *item;
+
+    CU_ASSERT_TRUE_FATAL(cJSON_IsObject(object));
+    cJSON_ArrayForEach(item, required)
+    {
+        if (!cJSON_GetObjectItem(object, string_of(item)))
+            fprintf(stderr, "\n  %s lacks required \"%s\"\n", name, string_of(item));
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(object, string_of(item)));
+    }
+    cJSON_ArrayForEach(item, object)
+    {
+        if (!cJSON_GetObjectItem(properties, item->string))
+            fprintf(stderr, "\n  %s has undocumented \"%s\"\n", name, item->string);
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(properties, item->string));
+    }
+}
+
+/* The OpenAPI schemas of /v1/translate list exactly the fields that its
+ * reply has, and state the formula of normalized_score. */
+static void test_openapi_matches_v1_reply(void)
+{
+    http_response r;
+    cJSON *doc, *reply;
+    const cJSON *schemas, *translation, *hypothesis, *normalized;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/openapi.json", &r), 0);
+    doc = cJSON_Parse(r.body);
+    response_free(&r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    schemas = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "components"), "schemas");
+    reply = post_for_json("/v1/translate", "{\"q\": \"One. Two.\", \"beam_size\": 2, "
+                                           "\"n_best\": 2}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(reply);
+    translation = cJSON_GetArrayItem(cJSON_GetObjectItem(reply, "translations"), 0);
+    hypothesis = cJSON_GetArrayItem(cJSON_GetObjectItem(translation, "n_best"), 1);
+    check_matches_schema(reply, cJSON_GetObjectItem(schemas, "V1TranslateResponse"),
+                         "the reply");
+    check_matches_schema(translation, cJSON_GetObjectItem(schemas, "V1Translation"),
+                         "a translation");
+    check_matches_schema(hypothesis, cJSON_GetObjectItem(schemas, "Hypothesis"),
+                         "a hypothesis");
+    normalized = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(schemas, "Hypothesis"), "properties"),
+        "normalized_score");
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(string_of(cJSON_GetObjectItem(normalized, "description")),
+               "score / length^length_penalty"));
+    cJSON_Delete(reply);
+    cJSON_Delete(doc);
+}
+
 /* ---- metrics ---- */
 
 /* The two scrapes of test_metrics_count_requests. */
@@ -2661,6 +2718,7 @@ int main(void)
     CU_add_test(suite, "max connections", test_max_connections);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
     CU_add_test(suite, "OpenAPI documents access", test_openapi_documents_access);
+    CU_add_test(suite, "OpenAPI matches v1 reply", test_openapi_matches_v1_reply);
     CU_add_test(suite, "metrics count requests", test_metrics_count_requests);
     CU_add_test(suite, "metrics HEAD and POST", test_metrics_methods);
     CU_add_test(suite, "page files served", test_page_files_served);
