@@ -1210,6 +1210,13 @@ static void test_api_keys_required(void)
     CU_ASSERT(retry_after >= 1 && retry_after <= 20);
     response_free(&r);
 
+    /* A good key followed by \u0000 and more text is no key: 400. */
+    snprintf(body, sizeof(body), "{\"q\": \"A dog.\", \"api_key\": \"%s\\u0000junk\"}",
+             open_key);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", body, &r), 0);
+    check_error_reply(&r, 400, "field \"api_key\" contains \\u0000", open_key);
+    response_free(&r);
+
     /* Another key has its own bucket, and its line lifts the limit. */
     snprintf(body, sizeof(body), "{\"q\": \"\", \"api_key\": \"%s\"}", open_key);
     for (int i = 0; i < 6; i++) {
