@@ -125,9 +125,9 @@ static int parse_rate(const char *text, double *per_minute)
     return 0;
 }
 
-/* Splits line into at most three whitespace-separated fields, after
- * cutting it at the first '#'. Returns the number of fields found, up to
- * 3 (3 means "more than two"). */
+/* Splits line into whitespace-separated fields, after cutting it at the
+ * first '#', and stores the first two in fields. Returns the number of
+ * fields. */
 static int split_fields(char *line, char **fields)
 {
     char *save = NULL, *field;
@@ -136,9 +136,12 @@ static int split_fields(char *line, char **fields)
 
     if (hash)
         *hash = '\0';
-    for (field = strtok_r(line, " \t\r\n\v\f", &save); field && n < 3;
-         field = strtok_r(NULL, " \t\r\n\v\f", &save))
-        fields[n++] = field;
+    for (field = strtok_r(line, " \t\r\n\v\f", &save); field;
+         field = strtok_r(NULL, " \t\r\n\v\f", &save)) {
+        if (n < 2)
+            fields[n] = field;
+        n++;
+    }
     return n;
 }
 
@@ -175,7 +178,7 @@ static int parse_key_line(access_control *a, size_t *capacity, size_t **line_num
                           const char *path, size_t line_number, char *line, size_t len,
                           char *err, size_t err_size)
 {
-    char *fields[3];
+    char *fields[2];
     double per_minute = a->default_per_minute;
     int n;
 
@@ -187,20 +190,31 @@ static int parse_key_line(access_control *a, size_t *capacity, size_t **line_num
     n = split_fields(line, fields);
     if (n == 0)
         return 0;
-    if (n == 3) {
+    if (n > 2) {
         snprintf(err, err_size,
-                 "%s line %zu: unexpected text after the rate; write KEY or KEY "
-                 "REQUESTS_PER_MINUTE, with '#' before a comment",
-                 path, line_number);
+                 "%s line %zu: expected KEY or KEY REQUESTS_PER_MINUTE, found %d fields "
+                 "separated by spaces. A key cannot contain spaces, and text after the rate "
+                 "must start with '#' to be a comment",
+                 path, line_number, n);
         return -1;
     }
     if (check_key(path, line_number, fields[0], err, err_size) != 0)
         return -1;
     if (n == 2 && parse_rate(fields[1], &per_minute) != 0) {
-        snprintf(err, err_size,
-                 "%s line %zu: invalid rate \"%.32s\"; write a whole number of requests per "
-                 "minute from 1 to %d, or \"unlimited\"",
-                 path, line_number, fields[1], ACCESS_RATE_MAX);
+        /* The field is not echoed when it may be the rest of a key. */
+        int digits = fields[1][0] == '-' || (fields[1][0] >= '0' && fields[1][0] <= '9');
+
+        if (digits)
+            snprintf(err, err_size,
+                     "%s line %zu: invalid rate \"%.32s\"; write a whole number of requests "
+                     "per minute from 1 to %d, or \"unlimited\"",
+                     path, line_number, fields[1], ACCESS_RATE_MAX);
+        else
+            snprintf(err, err_size,
+                     "%s line %zu: the text after the key is not a rate; write a whole number "
+                     "of requests per minute from 1 to %d, or \"unlimited\". A key cannot "
+                     "contain spaces",
+                     path, line_number, ACCESS_RATE_MAX);
         return -1;
     }
 
@@ -251,9 +265,17 @@ static int read_keys_file(access_control *a, const char *path, char *err, size_t
         snprintf(err, err_size, "cannot open keys file %s: %s", path, strerror(errno));
         return -1;
     }
-    while (rc == 0 && (len = getline(&line, &line_size, f)) != -1)
-        rc = parse_key_line(a, &capacity, &line_numbers, path, ++line_number, line, (size_t)len,
+    while (rc == 0 && (len = getline(&line, &line_size, f)) != -1) {
+        char *text = line;
+
+        /* Editors on Windows start UTF-8 files with a byte-order mark. */
+        if (line_number == 0 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            text += 3;
+            len -= 3;
+        }
+        rc = parse_key_line(a, &capacity, &line_numbers, path, ++line_number, text, (size_t)len,
                             err, err_size);
+    }
     if (rc == 0 && ferror(f)) {
         snprintf(err, err_size, "cannot read keys file %s: %s", path, strerror(errno));
         rc = -1;

@@ -18,7 +18,8 @@
  *
  * A key is 16 to 256 characters from A-Z a-z 0-9 - _ . ~ + / = (such as
  * the output of `head -c 24 /dev/urandom | base64`). Text from a '#' to
- * the end of the line is a comment, and blank lines are skipped.
+ * the end of the line is a comment, and blank lines are skipped. A UTF-8
+ * byte-order mark at the start of the file is skipped.
  *
  * Keys are compared in constant time: a lookup compares the candidate with
  * every key over ACCESS_KEY_MAX bytes without an early exit, so its time

@@ -24,6 +24,8 @@ typedef struct {
 typedef struct {
     char *text;  /* malloc'd, freed by the daemon */
     float score; /* log probability of the translation */
+    float normalized_score; /* the score that ranks hypotheses, such as
+                               score / length^length_penalty */
 } http_hypothesis;
 
 /* One sentence for the translate callback: inputs set by the daemon,
@@ -32,8 +34,10 @@ typedef struct {
     const char *text;       /* in: NUL-terminated, non-blank, without line breaks */
     int n_best;             /* in: hypotheses wanted, 1..beam_size */
     int max_length;         /* in: maximum output tokens, >= 1 */
-    http_hypothesis *hyps;  /* out: malloc'd [count], best first; the daemon frees
-                               the texts and the array, also after a failure */
+    http_hypothesis *hyps;  /* out: malloc'd [count], best first (the highest
+                               normalized_score, empty texts last); the daemon
+                               frees the texts and the array, also after a
+                               failure */
     size_t count;           /* out: 1..n_best on success unless stopped */
     int stopped;            /* out: nonzero when the stop callback ended it */
     size_t source_tokens;   /* out: source tokens the model read, counted in

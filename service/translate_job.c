@@ -71,54 +71,115 @@ void translate_job_free(translate_job *job)
     memset(job, 0, sizeof(*job));
 }
 
+/* One entry of the ranked list of a text: hypothesis k of each of its
+ * sentences, joined. */
+typedef struct {
+    char *text;              /* malloc'd */
+    double score;            /* sum of the sentences' scores */
+    double normalized_score; /* sum of the sentences' normalized scores */
+    int has_empty;           /* a sentence has an empty translation */
+} ranked_entry;
+
+/* Returns the index of the first sentence of text t. */
+static size_t first_sentence(const translate_job *job, size_t t)
+{
+    size_t first = 0;
+
+    for (size_t i = 0; i < t; i++)
+        first += job->texts[i].sentence_count;
+    return first;
+}
+
 /* Joins hypothesis k of every sentence of text t (a sentence's last one
- * when it has fewer) into a malloc'd string, and stores the summed score
- * in *score when score is not NULL. Returns NULL when out of memory. */
-static char *join_hypothesis(const translate_job *job, size_t t, size_t k, double *score)
+ * when it has fewer) into entry. Returns 0, or -1 when out of memory. */
+static int join_hypothesis(const translate_job *job, size_t t, size_t k, ranked_entry *entry)
 {
     const segmented_text *st = &job->texts[t];
     const char **parts = malloc((st->sentence_count + 1) * sizeof(*parts));
-    size_t first = 0;
-    double sum = 0.0;
-    char *text;
+    size_t first = first_sentence(job, t);
 
+    memset(entry, 0, sizeof(*entry));
     if (!parts)
-        return NULL;
-    for (size_t i = 0; i < t; i++)
-        first += job->texts[i].sentence_count;
+        return -1;
     for (size_t i = 0; i < st->sentence_count; i++) {
         const http_sentence *s = &job->sentences[first + i];
         size_t pick = k < s->count ? k : s->count - 1;
 
         parts[i] = s->count ? s->hyps[pick].text : "";
-        sum += s->count ? s->hyps[pick].score : 0.0;
+        entry->has_empty |= parts[i][0] == '\0';
+        entry->score += s->count ? s->hyps[pick].score : 0.0;
+        entry->normalized_score += s->count ? s->hyps[pick].normalized_score : 0.0;
     }
-    text = segment_join(st, parts);
+    entry->text = segment_join(st, parts);
     free(parts);
-    if (score)
-        *score = sum;
-    return text;
+    return entry->text ? 0 : -1;
 }
 
 /* Returns the most hypotheses any sentence of text t has. */
 static size_t max_hypotheses(const translate_job *job, size_t t)
 {
-    size_t first = 0, most = 1;
+    size_t first = first_sentence(job, t), most = 1;
 
-    for (size_t i = 0; i < t; i++)
-        first += job->texts[i].sentence_count;
     for (size_t i = 0; i < job->texts[t].sentence_count; i++)
         if (job->sentences[first + i].count > most)
             most = job->sentences[first + i].count;
     return most;
 }
 
-/* Adds string s (malloc'd, taken over) to array. Returns 0 or -1. */
-static int add_owned_string(cJSON *array, char *s)
+/* Returns nonzero when entry a ranks before b: one without an empty
+ * sentence translation first, then the higher normalized score. */
+static int entry_ranks_before(const ranked_entry *a, const ranked_entry *b)
 {
-    cJSON *item = s ? cJSON_CreateString(s) : NULL;
+    if (a->has_empty != b->has_empty)
+        return !a->has_empty;
+    return a->normalized_score > b->normalized_score;
+}
 
-    free(s);
+static void free_ranked(ranked_entry *entries, size_t count)
+{
+    for (size_t i = 0; entries && i < count; i++)
+        free(entries[i].text);
+    free(entries);
+}
+
+/* Builds the ranked list of text t: entry k joins hypothesis k of its
+ * sentences, and the entries are sorted by entry_ranks_before, ties in
+ * order of k. Each sentence's list is already in that order, but joined
+ * entries can leave it once a sentence's empty translation is reached.
+ * Returns a malloc'd array of *count entries (free_ranked frees it), or
+ * NULL when out of memory. */
+static ranked_entry *rank_text(const translate_job *job, size_t t, size_t *count)
+{
+    size_t most = max_hypotheses(job, t);
+    ranked_entry *entries = calloc(most, sizeof(*entries));
+
+    *count = 0;
+    if (!entries)
+        return NULL;
+    for (size_t k = 0; k < most; k++) {
+        ranked_entry entry;
+        size_t at = k;
+
+        if (join_hypothesis(job, t, k, &entry) != 0) {
+            free_ranked(entries, k);
+            return NULL;
+        }
+        /* Insertion sort, stable: moves entry before worse ones only. */
+        while (at > 0 && entry_ranks_before(&entry, &entries[at - 1])) {
+            entries[at] = entries[at - 1];
+            at--;
+        }
+        entries[at] = entry;
+    }
+    *count = most;
+    return entries;
+}
+
+/* Adds a copy of string s to array. Returns 0 or -1. */
+static int add_string(cJSON *array, const char *s)
+{
+    cJSON *item = cJSON_CreateString(s);
+
     if (!item)
         return -1;
     if (!cJSON_AddItemToArray(array, item)) {
@@ -128,30 +189,25 @@ static int add_owned_string(cJSON *array, char *s)
     return 0;
 }
 
-/* Builds the alternatives of text t: up to count distinct texts other than
- * best. Returns a cJSON array, or NULL when out of memory. */
-static cJSON *build_alternatives(const translate_job *job, size_t t, const char *best,
-                                 int count)
+/* Builds the alternatives of a text from its ranked entries: up to count
+ * distinct texts after the first, in rank order, other than the first.
+ * An entry with an empty sentence translation is left out unless the
+ * first entry has one too. Returns a cJSON array, or NULL when out of
+ * memory. */
+static cJSON *build_alternatives(const ranked_entry *entries, size_t entry_count, int count)
 {
     cJSON *list = cJSON_CreateArray();
-    size_t most = max_hypotheses(job, t);
 
-    for (size_t k = 1; list && k < most && cJSON_GetArraySize(list) < count; k++) {
-        char *text = join_hypothesis(job, t, k, NULL);
-        int seen;
+    for (size_t k = 1; list && k < entry_count && cJSON_GetArraySize(list) < count; k++) {
+        int seen = strcmp(entries[k].text, entries[0].text) == 0;
         const cJSON *item;
 
-        if (!text) {
-            cJSON_Delete(list);
-            return NULL;
-        }
-        seen = strcmp(text, best) == 0;
-        cJSON_ArrayForEach(item, list) seen |= strcmp(item->valuestring, text) == 0;
-        if (seen) {
-            free(text);
+        if (entries[k].has_empty && !entries[0].has_empty)
             continue;
-        }
-        if (add_owned_string(list, text) != 0) {
+        cJSON_ArrayForEach(item, list) seen |= strcmp(item->valuestring, entries[k].text) == 0;
+        if (seen)
+            continue;
+        if (add_string(list, entries[k].text) != 0) {
             cJSON_Delete(list);
             return NULL;
         }
@@ -211,11 +267,16 @@ char *translate_job_reply_libre(const translate_job *job, int is_list, int alter
         add_detected_language(reply, job, is_list, detected_language) != 0)
         goto done;
     for (size_t t = 0; t < job->text_count; t++) {
-        char *best = join_hypothesis(job, t, 0, NULL);
-        cJSON *list = best && alternatives > 0 ? build_alternatives(job, t, best, alternatives)
-                                               : NULL;
+        size_t count;
+        ranked_entry *entries = rank_text(job, t, &count);
+        cJSON *list = entries && alternatives > 0
+                          ? build_alternatives(entries, count, alternatives)
+                          : NULL;
+        int failed = !entries || (alternatives > 0 && !list) ||
+                     add_string(texts, entries[0].text) != 0;
 
-        if (!best || (alternatives > 0 && !list) || add_owned_string(texts, best) != 0) {
+        free_ranked(entries, count);
+        if (failed) {
             cJSON_Delete(list);
             goto done;
         }
@@ -249,46 +310,42 @@ done:
     return json;
 }
 
-/* Adds {"text": text, "score": score} to array, taking over text. Returns
+/* Adds "text", "score" and "normalized_score" of entry to object. Returns
  * 0 or -1. */
-static int add_scored(cJSON *array, char *text, double score)
+static int add_scored_fields(cJSON *object, const ranked_entry *entry)
 {
-    cJSON *entry = cJSON_CreateObject();
-    int ok = entry && text && cJSON_AddStringToObject(entry, "text", text) &&
-             cJSON_AddNumberToObject(entry, "score", score);
-
-    free(text);
-    if (!ok || !cJSON_AddItemToArray(array, entry)) {
-        cJSON_Delete(entry);
-        return -1;
-    }
-    return 0;
+    return cJSON_AddStringToObject(object, "text", entry->text) &&
+                   cJSON_AddNumberToObject(object, "score", entry->score) &&
+                   cJSON_AddNumberToObject(object, "normalized_score",
+                                           entry->normalized_score)
+               ? 0
+               : -1;
 }
 
-/* Builds {"text", "score", "n_best"} for text t. Returns NULL when out of
- * memory. */
+/* Builds {"text", "score", "normalized_score", "n_best"} for text t.
+ * Returns NULL when out of memory. */
 static cJSON *build_v1_translation(const translate_job *job, size_t t, int n_best)
 {
     cJSON *entry = cJSON_CreateObject(), *list = NULL;
-    size_t most = max_hypotheses(job, t);
-    double score;
-    char *best = join_hypothesis(job, t, 0, &score);
+    size_t count;
+    ranked_entry *entries = rank_text(job, t, &count);
 
-    if (!entry || !best || !cJSON_AddStringToObject(entry, "text", best) ||
-        !cJSON_AddNumberToObject(entry, "score", score) ||
+    if (!entry || !entries || add_scored_fields(entry, &entries[0]) != 0 ||
         !(list = cJSON_AddArrayToObject(entry, "n_best")))
         goto fail;
-    for (size_t k = 0; k < most && k < (size_t)n_best; k++) {
-        double s;
-        char *text = k == 0 ? strdup(best) : join_hypothesis(job, t, k, &s);
+    for (size_t k = 0; k < count && k < (size_t)n_best; k++) {
+        cJSON *hypothesis = cJSON_CreateObject();
 
-        if (add_scored(list, text, k == 0 ? score : s) != 0)
+        if (!hypothesis || add_scored_fields(hypothesis, &entries[k]) != 0 ||
+            !cJSON_AddItemToArray(list, hypothesis)) {
+            cJSON_Delete(hypothesis);
             goto fail;
+        }
     }
-    free(best);
+    free_ranked(entries, count);
     return entry;
 fail:
-    free(best);
+    free_ranked(entries, count);
     cJSON_Delete(entry);
     return NULL;
 }

@@ -6,10 +6,13 @@
  * the callback has filled in the hypotheses, the job joins them back per
  * text into LibreTranslate's reply or the /v1/translate reply.
  *
- * Alternatives and n-best entries of a text with several sentences are
- * built from the k-th hypothesis of each sentence (its last one when it has
- * fewer), and their score is the sum of the sentence scores. For a text of
- * one sentence that is exactly the sentence's n-best list.
+ * Entry k of the ranked list of a text joins the k-th hypothesis of each
+ * of its sentences (a sentence's last one when it has fewer). Its score and
+ * normalized_score are the sums of the sentences' scores and normalized
+ * scores. The list is sorted by normalized_score, best first, except that
+ * entries in which a sentence has an empty translation come last. For a
+ * text of one sentence that is exactly the sentence's n-best list. The
+ * translation, the alternatives and the n-best list all come from it.
  */
 #ifndef SEQMT_TRANSLATE_JOB_H
 #define SEQMT_TRANSLATE_JOB_H
@@ -44,11 +47,14 @@ void translate_job_free(translate_job *job);
 
 /* Builds LibreTranslate's reply: {"translatedText": text} with up to
  * alternatives entries in "alternatives" when alternatives > 0, or arrays
- * of both when is_list is set. Alternatives equal to the translation or to
- * an earlier alternative are left out. When detected_language is not NULL,
- * the reply also has "detectedLanguage": {"confidence": 100, "language":
- * detected_language}, or an array of one such object per text when is_list
- * is set. Returns malloc'd JSON text, or NULL when out of memory. */
+ * of both when is_list is set. The translation is the first entry of the
+ * ranked list and the alternatives follow in rank order. Alternatives equal
+ * to the translation or to an earlier alternative are left out, and so are
+ * those with an empty sentence translation when the translation has none.
+ * When detected_language is not NULL, the reply also has
+ * "detectedLanguage": {"confidence": 100, "language": detected_language},
+ * or an array of one such object per text when is_list is set. Returns
+ * malloc'd JSON text, or NULL when out of memory. */
 char *translate_job_reply_libre(const translate_job *job, int is_list, int alternatives,
                                 const char *detected_language);
 
@@ -60,9 +66,10 @@ typedef struct {
 } translate_job_timing;
 
 /* Builds the /v1/translate reply: {"translations": [{"text", "score",
- * "n_best": [{"text", "score"}...]}...], "source", "target", "timing"},
- * with n_best entries per text. Returns malloc'd JSON text, or NULL when
- * out of memory. */
+ * "normalized_score", "n_best": [{"text", "score", "normalized_score"}...]}
+ * ...], "source", "target", "timing"}, with the first n_best entries of
+ * each text's ranked list. Returns malloc'd JSON text, or NULL when out of
+ * memory. */
 char *translate_job_reply_v1(const translate_job *job, int n_best, const char *source,
                              const char *target, const translate_job_timing *timing);
 

@@ -8,6 +8,7 @@
  */
 #include "translate_request.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,62 +63,158 @@ static long long *number_field(translate_request *tr, const char *name)
     return NULL;
 }
 
-/* Largest whole number a field may hold; larger ones are reported as
- * invalid rather than wrapped. */
-#define NUMBER_FIELD_MAX 1000000000LL
+/* Magnitude at which parsed numbers stop growing, far above every limit,
+ * so that a huge value is reported as out of range rather than wrapped. */
+#define NUMBER_SATURATION 1000000000000LL
 
-/* Reads an optional whole-number field into *value (left as it is when
- * absent or null). Returns -1 with a message in err when the field is not
- * a whole number in [0, NUMBER_FIELD_MAX]. */
-static int optional_number(const cJSON *object, const char *name, long long *value, char *err,
-                           size_t err_size)
+/* Returns the smallest value the whole-number field name accepts. */
+static long long number_min(const char *name)
 {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
-    double v;
+    return strcmp(name, "alternatives") == 0 ? 0 : 1;
+}
 
-    if (!item || cJSON_IsNull(item))
+/* Returns the largest value the whole-number field name accepts under
+ * limits, or 0 when limits leave it to the caller. */
+static long long number_max(const char *name, const translate_limits *limits)
+{
+    if (strcmp(name, "max_length") == 0)
+        return limits->max_length;
+    if (limits->max_beam_size <= 0)
         return 0;
-    v = cJSON_IsNumber(item) ? item->valuedouble : -1.0;
-    if (!(v >= 0.0 && v <= (double)NUMBER_FIELD_MAX && v == (double)(long long)v)) {
-        snprintf(err, err_size, "field \"%s\" must be a whole number from 0 to %lld", name,
-                 NUMBER_FIELD_MAX);
+    return strcmp(name, "alternatives") == 0 ? limits->max_beam_size - 1 : limits->max_beam_size;
+}
+
+/* Writes "field NAME must be a whole number from MIN to MAX (FLAG), not
+ * SHOWN" into err, naming the server flag that sets MAX. */
+static void number_error(const char *name, const translate_limits *limits, const char *shown,
+                         char *err, size_t err_size)
+{
+    long long max = number_max(name, limits);
+    const char *flag = strcmp(name, "max_length") == 0 ? "--max-length" : "--max-beam-size";
+    char range[128];
+
+    if (strcmp(name, "alternatives") == 0 && max > 0)
+        snprintf(range, sizeof(range), "0 to %lld (one less than the server's %s)", max, flag);
+    else if (strcmp(name, "alternatives") == 0)
+        snprintf(range, sizeof(range), "0 to one less than the server's %s", flag);
+    else if (strcmp(name, "n_best") == 0 && max > 0)
+        snprintf(range, sizeof(range), "1 to beam_size (at most %lld, the server's %s)", max,
+                 flag);
+    else if (strcmp(name, "n_best") == 0)
+        snprintf(range, sizeof(range), "1 to beam_size (at most the server's %s)", flag);
+    else if (max > 0)
+        snprintf(range, sizeof(range), "1 to %lld (the server's %s)", max, flag);
+    else
+        snprintf(range, sizeof(range), "1 to the server's %s", flag);
+    snprintf(err, err_size, "field \"%s\" must be a whole number from %s, not %s", name, range,
+             shown);
+}
+
+/* Parses text as an optional '-' and decimal digits into *value, which
+ * saturates at NUMBER_SATURATION. Returns 0, or -1 for any other text. */
+static int parse_whole_text(const char *text, long long *value)
+{
+    const char *p = text + (text[0] == '-');
+    long long v = 0;
+
+    if (*p < '0' || *p > '9')
         return -1;
-    }
-    *value = (long long)v;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (v < NUMBER_SATURATION)
+            v = v * 10 + (*p - '0');
+    if (*p)
+        return -1;
+    *value = text[0] == '-' ? -v : v;
     return 0;
 }
 
-/* Parses decimal digits in value into *out. Returns -1 with a message in
- * err when value is not a whole number in [0, NUMBER_FIELD_MAX]. */
-static int parse_form_number(const char *name, const char *value, long long *out, char *err,
-                             size_t err_size)
+/* Checks *value against the range of the whole-number field name and
+ * stores it in tr. value is NULL when the client's value is not a whole
+ * number, and shown is that value as the error message quotes it. Returns
+ * 0, or -1 with a message in err. */
+static int store_number(translate_request *tr, const char *name, const long long *value,
+                        const char *shown, const translate_limits *limits, char *err,
+                        size_t err_size)
 {
-    long long v = 0;
-    const char *p = value;
+    long long max = number_max(name, limits);
 
-    for (; *p >= '0' && *p <= '9' && v <= NUMBER_FIELD_MAX; p++)
-        v = v * 10 + (*p - '0');
-    if (p == value || *p || v > NUMBER_FIELD_MAX) {
-        snprintf(err, err_size, "form field \"%s\" must be a whole number from 0 to %lld",
-                 name, NUMBER_FIELD_MAX);
+    /* A saturated value is out of every range and would hide the client's. */
+    if (!value || *value < number_min(name) || (max > 0 && *value > max) ||
+        *value >= NUMBER_SATURATION) {
+        number_error(name, limits, shown, err, err_size);
         return -1;
     }
-    *out = v;
+    *number_field(tr, name) = *value;
     return 0;
+}
+
+/* Reads an optional whole-number field of a JSON body into tr (left as it
+ * is when absent, null or ""). A JSON number without a fraction and a
+ * string of decimal digits, as HTML forms send, are both accepted.
+ * Returns 0, -1 with a message in err when the value is not a whole number
+ * in the field's range, or -2 when out of memory. */
+static int json_number(translate_request *tr, const cJSON *object, const char *name,
+                       const translate_limits *limits, char *err, size_t err_size)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
+    long long value = 0;
+    int whole = 0;
+    char *printed, shown[48];
+
+    if (!item || cJSON_IsNull(item) ||
+        (cJSON_IsString(item) && item->valuestring && !item->valuestring[0]))
+        return 0;
+    if (cJSON_IsNumber(item) && isfinite(item->valuedouble) &&
+        item->valuedouble == floor(item->valuedouble)) {
+        double v = item->valuedouble;
+
+        whole = 1;
+        value = v > (double)NUMBER_SATURATION    ? NUMBER_SATURATION
+                : v < -(double)NUMBER_SATURATION ? -NUMBER_SATURATION
+                                                 : (long long)v;
+    } else if (cJSON_IsString(item) && item->valuestring) {
+        whole = parse_whole_text(item->valuestring, &value) == 0;
+    }
+
+    /* The message shows the value as JSON, cut to fit. */
+    printed = cJSON_PrintUnformatted(item);
+    if (!printed)
+        return -2;
+    snprintf(shown, sizeof(shown), "%.40s%s", printed, strlen(printed) > 40 ? "..." : "");
+    free(printed);
+    return store_number(tr, name, whole ? &value : NULL, shown, limits, err, err_size);
+}
+
+/* Parses the form value of the whole-number field name into tr. An empty
+ * value leaves the field absent. Returns 0, or -1 with a message in err
+ * when value is not a whole number in the field's range. */
+static int form_number(translate_request *tr, const char *name, const char *value,
+                       const translate_limits *limits, char *err, size_t err_size)
+{
+    long long parsed;
+    char shown[48];
+    size_t i = 0;
+
+    if (!value[0])
+        return 0;
+    shown[i++] = '"';
+    for (const char *p = value; *p && i < 41; p++)
+        shown[i++] = (*p >= 0x20 && *p < 0x7f && *p != '"') ? *p : '?';
+    snprintf(shown + i, sizeof(shown) - i, "%s\"", strlen(value) > 40 ? "..." : "");
+    return store_number(tr, name, parse_whole_text(value, &parsed) == 0 ? &parsed : NULL, shown,
+                        limits, err, err_size);
 }
 
 /* Stores a form field value, owned by tr, by name: q is appended to the
  * texts, whole-number fields are parsed, other known fields are pointed at.
  * Returns 0, or -1 with a client error in err. */
 static int set_form_field(translate_request *tr, const char *name, char *value, size_t *q_count,
-                          char *err, size_t err_size)
+                          const translate_limits *limits, char *err, size_t err_size)
 {
-    long long *number = number_field(tr, name);
-
     if (strcmp(name, "q") == 0)
         tr->texts[(*q_count)++] = value;
-    else if (number)
-        return parse_form_number(name, value, number, err, err_size);
+    else if (number_field(tr, name))
+        return form_number(tr, name, value, limits, err, err_size);
     else if (strcmp(name, "source") == 0)
         tr->source = value;
     else if (strcmp(name, "target") == 0)
@@ -145,10 +242,96 @@ static int form_field_index(const char *name, size_t len)
     return -1;
 }
 
+/* Returns nonzero when the 4 characters at p are the hex digits 0000. */
+static int is_nul_escape(const char *p)
+{
+    return p[0] == '0' && p[1] == '0' && p[2] == '0' && p[3] == '0';
+}
+
+/* Rejects a \u0000 escape anywhere in a JSON string of body[0..len), the
+ * text of the object json that cJSON parsed from it. cJSON decodes the
+ * escape to a NUL byte and cuts the C string there, so "en\u0000xx" would
+ * read as "en". The scan runs over the raw text because the parsed
+ * strings no longer show the escape. It tracks the top-level member and,
+ * for an array member, the element, to name them in err. Returns 0, or -1
+ * with a client error in err. */
+static int reject_nul_escapes(const cJSON *json, const char *body, size_t len, char *err,
+                              size_t err_size)
+{
+    size_t depth = 0, member = 0, element = 0;
+    int expect_key = 0, in_string = 0, in_key = 0, member_is_array = 0;
+    const cJSON *field;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+
+        if (in_string) {
+            if (c == '"') {
+                in_string = 0;
+            } else if (c == '\\' && i + 1 < len) {
+                /* Skipping the escaped character keeps the backslash
+                 * parity: in \\u0000 the u is literal text. */
+                if (body[i + 1] == 'u' && i + 5 < len && is_nul_escape(body + i + 2))
+                    goto found;
+                i++;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"':
+            in_string = 1;
+            in_key = depth == 1 && expect_key;
+            if (in_key) {
+                member++;
+                expect_key = 0;
+            }
+            break;
+        case '{':
+        case '[':
+            depth++;
+            if (depth == 1)
+                expect_key = 1;
+            if (depth == 2) {
+                member_is_array = c == '[';
+                element = 0;
+            }
+            break;
+        case '}':
+        case ']':
+            depth--;
+            break;
+        case ',':
+            if (depth == 1)
+                expect_key = 1;
+            else if (depth == 2)
+                element++;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+
+found:
+    field = member > 0 ? cJSON_GetArrayItem(json, (int)member - 1) : NULL;
+    if (in_key || !field || !field->string)
+        snprintf(err, err_size,
+                 "a field name contains \\u0000 (a NUL character), which is not allowed");
+    else if (depth == 2 && member_is_array)
+        snprintf(err, err_size,
+                 "%.32s[%zu] contains \\u0000 (a NUL character), which is not allowed",
+                 field->string, element);
+    else
+        snprintf(err, err_size,
+                 "field \"%.32s\" contains \\u0000 (a NUL character), which is not allowed",
+                 field->string);
+    return -1;
+}
+
 /* Parses a JSON body into tr. Returns 0, or -1 with a client error in err
  * (400), or -2 when out of memory. */
-static int parse_json_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
-                           char *err, size_t err_size)
+static int parse_json_body(const char *body, size_t len, const translate_limits *limits,
+                           translate_request *tr, char *err, size_t err_size)
 {
     const char *end = NULL;
     const cJSON *q;
@@ -172,6 +355,8 @@ static int parse_json_body(const char *body, size_t len, size_t max_texts, trans
         snprintf(err, err_size, "request body must be a JSON object such as {\"q\": \"text\"}");
         return -1;
     }
+    if (reject_nul_escapes(tr->json, body, len, err, err_size) != 0)
+        return -1;
 
     q = cJSON_GetObjectItemCaseSensitive(tr->json, "q");
     if (!q) {
@@ -189,9 +374,9 @@ static int parse_json_body(const char *body, size_t len, size_t max_texts, trans
         size_t n = (size_t)cJSON_GetArraySize(q), i = 0;
         const cJSON *item;
 
-        if (n > max_texts) {
+        if (n > limits->max_texts) {
             snprintf(err, err_size, "field \"q\" has %zu texts; the maximum is %zu per request",
-                     n, max_texts);
+                     n, limits->max_texts);
             return -1;
         }
         tr->texts = malloc((n ? n : 1) * sizeof(*tr->texts));
@@ -216,10 +401,12 @@ static int parse_json_body(const char *body, size_t len, size_t max_texts, trans
         optional_string(tr->json, "format", &tr->format, err, err_size) != 0 ||
         optional_string(tr->json, "api_key", &tr->api_key, err, err_size) != 0)
         return -1;
-    for (size_t i = 0; i < sizeof(number_fields) / sizeof(number_fields[0]); i++)
-        if (optional_number(tr->json, number_fields[i],
-                            number_field(tr, number_fields[i]), err, err_size) != 0)
-            return -1;
+    for (size_t i = 0; i < sizeof(number_fields) / sizeof(number_fields[0]); i++) {
+        int rc = json_number(tr, tr->json, number_fields[i], limits, err, err_size);
+
+        if (rc != 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -288,8 +475,8 @@ static int finish_form(translate_request *tr, size_t q_count, size_t max_texts, 
 
 /* Parses a form body (q repeated for several texts, and the other fields)
  * into tr. Returns 0, -1 with a client error in err, or -2 when out of memory. */
-static int parse_form_body(const char *body, size_t len, size_t max_texts, translate_request *tr,
-                           char *err, size_t err_size)
+static int parse_form_body(const char *body, size_t len, const translate_limits *limits,
+                           translate_request *tr, char *err, size_t err_size)
 {
     size_t fields = 1, q_count = 0;
     const char *p = body, *end = body + len;
@@ -325,7 +512,7 @@ static int parse_form_body(const char *body, size_t len, size_t max_texts, trans
             tr->owned[tr->owned_count++] = decoded;
             memcpy(name, p, name_len);
             name[name_len] = '\0';
-            if (set_form_field(tr, name, decoded, &q_count, err, err_size) != 0)
+            if (set_form_field(tr, name, decoded, &q_count, limits, err, err_size) != 0)
                 return -1;
         }
         if (!amp)
@@ -333,7 +520,7 @@ static int parse_form_body(const char *body, size_t len, size_t max_texts, trans
         p = amp + 1;
     }
 
-    return finish_form(tr, q_count, max_texts, err, err_size);
+    return finish_form(tr, q_count, limits->max_texts, err, err_size);
 }
 
 /* ---- multipart/form-data ---- */
@@ -440,8 +627,8 @@ static enum MHD_Result collect_field(void *cls, enum MHD_ValueKind kind, const c
 
 /* Moves the collected values into tr. Returns 0, -1 with a client error
  * in err, or -2 when out of memory. */
-static int take_fields(multipart_fields *f, size_t max_texts, translate_request *tr, char *err,
-                       size_t err_size)
+static int take_fields(multipart_fields *f, const translate_limits *limits,
+                       translate_request *tr, char *err, size_t err_size)
 {
     size_t q_count = 0;
 
@@ -453,17 +640,17 @@ static int take_fields(multipart_fields *f, size_t max_texts, translate_request 
     if (!tr->texts)
         return -2;
     for (size_t i = 0; i < tr->owned_count; i++)
-        if (set_form_field(tr, form_field_names[f->kinds[i]], tr->owned[i], &q_count, err,
-                           err_size) != 0)
+        if (set_form_field(tr, form_field_names[f->kinds[i]], tr->owned[i], &q_count, limits,
+                           err, err_size) != 0)
             return -1;
-    return finish_form(tr, q_count, max_texts, err, err_size);
+    return finish_form(tr, q_count, limits->max_texts, err, err_size);
 }
 
 /* Parses a multipart/form-data body into tr. Returns 0, -1 with a client
  * error in err, or -2 when out of memory. */
 static int parse_multipart_body(struct MHD_Connection *conn, const char *body, size_t len,
-                                size_t max_texts, translate_request *tr, char *err,
-                                size_t err_size)
+                                const translate_limits *limits, translate_request *tr,
+                                char *err, size_t err_size)
 {
     multipart_fields f = {.open = SIZE_MAX};
     struct MHD_PostProcessor *pp;
@@ -489,7 +676,7 @@ static int parse_multipart_body(struct MHD_Connection *conn, const char *body, s
         snprintf(err, err_size, "multipart/form-data body is malformed or incomplete; check "
                                 "the boundary lines");
     else
-        rc = take_fields(&f, max_texts, tr, err, err_size);
+        rc = take_fields(&f, limits, tr, err, err_size);
 
     for (size_t i = 0; i < f.count; i++)
         free(f.values[i]);
@@ -528,26 +715,44 @@ int translate_request_format(const char *content_type, translate_body_format *fo
     return 0;
 }
 
+int translate_request_parse_with_limits(translate_request *tr, translate_body_format format,
+                                        struct MHD_Connection *conn, const char *body,
+                                        size_t len, const translate_limits *limits, char *err,
+                                        size_t err_size)
+{
+    const char *nul;
+    int rc;
+
+    tr->alternatives = tr->beam_size = tr->max_length = tr->n_best = TRANSLATE_FIELD_ABSENT;
+    if (format == TRANSLATE_BODY_MULTIPART) {
+        rc = parse_multipart_body(conn, body, len, limits, tr, err, err_size);
+    } else {
+        /* JSON and urlencoded text never contains a raw NUL. */
+        nul = memchr(body, '\0', len);
+        if (nul) {
+            snprintf(err, err_size, "request body contains a NUL byte at byte %zu",
+                     (size_t)(nul - body));
+            return -1;
+        }
+        rc = format == TRANSLATE_BODY_URLENCODED
+                 ? parse_form_body(body, len, limits, tr, err, err_size)
+                 : parse_json_body(body, len, limits, tr, err, err_size);
+    }
+
+    /* An empty format, as an HTML form sends for an unset field, means text. */
+    if (rc == 0 && tr->format && !tr->format[0])
+        tr->format = NULL;
+    return rc;
+}
+
 int translate_request_parse(translate_request *tr, translate_body_format format,
                             struct MHD_Connection *conn, const char *body, size_t len,
                             size_t max_texts, char *err, size_t err_size)
 {
-    const char *nul;
+    translate_limits limits = {.max_texts = max_texts};
 
-    tr->alternatives = tr->beam_size = tr->max_length = tr->n_best = TRANSLATE_FIELD_ABSENT;
-    if (format == TRANSLATE_BODY_MULTIPART)
-        return parse_multipart_body(conn, body, len, max_texts, tr, err, err_size);
-
-    /* JSON and urlencoded text never contains a raw NUL. */
-    nul = memchr(body, '\0', len);
-    if (nul) {
-        snprintf(err, err_size, "request body contains a NUL byte at byte %zu",
-                 (size_t)(nul - body));
-        return -1;
-    }
-    if (format == TRANSLATE_BODY_URLENCODED)
-        return parse_form_body(body, len, max_texts, tr, err, err_size);
-    return parse_json_body(body, len, max_texts, tr, err, err_size);
+    return translate_request_parse_with_limits(tr, format, conn, body, len, &limits, err,
+                                               err_size);
 }
 
 size_t translate_request_chars(const translate_request *tr)

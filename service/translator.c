@@ -35,6 +35,7 @@ static int render_sentence(const model *m, const beam_source *src, const beam_nb
         if (!s->hyps[k].text)
             return -1;
         s->hyps[k].score = r->hyps[k].score;
+        s->hyps[k].normalized_score = r->hyps[k].normalized_score;
         s->count = (size_t)k + 1;
     }
     return 0;

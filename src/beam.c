@@ -4,8 +4,9 @@
  * </s> moves to the sentence's finished list, scored by its summed log
  * probability divided by length^alpha. A sentence stops when it has K
  * finished hypotheses or reaches its maximum length, at which point its
- * live hypotheses are finished as they stand. <unk>, <pad> and <s> are
- * never emitted.
+ * live hypotheses are finished as they stand. The output is the finished
+ * hypothesis with the highest normalized score, except that an empty one
+ * comes after every non-empty one. <unk>, <pad> and <s> are never emitted.
  */
 #include "beam.h"
 
@@ -118,6 +119,17 @@ static int finish(sentence_state *st, const hyp *h, float alpha, int add_eos)
     st->done_norm[st->n_done] = h->score / powf((float)(h->len + add_eos), alpha);
     st->n_done++;
     return 0;
+}
+
+/* Returns nonzero when finished hypothesis a of st ranks before b: a
+ * non-empty hypothesis before an empty one, which is never a useful
+ * translation of a non-empty source, and otherwise the higher normalized
+ * score first. */
+static int ranks_before(const sentence_state *st, int a, int b)
+{
+    if ((st->done[a].len > 0) != (st->done[b].len > 0))
+        return st->done[a].len > 0;
+    return st->done_norm[a] > st->done_norm[b];
 }
 
 static void free_state(sentence_state *st)
@@ -307,7 +319,7 @@ static int search_group(const model *m, const beam_options *opt, const int32_t *
         int best = -1;
 
         for (int d = 0; d < st[i].n_done; d++)
-            if (best < 0 || st[i].done_norm[d] > st[i].done_norm[best])
+            if (best < 0 || ranks_before(&st[i], d, best))
                 best = d;
         out_len[i] = best < 0 ? 0 : st[i].done[best].len;
         out[i] = malloc(sizeof(int32_t) * (out_len[i] + 1));
@@ -687,9 +699,9 @@ char *beam_render(const model *m, const int32_t *ids, int32_t len, const beam_so
     return render_output(m, ids, len, &src->saved, &src->unknown);
 }
 
-/* Moves the n_best finished hypotheses of st with the highest normalized
- * scores into r, best first. Ties keep the order of finishing. Returns 0,
- * or -1 when out of memory. */
+/* Moves the n_best finished hypotheses of st that rank first
+ * (ranks_before) into r, best first. Ties keep the order of finishing.
+ * Returns 0, or -1 when out of memory. */
 static int take_nbest(sentence_state *st, int n_best, beam_nbest *r)
 {
     int count = st->n_done < n_best ? st->n_done : n_best;
@@ -701,11 +713,12 @@ static int take_nbest(sentence_state *st, int n_best, beam_nbest *r)
         int best = -1;
 
         for (int d = 0; d < st->n_done; d++)
-            if (st->done[d].tokens && (best < 0 || st->done_norm[d] > st->done_norm[best]))
+            if (st->done[d].tokens && (best < 0 || ranks_before(st, d, best)))
                 best = d;
         r->hyps[k].ids = st->done[best].tokens;
         r->hyps[k].len = st->done[best].len;
         r->hyps[k].score = st->done[best].score;
+        r->hyps[k].normalized_score = st->done_norm[best];
         st->done[best].tokens = NULL;
         r->count = k + 1;
     }

@@ -25,7 +25,9 @@ typedef struct {
 beam_options beam_default_options(void);
 
 /* Decodes n id sequences. out[i] receives a malloc'd array of out_len[i]
- * target ids (no <s> or </s>) for the best hypothesis. An empty source
+ * target ids (no <s> or </s>) for the best hypothesis: the one with the
+ * highest score / length^length_penalty among the non-empty finished
+ * hypotheses, or the empty one when no other finished. An empty source
  * gives an empty output. Returns 0, or -1 when out of memory (outputs
  * already written stay allocated for the caller to free). */
 int beam_search(const model *m, const beam_options *opt, const int32_t *const *src,
@@ -75,10 +77,13 @@ typedef struct {
     float score;  /* summed log probability of the ids, and of </s> when
                      the hypothesis emitted it rather than hitting its
                      maximum length */
+    float normalized_score; /* score / length^length_penalty, where length
+                               is len plus 1 when </s> was emitted: the
+                               value beam search ranks by */
 } beam_hypothesis;
 
-/* The hypotheses of one sentence, best first by the length-normalized
- * score that beam search ranks by (score / length^length_penalty). */
+/* The hypotheses of one sentence, best first: by normalized_score, except
+ * that an empty hypothesis (len 0) comes after every non-empty one. */
 typedef struct {
     beam_hypothesis *hyps; /* [count], malloc'd */
     int count;

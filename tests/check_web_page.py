@@ -8,8 +8,10 @@ Two modes:
       opens the page the daemon serves at /, waits for the language lists
       that the page fills from GET /languages, types text into the text box,
       clicks Translate with the mouse and reads the result element. The
-      result must equal what POST /translate returns for the same text, and
-      an over-long text must show the daemon's own 400 message.
+      result must equal what POST /translate returns for the same text. A
+      text of more lines than --max-texts must come back whole, because the
+      page sends it as one string. An over-long text must show the daemon's
+      own 400 message.
 
   check_web_page.py static WEB_FOLDER
       Serves the page's source files with Python's http.server on 127.0.0.1,
@@ -49,9 +51,10 @@ PAGE_TIMEOUT = 60  # seconds for the page to reach a state (a translation includ
 DAEMON_START_TIMEOUT = 60  # seconds for the model to load
 TOTAL_TIMEOUT = 240  # the whole test, after which it fails
 MAX_CHARS = 300  # the daemon's --max-chars, so that a long text gets 400
+MAX_TEXTS = 2  # the daemon's --max-texts, fewer than the lines of LINES
 
 SENTENCE = "Two young children are playing soccer in a park."
-LINES = "Two dogs are playing in the snow.\n\nA man is riding a bike."
+LINES = "Two dogs are playing in the snow.\n\nA man is riding a bike.\nA boy jumps."
 
 
 class CheckFailed(Exception):
@@ -244,6 +247,14 @@ class Browser:
         return [e["params"]["request"]["url"] for e in self.events
                 if e.get("method") == "Network.requestWillBeSent"]
 
+    def posted_bodies(self, url):
+        """Returns the bodies of the POST requests the page sent to url."""
+        self.drain_events()
+        return [e["params"]["request"].get("postData", "") for e in self.events
+                if e.get("method") == "Network.requestWillBeSent"
+                and e["params"]["request"]["url"] == url
+                and e["params"]["request"]["method"] == "POST"]
+
     def exceptions(self):
         self.drain_events()
         return [e["params"]["exceptionDetails"] for e in self.events
@@ -292,6 +303,7 @@ def http_request(url, body=None):
 
 
 def api_translation(origin, texts, source, target):
+    """Returns POST /translate's translatedText of texts, a string or a list."""
     status, _, text = http_request(origin + "/translate",
                                    {"q": texts, "source": source, "target": target})
     if status != 200:
@@ -320,7 +332,8 @@ class Daemon:
     def __init__(self, binary, model):
         self.process = subprocess.Popen(
             [binary, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0",
-             "--max-chars", str(MAX_CHARS), "--translate-threads", "1"],
+             "--max-chars", str(MAX_CHARS), "--max-texts", str(MAX_TEXTS),
+             "--translate-threads", "1"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
         self.log = []
@@ -398,23 +411,37 @@ def run_daemon_mode(results, browser, binary, model):
         results.check(page_text.strip() != "" and page_text != SENTENCE,
                       "result is a translation", repr(page_text))
 
-        # Several lines: each translated, the blank line kept.
+        # More lines than --max-texts: one string, each line translated
+        # and the blank line kept.
         parts = [line for line in LINES.split("\n") if line]
-        expected_lines = api_translation(origin, parts, source, target)
+        expected = api_translation(origin, LINES, source, target)
+        expected_lines = [api_translation(origin, [part], source, target)[0] for part in parts]
+        results.check(len(parts) > MAX_TEXTS, "LINES has more lines than --max-texts")
+        results.check(expected.split("\n") == [expected_lines[0], ""] + expected_lines[1:],
+                      "the API translates each line of one string", repr(expected))
         browser.type_text("#text", LINES)
         browser.click("#translate")
-        browser.wait_for("document.getElementById('translate-form').dataset.state === 'done'"
-                         " && document.getElementById('result').textContent.includes('\\n')",
-                         "the translation of two lines")
+        state = browser.wait_for(
+            "(() => { const state = document.getElementById('translate-form').dataset.state;"
+            " const result = document.getElementById('result').textContent;"
+            " return ((state === 'done' && result.includes('\\n')) || state === 'failed')"
+            " && state; })()",
+            "the translation of several lines")
         page_text = browser.evaluate("document.getElementById('result').textContent")
-        results.check(page_text.split("\n") == [expected_lines[0], "", expected_lines[1]],
-                      "two lines translated with the blank line kept", repr(page_text))
+        error = browser.evaluate("document.getElementById('error').textContent")
+        results.check(state == "done", "several lines translated without error", error)
+        results.check(page_text == expected,
+                      "lines translated with the blank line kept, as the API does",
+                      "page %r, API %r" % (page_text, expected))
+        sent = [json.loads(body) for body in browser.posted_bodies(origin + "/translate")]
+        results.check(sent and all(isinstance(body.get("q"), str) for body in sent),
+                      "the page sends q as one string", repr(sent))
         save_screenshot(browser)
 
         # A text over --max-chars: the daemon's 400 message on the page.
         long_text = " ".join([SENTENCE] * (MAX_CHARS // len(SENTENCE) + 1))
         status, _, text = http_request(origin + "/translate",
-                                       {"q": [long_text], "source": source, "target": target})
+                                       {"q": long_text, "source": source, "target": target})
         api_error = json.loads(text).get("error", "") if status == 400 else ""
         results.check(status == 400 and api_error != "", "the API rejects the long text with 400",
                       "%d %s" % (status, text))

@@ -164,7 +164,11 @@ static void test_malformed_files_rejected(void)
     expect_rejected(KEY_A "\n" KEY_B "\nbad*char-0123456789abc\n", 
                     strlen(KEY_A "\n" KEY_B "\nbad*char-0123456789abc\n"),
                     "line 3: invalid character at position 4", "0123456789abc");
-    expect_rejected(KEY_A " abc\n", strlen(KEY_A " abc\n"), "line 1: invalid rate \"abc\"",
+    /* Text that is not a number may be the rest of a key with a space, so
+     * the message does not repeat it. */
+    expect_rejected(KEY_A " abcdef\n", strlen(KEY_A " abcdef\n"),
+                    "line 1: the text after the key is not a rate", "abcdef");
+    expect_rejected(KEY_A " abcdef\n", strlen(KEY_A " abcdef\n"), "A key cannot contain spaces",
                     KEY_A);
     expect_rejected(KEY_A " 0\n", strlen(KEY_A " 0\n"), "line 1: invalid rate \"0\"", KEY_A);
     expect_rejected(KEY_A " -5\n", strlen(KEY_A " -5\n"), "line 1: invalid rate \"-5\"", KEY_A);
@@ -173,7 +177,11 @@ static void test_malformed_files_rejected(void)
     expect_rejected(KEY_A " 1000001\n", strlen(KEY_A " 1000001\n"), "line 1: invalid rate",
                     KEY_A);
     expect_rejected("\n" KEY_A " 60 extra\n", strlen("\n" KEY_A " 60 extra\n"),
-                    "line 2: unexpected text", KEY_A);
+                    "line 2: expected KEY or KEY REQUESTS_PER_MINUTE, found 3 fields", KEY_A);
+    expect_rejected("my secret key 0123456789 60\n", strlen("my secret key 0123456789 60\n"),
+                    "line 1: expected KEY or KEY REQUESTS_PER_MINUTE, found 5 fields", "secret");
+    expect_rejected("my secret key 0123456789 60\n", strlen("my secret key 0123456789 60\n"),
+                    "A key cannot contain spaces", "0123456789");
     expect_rejected(KEY_A "\n" KEY_B "\n\n" KEY_A " 5\n",
                     strlen(KEY_A "\n" KEY_B "\n\n" KEY_A " 5\n"),
                     "line 4: the key repeats the key on line 1", KEY_A);
@@ -181,6 +189,28 @@ static void test_malformed_files_rejected(void)
     expect_rejected("", 0, "has no keys", NULL);
     expect_rejected("# only a comment\n\n   \n", strlen("# only a comment\n\n   \n"),
                     "has no keys", NULL);
+}
+
+/* A UTF-8 byte-order mark at the start of the file is skipped, before a
+ * key or a comment; anywhere else it is an invalid character. */
+static void test_byte_order_mark_skipped(void)
+{
+    access_control *a = load_text("\xEF\xBB\xBF" KEY_A " 60\n" KEY_B "\n", 0);
+
+    if (a) {
+        CU_ASSERT_EQUAL(access_key_count(a), 2);
+        CU_ASSERT_EQUAL(access_check(a, KEY_A, "127.0.0.1", T0, NULL), ACCESS_OK);
+        CU_ASSERT_EQUAL(access_check(a, KEY_B, "127.0.0.1", T0, NULL), ACCESS_OK);
+        access_free(a);
+    }
+    a = load_text("\xEF\xBB\xBF# keys\r\n" KEY_C "\r\n", 0);
+    if (a) {
+        CU_ASSERT_EQUAL(access_key_count(a), 1);
+        CU_ASSERT_EQUAL(access_check(a, KEY_C, "127.0.0.1", T0, NULL), ACCESS_OK);
+        access_free(a);
+    }
+    expect_rejected(KEY_A "\n\xEF\xBB\xBF" KEY_B "\n", strlen(KEY_A "\n\xEF\xBB\xBF" KEY_B "\n"),
+                    "line 2: invalid character at position 1", KEY_B);
 }
 
 static void test_unreadable_file_and_rate(void)
@@ -402,6 +432,7 @@ int main(void)
     CU_add_test(suite, "load valid keys file", test_load_valid_file);
     CU_add_test(suite, "missing or unknown key is forbidden", test_missing_or_unknown_key);
     CU_add_test(suite, "malformed files name the line", test_malformed_files_rejected);
+    CU_add_test(suite, "byte-order mark skipped", test_byte_order_mark_skipped);
     CU_add_test(suite, "unreadable file and bad rate", test_unreadable_file_and_rate);
     CU_add_test(suite, "key rate and Retry-After", test_key_rate_and_retry_after);
     CU_add_test(suite, "default and unlimited keys", test_default_and_unlimited_keys);

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "http_client.h"
 #include "testutil.h"
+#include "translate_request.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -133,12 +134,16 @@ static size_t count_words(void *ctx, size_t pair, const char *sentence)
 }
 
 /* Translates each sentence into n_best hypotheses of fake_translation,
- * scored -(k + 1), and counts its words as its source tokens. Special
- * sentences: "WAIT" blocks at the gate and marks the sentence stopped when
- * the stop callback fires there. "HOLD" blocks at the gate without calling
- * the stop callback. "PAUSE" sleeps PAUSE_MS and "NAP" NAP_MS without
- * calling the stop callback. "REJECT" rejects the input (-2), "FAIL" fails the
- * call (-1), and "NO OUTPUT" gets no hypotheses without a failure. */
+ * scored -(k + 1) with a normalized score of -(k + 1) / (words + 1), and
+ * counts its words as its source tokens. Special sentences: "WAIT" blocks
+ * at the gate and marks the sentence stopped when the stop callback fires
+ * there. "HOLD" blocks at the gate without calling the stop callback.
+ * "PAUSE" sleeps PAUSE_MS and "NAP" NAP_MS without calling the stop
+ * callback. "REJECT" rejects the input (-2), "FAIL" fails the call (-1),
+ * and "NO OUTPUT" gets no hypotheses without a failure. A sentence
+ * starting with "EMPTY FIRST" gets an empty first hypothesis with score
+ * -0.5 and normalized score 0, ahead of the rest as a model's raw ranking
+ * could put it. */
 static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sentence *sentences,
                                 size_t n, http_stop_fn stop, void *stop_ctx, char *err,
                                 size_t err_size)
@@ -184,10 +189,14 @@ static int upper_case_translate(void *ctx, size_t pair, int beam_size, http_sent
         if (!s->hyps)
             return -1;
         for (int k = 0; k < s->n_best; k++) {
-            s->hyps[k].text = fake_translation(s->text, pair, (size_t)k);
+            int empty = k == 0 && strncmp(s->text, "EMPTY FIRST", 11) == 0;
+
+            s->hyps[k].text = empty ? strdup("") : fake_translation(s->text, pair, (size_t)k);
             if (!s->hyps[k].text)
                 return -1;
-            s->hyps[k].score = -(float)(k + 1);
+            s->hyps[k].score = empty ? -0.5f : -(float)(k + 1);
+            s->hyps[k].normalized_score =
+                empty ? 0.0f : s->hyps[k].score / (float)(s->source_tokens + 1);
             s->count = (size_t)k + 1;
         }
     }
@@ -322,6 +331,8 @@ static void check_translation(const char *body, const char *expected)
     response_free(&r);
 }
 
+static void check_v1_bad_request(const char *body, const char *needle);
+
 /* Scrapes GET /metrics on to_port into out, or fails the test with the
  * reason. Returns 0 or -1. */
 static int scrape_metrics(unsigned short to_port, exposition *out)
@@ -439,6 +450,40 @@ static void test_empty_and_binary_bodies(void)
     deep[sizeof(deep) - 1] = '\0';
     check_bad_request(deep, "not valid JSON");
     check_translation("{\"q\": \"after bad bodies\"}", "AFTER BAD BODIES");
+}
+
+/* cJSON decodes \u0000 to a NUL byte that would cut the string short, so
+ * the escape is a 400 naming the field, on both translation routes. */
+static void test_nul_escape_400(void)
+{
+    int calls_before = atomic_load(&double_calls.calls);
+
+    check_bad_request("{\"q\": \"A dog runs.\\u0000 Two men are working.\"}",
+                      "field \"q\" contains \\u0000 (a NUL character), which is not allowed");
+    check_bad_request("{\"q\": \"a\", \"source\": \"en\\u0000xx\"}",
+                      "field \"source\" contains \\u0000");
+    check_bad_request("{\"q\": \"a\", \"target\": \"de\\u0000\"}",
+                      "field \"target\" contains \\u0000");
+    check_bad_request("{\"q\": \"a\", \"format\": \"text\\u0000html\"}",
+                      "field \"format\" contains \\u0000");
+    /* Without the check, the hook would see the key "blocked" and reply 403. */
+    check_bad_request("{\"q\": \"a\", \"api_key\": \"blocked\\u0000junk\"}",
+                      "field \"api_key\" contains \\u0000");
+    check_bad_request("{\"q\": [\"fine\", \"b\\u0000\"]}", "q[1] contains \\u0000");
+    check_bad_request("{\"q\": \"a\", \"note\": {\"k\": [\"\\u0000\"]}}",
+                      "field \"note\" contains \\u0000");
+    check_bad_request("{\"q\\u0000x\": \"a\"}", "a field name contains \\u0000");
+    /* An escaped backslash and a \u0000 after it. */
+    check_bad_request("{\"q\": \"x\\\\\\u0000\"}", "field \"q\" contains \\u0000");
+    check_v1_bad_request("{\"q\": \"A dog runs.\\u0000 Two men.\", \"n_best\": 1}",
+                         "field \"q\" contains \\u0000");
+    check_v1_bad_request("{\"q\": \"a\", \"source\": \"en\\u0000xx\"}",
+                         "field \"source\" contains \\u0000");
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.calls), calls_before);
+
+    /* \\u0000 is an escaped backslash followed by the text u0000. */
+    check_translation("{\"q\": \"back\\\\u0000slash\"}", "BACK\\U0000SLASH");
+    check_translation("{\"q\": \"\\u0041\\u00e9\"}", "A\xc3\xa9");
 }
 
 static void test_wrong_language_pair(void)
@@ -1429,8 +1474,165 @@ static void test_alternatives_listed(void)
 
     check_bad_request("{\"q\": \"a\", \"alternatives\": 4}",
                       "alternatives 4 needs a beam of 5, over the limit of 4");
-    check_bad_request("{\"q\": \"a\", \"alternatives\": -1}", "\"alternatives\" must be a whole");
-    check_bad_request("{\"q\": \"a\", \"alternatives\": \"2\"}", "\"alternatives\" must be a whole");
+}
+
+/* Posts body to path and asserts a 400 whose message contains field, flag
+ * and value, each checked on its own. */
+static void check_number_error(const char *path, const char *body, const char *field,
+                               const char *flag, const char *value)
+{
+    const char *needles[] = {field, flag, value};
+    http_response r;
+    cJSON *json = NULL;
+    const char *message;
+
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", path, "application/json", body, strlen(body), &r),
+                          0);
+    message = error_text(&r, &json);
+    CU_ASSERT_EQUAL(r.status, 400);
+    for (size_t i = 0; i < 3; i++) {
+        if (!strstr(message, needles[i]))
+            fprintf(stderr, "\n  error \"%s\" lacks \"%s\"\n", message, needles[i]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(message, needles[i]));
+    }
+    cJSON_Delete(json);
+    response_free(&r);
+}
+
+/* Whole-number fields accept numeric strings, as HTML forms send them, and
+ * a bad value gets a message with the field's range and the server flag
+ * that sets it. Empty form values leave a field unset. */
+static void test_number_fields_checked(void)
+{
+    cJSON *json = post_for_json("/translate", "{\"q\": \"One.\", \"alternatives\": \"2\"}");
+    const char form[] = "q=One.&alternatives=2&format=&beam_size=&source=en";
+    http_response r;
+
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(json, "alternatives")), 2);
+    cJSON_Delete(json);
+    json = post_for_json("/v1/translate", "{\"q\": \"One.\", \"beam_size\": \"3\", "
+                                          "\"n_best\": \"3\", \"max_length\": \"7\"}");
+    CU_ASSERT_EQUAL(
+        cJSON_GetArraySize(cJSON_GetObjectItem(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(json, "translations"), 0), "n_best")),
+        3);
+    cJSON_Delete(json);
+
+    /* An empty format= means text, and an empty number field is unset. */
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/x-www-form-urlencoded",
+                                       form, strlen(form), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"translatedText\":\"ONE.\",\"alternatives\":"
+                                   "[\"ONE. #1\",\"ONE. #2\"]}");
+    response_free(&r);
+    check_translation("{\"q\": \"<b>x</b>\", \"format\": \"\"}", "<B>X</B>");
+    check_translation("{\"q\": \"x\", \"alternatives\": \"\", \"beam_size\": null}", "X");
+
+    /* Each message names the field with its range, the server flag that
+     * sets the range, and the value as sent. */
+    check_number_error("/translate", "{\"q\": \"a\", \"alternatives\": -1}",
+                       "field \"alternatives\" must be a whole number from 0 to ",
+                       "one less than the server's --max-beam-size", "not -1");
+    check_number_error("/translate", "{\"q\": \"a\", \"alternatives\": \"two\"}",
+                       "field \"alternatives\"", "--max-beam-size", "not \"two\"");
+    check_number_error("/translate", "{\"q\": \"a\", \"alternatives\": true}",
+                       "field \"alternatives\"", "--max-beam-size", "not true");
+    check_number_error("/translate", "{\"q\": \"a\", \"alternatives\": [2]}",
+                       "field \"alternatives\"", "--max-beam-size", "not [2]");
+    check_number_error("/translate", "{\"q\": \"a\", \"alternatives\": \" 2\"}",
+                       "field \"alternatives\"", "--max-beam-size", "not \" 2\"");
+    check_number_error("/v1/translate", "{\"q\": \"a\", \"beam_size\": \"4x\"}",
+                       "field \"beam_size\" must be a whole number from 1 to ", "--max-beam-size",
+                       "not \"4x\"");
+    check_number_error("/v1/translate", "{\"q\": \"a\", \"max_length\": 2.5}",
+                       "field \"max_length\" must be a whole number from 1 to ", "--max-length",
+                       "not 2.5");
+    check_number_error("/v1/translate", "{\"q\": \"a\", \"n_best\": 0}",
+                       "field \"n_best\" must be a whole number from 1 to beam_size",
+                       "--max-beam-size", "not 0");
+    check_number_error("/v1/translate", "{\"q\": \"a\", \"beam_size\": 1e300}",
+                       "field \"beam_size\"", "--max-beam-size", "not 1e+300");
+    check_number_error("/v1/translate",
+                       "{\"q\": \"a\", \"beam_size\": \"99999999999999999999999\"}",
+                       "field \"beam_size\"", "--max-beam-size",
+                       "not \"99999999999999999999999\"");
+    check_number_error("/v1/translate",
+                       "{\"q\": \"a\", \"max_length\": \"-99999999999999999999999\"}",
+                       "field \"max_length\"", "--max-length",
+                       "not \"-99999999999999999999999\"");
+
+    /* Form values are quoted in the message too. */
+    CU_ASSERT_EQUAL_FATAL(send_request("POST", "/translate", "application/x-www-form-urlencoded",
+                                       "q=a&alternatives=2.5", 20, &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "field \\\"alternatives\\\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "not \\\"2.5\\\""));
+    response_free(&r);
+}
+
+/* Parses body as JSON (or a form when form is set) with the limits
+ * --max-texts 8, --max-beam-size 16, --max-length 256 and asserts an error
+ * message equal to expected. */
+static void check_parse_error(int form, const char *body, const char *expected)
+{
+    translate_limits limits = {.max_texts = 8, .max_beam_size = 16, .max_length = 256};
+    translate_request tr = {0};
+    char err[256] = "";
+    int rc = translate_request_parse_with_limits(
+        &tr, form ? TRANSLATE_BODY_URLENCODED : TRANSLATE_BODY_JSON, NULL, body, strlen(body),
+        &limits, err, sizeof(err));
+
+    CU_ASSERT_EQUAL(rc, -1);
+    if (strcmp(err, expected) != 0)
+        fprintf(stderr, "\n  %s: error \"%s\", expected \"%s\"\n", body, err, expected);
+    CU_ASSERT_STRING_EQUAL(err, expected);
+    translate_request_free(&tr);
+}
+
+/* With the server's limits, the parser names each field's exact range. */
+static void test_parse_names_ranges(void)
+{
+    translate_limits limits = {.max_texts = 8, .max_beam_size = 16, .max_length = 256};
+    translate_request tr = {0};
+    const char body[] = "{\"q\": \"a\", \"alternatives\": \"15\", \"beam_size\": 16, "
+                        "\"n_best\": \"16\", \"max_length\": 256, \"format\": \"\"}";
+    char err[256] = "";
+
+    check_parse_error(0, "{\"q\": \"a\", \"beam_size\": \"4x\"}",
+                      "field \"beam_size\" must be a whole number from 1 to 16 (the server's "
+                      "--max-beam-size), not \"4x\"");
+    check_parse_error(0, "{\"q\": \"a\", \"beam_size\": 17}",
+                      "field \"beam_size\" must be a whole number from 1 to 16 (the server's "
+                      "--max-beam-size), not 17");
+    check_parse_error(0, "{\"q\": \"a\", \"max_length\": 2.5}",
+                      "field \"max_length\" must be a whole number from 1 to 256 (the server's "
+                      "--max-length), not 2.5");
+    check_parse_error(0, "{\"q\": \"a\", \"alternatives\": -1}",
+                      "field \"alternatives\" must be a whole number from 0 to 15 (one less "
+                      "than the server's --max-beam-size), not -1");
+    check_parse_error(0, "{\"q\": \"a\", \"alternatives\": \"16\"}",
+                      "field \"alternatives\" must be a whole number from 0 to 15 (one less "
+                      "than the server's --max-beam-size), not \"16\"");
+    check_parse_error(0, "{\"q\": \"a\", \"n_best\": 0}",
+                      "field \"n_best\" must be a whole number from 1 to beam_size (at most "
+                      "16, the server's --max-beam-size), not 0");
+    check_parse_error(1, "q=a&max_length=257",
+                      "field \"max_length\" must be a whole number from 1 to 256 (the server's "
+                      "--max-length), not \"257\"");
+
+    /* The largest values pass, and numeric strings count as numbers. */
+    CU_ASSERT_EQUAL(translate_request_parse_with_limits(&tr, TRANSLATE_BODY_JSON, NULL, body,
+                                                        strlen(body), &limits, err,
+                                                        sizeof(err)),
+                    0);
+    CU_ASSERT_EQUAL(tr.alternatives, 15);
+    CU_ASSERT_EQUAL(tr.beam_size, 16);
+    CU_ASSERT_EQUAL(tr.n_best, 16);
+    CU_ASSERT_EQUAL(tr.max_length, 256);
+    CU_ASSERT_PTR_NULL(tr.format);
+    translate_request_free(&tr);
 }
 
 static void test_v1_reply_shape(void)
@@ -1458,6 +1660,15 @@ static void test_v1_reply_shape(void)
     CU_ASSERT_DOUBLE_EQUAL(
         cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 1), "score")), -4.0,
         1e-9);
+    /* Normalized scores are summed too: -1/2 per one-word sentence, then -2/2. */
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "normalized_score")),
+                           -1.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 0),
+                                                                    "normalized_score")),
+                           -1.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(nbest, 1),
+                                                                    "normalized_score")),
+                           -2.0, 1e-6);
     CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(second, "text")),
                            "THREE");
     CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "source")), "en");
@@ -1478,6 +1689,58 @@ static void test_v1_reply_shape(void)
     CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "n_best")),
                     1);
     cJSON_Delete(json);
+}
+
+/* Returns the "text" of entry k of the n-best list of translation t in a
+ * /v1/translate reply, or "". */
+static const char *nbest_text(const cJSON *reply, int t, int k)
+{
+    const cJSON *translation = cJSON_GetArrayItem(cJSON_GetObjectItem(reply, "translations"), t);
+
+    return string_of(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(translation, "n_best"), k),
+                            "text"));
+}
+
+/* An empty hypothesis ranks after the non-empty ones in the translation,
+ * the alternatives and the n-best list, although the callback put it first
+ * with the highest normalized score. Joined texts are re-sorted too. */
+static void test_empty_hypothesis_last(void)
+{
+    cJSON *json = post_for_json("/v1/translate", "{\"q\": \"EMPTY FIRST\", \"beam_size\": 3, "
+                                                 "\"n_best\": 3}");
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "translations"), 0);
+    const cJSON *nbest = cJSON_GetObjectItem(first, "n_best");
+
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(first, "text")), "EMPTY FIRST #1");
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "score")), -2.0, 1e-9);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(nbest), 3);
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 0), "EMPTY FIRST #1");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 1), "EMPTY FIRST #2");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 2), "");
+    cJSON_Delete(json);
+
+    /* Entry 0 of "EMPTY FIRST. Two." joins the empty hypothesis with
+     * "TWO." and has the highest normalized sum (0 - 1/2); it goes last. */
+    json = post_for_json("/v1/translate", "{\"q\": \"EMPTY FIRST. Two.\", \"beam_size\": 3, "
+                                          "\"n_best\": 3}");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 0), "EMPTY FIRST. #1 TWO. #1");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 1), "EMPTY FIRST. #2 TWO. #2");
+    CU_ASSERT_STRING_EQUAL(nbest_text(json, 0, 2), " TWO.");
+    cJSON_Delete(json);
+
+    /* /translate leaves the empty hypothesis out of the alternatives. */
+    json = post_for_json("/translate", "{\"q\": \"EMPTY FIRST\", \"alternatives\": 2}");
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(json, "translatedText")),
+                           "EMPTY FIRST #1");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(json, "alternatives")), 1);
+    CU_ASSERT_STRING_EQUAL(
+        string_of(cJSON_GetArrayItem(cJSON_GetObjectItem(json, "alternatives"), 0)),
+        "EMPTY FIRST #2");
+    cJSON_Delete(json);
+
+    /* With one hypothesis there is no other choice than the empty one. */
+    check_translation("{\"q\": \"EMPTY FIRST\"}", "");
 }
 
 /* Sends body to /v1/translate and asserts a 400 naming needle. */
@@ -1503,12 +1766,11 @@ static void test_v1_limits_400(void)
     check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 5}",
                          "beam_size 5 is outside the limits of 1 to 4");
     check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 0}",
-                         "beam_size 0 is outside the limits of 1 to 4");
+                         "field \"beam_size\" must be a whole number from 1 to ");
     check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 2, \"n_best\": 3}",
                          "n_best 3 is outside 1 to beam_size 2");
     check_v1_bad_request("{\"q\": \"a\", \"max_length\": 51}",
                          "max_length 51 is outside the limits of 1 to 50 tokens");
-    check_v1_bad_request("{\"q\": \"a\", \"max_length\": 2.5}", "\"max_length\" must be a whole");
     check_v1_bad_request("{\"q\": 7}", "field \"q\" must be a string");
 }
 
@@ -2394,6 +2656,63 @@ static void test_openapi_documents_access(void)
     cJSON_Delete(doc);
 }
 
+/* Asserts that object has every property that schema lists as required,
+ * and no property that schema does not list. */
+static void check_matches_schema(const cJSON *object, const cJSON *schema, const char *name)
+{
+    const cJSON *required = cJSON_GetObjectItem(schema, "required");
+    const cJSON *properties = cJSON_GetObjectItem(schema, "properties");
+    const cJSON *item;
+
+    CU_ASSERT_TRUE_FATAL(cJSON_IsObject(object));
+    cJSON_ArrayForEach(item, required)
+    {
+        if (!cJSON_GetObjectItem(object, string_of(item)))
+            fprintf(stderr, "\n  %s lacks required \"%s\"\n", name, string_of(item));
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(object, string_of(item)));
+    }
+    cJSON_ArrayForEach(item, object)
+    {
+        if (!cJSON_GetObjectItem(properties, item->string))
+            fprintf(stderr, "\n  %s has undocumented \"%s\"\n", name, item->string);
+        CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(properties, item->string));
+    }
+}
+
+/* The OpenAPI schemas of /v1/translate list exactly the fields that its
+ * reply has, and state the formula of normalized_score. */
+static void test_openapi_matches_v1_reply(void)
+{
+    http_response r;
+    cJSON *doc, *reply;
+    const cJSON *schemas, *translation, *hypothesis, *normalized;
+
+    CU_ASSERT_EQUAL_FATAL(get_path(port, "/openapi.json", &r), 0);
+    doc = cJSON_Parse(r.body);
+    response_free(&r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    schemas = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "components"), "schemas");
+    reply = post_for_json("/v1/translate", "{\"q\": \"One. Two.\", \"beam_size\": 2, "
+                                           "\"n_best\": 2}");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(reply);
+    translation = cJSON_GetArrayItem(cJSON_GetObjectItem(reply, "translations"), 0);
+    hypothesis = cJSON_GetArrayItem(cJSON_GetObjectItem(translation, "n_best"), 1);
+    check_matches_schema(reply, cJSON_GetObjectItem(schemas, "V1TranslateResponse"),
+                         "the reply");
+    check_matches_schema(translation, cJSON_GetObjectItem(schemas, "V1Translation"),
+                         "a translation");
+    check_matches_schema(hypothesis, cJSON_GetObjectItem(schemas, "Hypothesis"),
+                         "a hypothesis");
+    normalized = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(schemas, "Hypothesis"), "properties"),
+        "normalized_score");
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(string_of(cJSON_GetObjectItem(normalized, "description")),
+               "score / length^length_penalty"));
+    cJSON_Delete(reply);
+    cJSON_Delete(doc);
+}
+
 /* ---- metrics ---- */
 
 /* The two scrapes of test_metrics_count_requests. */
@@ -2655,6 +2974,7 @@ int main(void)
     CU_add_test(suite, "missing or invalid q is 400", test_missing_or_invalid_q);
     CU_add_test(suite, "too many texts is 400", test_too_many_texts);
     CU_add_test(suite, "empty and binary bodies are 400", test_empty_and_binary_bodies);
+    CU_add_test(suite, "NUL escape in JSON is 400", test_nul_escape_400);
     CU_add_test(suite, "wrong language pair is 400", test_wrong_language_pair);
     CU_add_test(suite, "unknown path is 404", test_unknown_path_404);
     CU_add_test(suite, "wrong method is 405", test_wrong_method_405);
@@ -2683,7 +3003,10 @@ int main(void)
     CU_add_test(suite, "lines and sentences kept", test_lines_and_sentences_kept);
     CU_add_test(suite, "html keeps markup", test_html_keeps_markup);
     CU_add_test(suite, "alternatives listed", test_alternatives_listed);
+    CU_add_test(suite, "number fields checked", test_number_fields_checked);
+    CU_add_test(suite, "parser names field ranges", test_parse_names_ranges);
     CU_add_test(suite, "v1 reply shape", test_v1_reply_shape);
+    CU_add_test(suite, "empty hypothesis ranks last", test_empty_hypothesis_last);
     CU_add_test(suite, "v1 limits are 400", test_v1_limits_400);
     CU_add_test(suite, "sentence token limit is 400", test_sentence_token_limit);
     CU_add_test(suite, "api_key hook statuses", test_api_key_hook);
@@ -2704,6 +3027,7 @@ int main(void)
     CU_add_test(suite, "max connections", test_max_connections);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
     CU_add_test(suite, "OpenAPI documents access", test_openapi_documents_access);
+    CU_add_test(suite, "OpenAPI matches v1 reply", test_openapi_matches_v1_reply);
     CU_add_test(suite, "metrics count requests", test_metrics_count_requests);
     CU_add_test(suite, "metrics HEAD and POST", test_metrics_methods);
     CU_add_test(suite, "page files served", test_page_files_served);

@@ -349,6 +349,47 @@ static void test_nbest_scores_equal_loss(void)
     model_workspace_free(ws);
 }
 
+/* An empty hypothesis ranks after every non-empty one even when its
+ * normalized score is the highest. A length penalty of -3 multiplies each
+ * score by length^3, which puts the empty hypothesis of "Hello" (length 1,
+ * </s> alone) ahead of all others by normalized score. */
+static void test_nbest_empty_ranks_last(void)
+{
+    beam_options bo = beam_default_options();
+    beam_nbest_options nopt = {.n_best = 5};
+    beam_source src = {0};
+    beam_nbest result = {0};
+    int32_t *best = NULL, best_len = 0;
+    const int32_t *ids;
+    int empty_at = -1;
+
+    bo.length_penalty = -3.0f;
+    CU_ASSERT_EQUAL_FATAL(beam_source_prepare(en_de, "Hello", &src), 0);
+    ids = src.ids;
+    CU_ASSERT_EQUAL_FATAL(beam_search_nbest(en_de, &bo, &nopt, &ids, &src.len, 1, &result), 0);
+    CU_ASSERT_EQUAL_FATAL(beam_search(en_de, &bo, &ids, &src.len, 1, &best, &best_len), 0);
+    CU_ASSERT_TRUE_FATAL(result.count >= 2);
+    for (int k = 0; k < result.count; k++)
+        if (result.hyps[k].len == 0)
+            empty_at = k;
+
+    /* The search must have finished an empty hypothesis for the test to
+     * mean anything, and it must be last although its score ranks first. */
+    CU_ASSERT_EQUAL_FATAL(empty_at, result.count - 1);
+    CU_ASSERT_TRUE(result.hyps[empty_at].normalized_score > result.hyps[0].normalized_score);
+    CU_ASSERT_TRUE(result.hyps[0].len > 0);
+    for (int k = 1; k < empty_at; k++)
+        CU_ASSERT_TRUE(result.hyps[k].normalized_score <= result.hyps[k - 1].normalized_score);
+
+    /* beam_search picks the same best hypothesis. */
+    CU_ASSERT_EQUAL(best_len, result.hyps[0].len);
+    if (best_len == result.hyps[0].len)
+        CU_ASSERT_EQUAL(memcmp(best, result.hyps[0].ids, sizeof(int32_t) * (size_t)best_len), 0);
+    free(best);
+    beam_nbest_free(&result);
+    beam_source_free(&src);
+}
+
 /* A stop callback that fires ends only its own sentence. */
 static int stop_second(void *ctx, size_t i)
 {
@@ -581,6 +622,127 @@ static void test_v1_nbest_from_model(void)
                            "Zwei Hunde");
     cJSON_Delete(json);
     free(best);
+    http_server_stop(s);
+}
+
+/* Checks the ranked n-best list of a /v1/translate entry. The list is
+ * sorted by normalized_score with empty texts last. The server decodes with
+ * a length penalty of 1.0, so normalized_score is score / length and
+ * score / normalized_score is a whole number of tokens. Tolerance: 1e-3
+ * tokens, for the float32 division. */
+static void check_ranked_list(const cJSON *entry)
+{
+    const cJSON *list = cJSON_GetObjectItem(entry, "n_best"), *hyp;
+    double previous = INFINITY;
+    int seen_empty = 0;
+
+    CU_ASSERT_TRUE_FATAL(cJSON_GetArraySize(list) > 0);
+    CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(entry, "text")),
+                           string_of(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "text")));
+    CU_ASSERT_DOUBLE_EQUAL(
+        cJSON_GetNumberValue(cJSON_GetObjectItem(entry, "normalized_score")),
+        cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "normalized_score")),
+        1e-9);
+    cJSON_ArrayForEach(hyp, list)
+    {
+        const cJSON *normalized_item = cJSON_GetObjectItem(hyp, "normalized_score");
+        double score = cJSON_GetNumberValue(cJSON_GetObjectItem(hyp, "score"));
+        double normalized = cJSON_GetNumberValue(normalized_item);
+        double length = score / normalized;
+        int empty = string_of(cJSON_GetObjectItem(hyp, "text"))[0] == '\0';
+
+        CU_ASSERT_TRUE(cJSON_IsNumber(normalized_item));
+        CU_ASSERT_TRUE(isfinite(normalized) && normalized < 0.0);
+        CU_ASSERT_TRUE(length >= 1.0 - 1e-3);
+        CU_ASSERT_TRUE(fabs(length - round(length)) < 1e-3);
+        if (empty) {
+            seen_empty = 1;
+            continue;
+        }
+        CU_ASSERT_FALSE(seen_empty); /* nothing non-empty after an empty text */
+        CU_ASSERT_TRUE(normalized <= previous);
+        previous = normalized;
+    }
+}
+
+/* /v1/translate ranks by normalized_score and reports it with score, and
+ * the alternatives of /translate follow the same ranking. */
+static void test_v1_ranked_by_normalized_score(void)
+{
+    static const char *const sentences[] = {"Hello", "A dog runs.", "?", "Yes.",
+                                            "Two dogs play in the snow."};
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 0);
+    char body[256];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (size_t i = 0; i < sizeof(sentences) / sizeof(sentences[0]); i++) {
+        cJSON *v1, *libre;
+        const cJSON *entry, *list, *alternatives, *hyp;
+        cJSON *expected = cJSON_CreateArray();
+        const char *best;
+
+        /* /translate with 3 alternatives decodes with beam 5 and 4 hypotheses. */
+        snprintf(body, sizeof(body), "{\"q\": \"%s\", \"beam_size\": 5, \"n_best\": 4}",
+                 sentences[i]);
+        v1 = post_for_json(http_server_port(s), "/v1/translate", body);
+        snprintf(body, sizeof(body), "{\"q\": \"%s\", \"alternatives\": 3}", sentences[i]);
+        libre = post_for_json(http_server_port(s), "/translate", body);
+        entry = cJSON_GetArrayItem(cJSON_GetObjectItem(v1, "translations"), 0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(entry);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(libre);
+        check_ranked_list(entry);
+
+        /* The translation is the first entry and never empty; the
+         * alternatives are the distinct non-empty entries after it. */
+        list = cJSON_GetObjectItem(entry, "n_best");
+        best = string_of(cJSON_GetObjectItem(entry, "text"));
+        CU_ASSERT_TRUE(best[0] != '\0');
+        CU_ASSERT_STRING_EQUAL(string_of(cJSON_GetObjectItem(libre, "translatedText")), best);
+        cJSON_ArrayForEach(hyp, list)
+        {
+            const char *text = string_of(cJSON_GetObjectItem(hyp, "text"));
+            const cJSON *item;
+            int seen = text[0] == '\0' || strcmp(text, best) == 0;
+
+            cJSON_ArrayForEach(item, expected) seen |= strcmp(item->valuestring, text) == 0;
+            if (!seen)
+                cJSON_AddItemToArray(expected, cJSON_CreateString(text));
+        }
+        alternatives = cJSON_GetObjectItem(libre, "alternatives");
+        CU_ASSERT_TRUE(cJSON_Compare(alternatives, expected, 1));
+        if (!cJSON_Compare(alternatives, expected, 1)) {
+            char *got = cJSON_PrintUnformatted(alternatives);
+            char *want = cJSON_PrintUnformatted(expected);
+
+            fprintf(stderr, "\n  %s: alternatives %s, expected %s\n", sentences[i], got, want);
+            free(got);
+            free(want);
+        }
+        cJSON_Delete(expected);
+        cJSON_Delete(v1);
+        cJSON_Delete(libre);
+    }
+
+    /* The normalized score of a text of two sentences is the sum of theirs. */
+    {
+        cJSON *v1 = post_for_json(http_server_port(s), "/v1/translate",
+                                  "{\"q\": \"Hello. A dog runs.\", \"n_best\": 3}");
+        cJSON *one = post_for_json(http_server_port(s), "/v1/translate",
+                                   "{\"q\": [\"Hello.\", \"A dog runs.\"]}");
+        const cJSON *entry = cJSON_GetArrayItem(cJSON_GetObjectItem(v1, "translations"), 0);
+        const cJSON *parts = cJSON_GetObjectItem(one, "translations");
+        double sum = 0.0;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(entry);
+        for (int k = 0; k < 2; k++)
+            sum += cJSON_GetNumberValue(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(parts, k), "normalized_score"));
+        CU_ASSERT_DOUBLE_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(entry, "normalized_score")),
+                               sum, 1e-6);
+        cJSON_Delete(v1);
+        cJSON_Delete(one);
+    }
     http_server_stop(s);
 }
 
@@ -1051,6 +1213,13 @@ static void test_api_keys_required(void)
     CU_ASSERT(retry_after >= 1 && retry_after <= 20);
     response_free(&r);
 
+    /* A good key followed by \u0000 and more text is no key: 400. */
+    snprintf(body, sizeof(body), "{\"q\": \"A dog.\", \"api_key\": \"%s\\u0000junk\"}",
+             open_key);
+    CU_ASSERT_EQUAL(post_with_header(d.port, "/translate", "", body, &r), 0);
+    check_error_reply(&r, 400, "field \"api_key\" contains \\u0000", open_key);
+    response_free(&r);
+
     /* Another key has its own bucket, and its line lifts the limit. */
     snprintf(body, sizeof(body), "{\"q\": \"\", \"api_key\": \"%s\"}", open_key);
     for (int i = 0; i < 6; i++) {
@@ -1270,11 +1439,13 @@ int main(void)
     if (!suite)
         return 1;
     CU_add_test(suite, "n-best scores equal model loss", test_nbest_scores_equal_loss);
+    CU_add_test(suite, "n-best empty ranks last", test_nbest_empty_ranks_last);
     CU_add_test(suite, "stop ends one sentence", test_stop_ends_one_sentence);
     CU_add_test(suite, "batched equals unbatched", test_batched_equals_unbatched);
     CU_add_test(suite, "lines and sentences", test_lines_and_sentences);
     CU_add_test(suite, "html format", test_html_format);
     CU_add_test(suite, "v1 n-best from the model", test_v1_nbest_from_model);
+    CU_add_test(suite, "v1 ranked by normalized score", test_v1_ranked_by_normalized_score);
     CU_add_test(suite, "token limit of the model", test_token_limit_of_model);
     CU_add_test(suite, "timeout stops decoding", test_timeout_stops_decoding);
     CU_add_test(suite, "two models, two pairs", test_two_models_two_pairs);

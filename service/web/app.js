@@ -1,8 +1,9 @@
 // Translation page of seqmt: fills the language lists from GET languages
 // and sends the text to POST translate, both relative to the page's URL so
-// that the page also works behind a path prefix. Each non-blank line is
-// sent as one text of a q array, because the server translates each text
-// as one sentence. Blank lines are kept in place in the result.
+// that the page also works behind a path prefix. The whole text goes as
+// one string in q: the server splits it into lines and sentences itself
+// and keeps its line breaks, blank lines included, so a text of any number
+// of lines is one request.
 //
 // The form's data-state attribute is the page's state: "loading", "ready",
 // "busy", "done" or "failed".
@@ -104,18 +105,15 @@
     fillTargets();
   }
 
-  // Sends the non-blank lines of the text box and shows the translations,
-  // with blank lines where the input had them.
+  // Sends the text of the text box as one string and shows its translation.
   async function translate(event) {
     event.preventDefault();
     clearError();
-    const lines = text.value.split(/\r?\n/);
-    const q = lines.filter((line) => line.trim() !== "");
-    if (q.length === 0) {
+    if (text.value.trim() === "") {
       showError("Enter some text to translate.");
       return;
     }
-    const request = { q: q, source: source.value, target: target.value, format: "text" };
+    const request = { q: text.value, source: source.value, target: target.value, format: "text" };
     if (apiKey.value !== "") {
       request.api_key = apiKey.value;
     }
@@ -134,13 +132,10 @@
       }
       const reply = await response.json();
       const translated = reply && reply.translatedText;
-      if (!Array.isArray(translated) || translated.length !== q.length) {
-        throw new Error("the reply has no translatedText list of " + q.length + " texts");
+      if (typeof translated !== "string") {
+        throw new Error("the reply has no translatedText string");
       }
-      let next = 0;
-      result.textContent = lines
-        .map((line) => (line.trim() === "" ? "" : translated[next++]))
-        .join("\n");
+      result.textContent = translated;
       form.dataset.state = "done";
     } catch (e) {
       result.textContent = "";
