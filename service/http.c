@@ -57,7 +57,8 @@
  * the 413 goes out. A Content-Length over the limit gets 413 at once.
  * libmicrohttpd does not notice a client that disconnects while its
  * connection is suspended, so a translate thread checks the socket before
- * it starts a job and skips the job when the client has closed it.
+ * it starts a job and skips the job when the connection is reset or has
+ * failed. A job whose client only half-closed the connection still runs.
  * NOTE: requests that fail HTTP parsing inside libmicrohttpd (bad chunk
  * encoding, headers over its per-connection memory) get its own HTML 400 or
  * 431 and never reach the handler, which cannot change that in 0.9.x.
@@ -158,7 +159,7 @@ typedef enum {
     PHASE_READING,     /* headers routed, body arriving */
     PHASE_QUEUED,      /* job queued or running, connection suspended */
     PHASE_DONE,        /* reply and status are set */
-    PHASE_CLIENT_GONE, /* the client closed the connection before the job started */
+    PHASE_CLIENT_GONE, /* the connection was reset or failed before the job started */
 } request_phase;
 
 /* State of one request, from its headers to the completion callback. It is
@@ -830,16 +831,20 @@ static char *build_reply(const http_server *srv, const request_state *req)
                                   srv->pairs[req->pair].target, &timing);
 }
 
-/* Returns nonzero when the client has closed or reset the connection. A
- * client that only shut down its sending side (a half-close) counts as gone
- * too. HTTP would let it still read the reply, but clients rarely do that. */
+/* Returns nonzero when the connection is gone: the socket has an error
+ * (such as ECONNRESET after the client reset it) or a hang-up. A read EOF
+ * alone does not count, because a client that shut down only its sending
+ * side (shutdown(SHUT_WR)) can still read its reply.
+ * NOTE: TCP shows a client that closed its socket normally (with a FIN)
+ * exactly like such a half-close, so its job is translated and the reply
+ * is lost once its kernel answers the reply with a reset. */
 static int client_closed(int fd)
 {
-    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    struct pollfd p = {.fd = fd, .events = 0}; /* POLLERR and POLLHUP are always reported */
 
     if (fd < 0 || poll(&p, 1, 0) <= 0)
         return 0;
-    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    return (p.revents & (POLLHUP | POLLERR)) != 0;
 }
 
 /* Hands a finished job back to its HTTP thread. The caller has set the
@@ -1513,10 +1518,10 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
     case PHASE_CLIENT_GONE:
         /* The reply only lets libmicrohttpd finish the request quietly;
          * MHD_NO would make it log an internal error. */
-        log_request(method, url, "skipped: client closed the connection while queued", req);
+        log_request(method, url, "skipped: connection reset or failed while queued", req);
         metrics_count_error(srv->metrics, METRICS_ERROR_CLIENT_GONE);
         return queue_json(srv, conn, req, MHD_HTTP_BAD_REQUEST,
-                          error_json("connection closed before the translation started"),
+                          error_json("connection lost before the translation started"),
                           NULL)
                    ? MHD_YES
                    : MHD_NO;

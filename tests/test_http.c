@@ -1242,7 +1242,20 @@ static void test_stop_after_grace_503(void)
     response_free(&queued.response);
 }
 
-/* A client that closes its connection while its job waits is never
+/* Closes fd with a reset (RST) instead of a FIN, as a client that
+ * crashed or gave up would: SO_LINGER with a zero timeout makes close()
+ * abort the connection. */
+static void reset_connection(int fd)
+{
+    struct linger abort_on_close = {.l_onoff = 1, .l_linger = 0};
+
+    CU_ASSERT_EQUAL(setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close,
+                               sizeof(abort_on_close)),
+                    0);
+    close(fd);
+}
+
+/* A client that resets its connection while its job waits is never
  * translated, and its connection does not hold up stop. */
 static void test_client_gone_while_queued(void)
 {
@@ -1265,7 +1278,7 @@ static void test_client_gone_while_queued(void)
     CU_ASSERT_TRUE_FATAL(fd >= 0);
     CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
     CU_ASSERT_TRUE(wait_for_queue(s, 1));
-    close(fd);
+    reset_connection(fd);
 
     set_gate(&double_calls, 1);
     async_post_join(&running);
@@ -1273,7 +1286,7 @@ static void test_client_gone_while_queued(void)
     response_free(&running.response);
 
     /* One translate thread takes jobs in order, so this reply comes after
-     * the closed client's job was taken off the queue. */
+     * the reset client's job was taken off the queue. */
     CU_ASSERT_EQUAL(send_request_at(http_server_port(s), "POST", "/translate",
                                     "application/json", "{\"q\": \"after\"}", 14, &r),
                     0);
@@ -1284,6 +1297,44 @@ static void test_client_gone_while_queued(void)
     start = now_ms();
     http_server_stop(s);
     CU_ASSERT_TRUE(now_ms() - start < 1000);
+}
+
+/* A client that shuts down its sending side (shutdown(SHUT_WR)) after a
+ * complete request, while the request waits in the queue, can still read:
+ * it gets its translation, not an error. */
+static void test_half_closed_client_gets_reply(void)
+{
+    const char request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+                           "{\"q\": \"half closed\"}";
+    http_server *s = start_server(1, 0, 5);
+    async_post running;
+    http_response r = {0};
+    int fd;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    set_gate(&double_calls, 0);
+    async_post_start(&running, http_server_port(s), "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+
+    fd = connect_to("127.0.0.1", http_server_port(s));
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
+    CU_ASSERT_TRUE(wait_for_queue(s, 1));
+    CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
+    sleep_ms(50); /* lets the FIN arrive before a translate thread looks at the job */
+
+    set_gate(&double_calls, 1);
+    async_post_join(&running);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    response_free(&running.response);
+
+    CU_ASSERT_EQUAL(read_one_response(fd, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_TRUE(is_translation(&r, "HALF CLOSED"));
+    response_free(&r);
+    close(fd);
+    http_server_stop(s);
 }
 
 /* ---- start and stop ---- */
@@ -2678,6 +2729,7 @@ int main(void)
     CU_add_test(suite, "stop delivers in-flight replies", test_stop_delivers_in_flight);
     CU_add_test(suite, "stop after grace period is 503", test_stop_after_grace_503);
     CU_add_test(suite, "client gone while queued is skipped", test_client_gone_while_queued);
+    CU_add_test(suite, "half-closed client gets its reply", test_half_closed_client_gets_reply);
     CU_add_test(suite, "start errors are reported", test_start_errors);
     CU_add_test(suite, "IPv6 loopback", test_ipv6_loopback);
     CU_add_test(suite, "lines and sentences kept", test_lines_and_sentences_kept);
