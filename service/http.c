@@ -49,8 +49,9 @@
  * sentences and their source tokens (as the translate callback reports
  * them) are counted when a translation request gets its 200.
  *
- * Stopping: http_server_stop stops accepting, replies to the requests in
- * progress within a grace period, then stops what is left (see http.h).
+ * Stopping: http_server_stop closes the listening port to new connections,
+ * replies to the requests in progress within a grace period, then stops
+ * what is left (see http.h).
  *
  * Limits: libmicrohttpd 0.9.x cannot reply while a body is still arriving,
  * so a chunked body over the limit is read and discarded to its end before
@@ -85,6 +86,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,6 +119,7 @@ struct http_server {
     char *languages_json; /* the reply of GET /languages */
     char *pair_list;      /* "en-de, de-en" for error messages */
     unsigned short port;
+    MHD_socket listen_fd;         /* from MHD_quiesce_daemon, closed after MHD_stop_daemon */
     atomic_int started;           /* 0 while MHD_start_daemon runs */
     char start_error[ERROR_SIZE]; /* last libmicrohttpd message before start */
     char id_prefix[9];            /* makes request ids unique across restarts */
@@ -1720,7 +1723,11 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     struct sockaddr_in addr4;
     struct sockaddr_in6 addr6;
     struct sockaddr *addr;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* MHD_USE_ITC lets http_server_stop call MHD_quiesce_daemon; libmicrohttpd
+     * 0.9.75 implies it with MHD_ALLOW_SUSPEND_RESUME, but says so only in its
+     * header. */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
     struct MHD_OptionItem options[8];
     size_t option_count = 0;
@@ -1892,9 +1899,29 @@ static size_t reject_waiting_jobs(http_server *srv)
     return count;
 }
 
+/* Makes the listening socket refuse new connections while the open ones
+ * carry on. MHD_quiesce_daemon only stops libmicrohttpd's accept() calls:
+ * the kernel would still complete handshakes into the backlog and reset
+ * them at the final close. It hands back the socket, which must stay open
+ * until MHD_stop_daemon returns, so shutdown(SHUT_RDWR) ends the listening
+ * state instead. On Linux that makes new connect() calls fail with
+ * ECONNREFUSED and resets connections still waiting in the backlog. */
+static void stop_listening(http_server *srv)
+{
+    srv->listen_fd = MHD_quiesce_daemon(srv->daemon);
+    if (srv->listen_fd == MHD_INVALID_SOCKET) {
+        fprintf(stderr, "http: cannot stop listening; new connections wait until the "
+                        "daemon stops\n");
+        return;
+    }
+    if (shutdown(srv->listen_fd, SHUT_RDWR) != 0)
+        fprintf(stderr, "http: cannot shut down the listening socket: %s; new connections "
+                        "wait until the daemon stops\n",
+                strerror(errno));
+}
+
 void http_server_stop(http_server *server)
 {
-    MHD_socket listen_fd;
     size_t active, rejected;
 
     if (!server)
@@ -1903,7 +1930,7 @@ void http_server_stop(http_server *server)
     /* Step 1: stop accepting. Requests that arrive on open connections from
      * now on get 503 and "Connection: close". */
     atomic_store(&server->stopping, 1);
-    listen_fd = MHD_quiesce_daemon(server->daemon);
+    stop_listening(server);
 
     /* Step 2: let every request in progress, queued ones included, get its
      * reply within the grace period. */
@@ -1924,7 +1951,7 @@ void http_server_stop(http_server *server)
 
     /* Step 4: close the remaining connections. */
     MHD_stop_daemon(server->daemon);
-    if (listen_fd != MHD_INVALID_SOCKET)
-        close(listen_fd);
+    if (server->listen_fd != MHD_INVALID_SOCKET)
+        close(server->listen_fd);
     server_free(server);
 }

@@ -130,7 +130,8 @@ unsigned short http_server_port(const http_server *server);
 /* Number of translation requests waiting for a translate thread now. */
 size_t http_server_queue_length(http_server *server);
 
-/* Stops the daemon and frees it. It stops accepting connections first,
+/* Stops the daemon and frees it. It stops listening first, so that new
+ * connections are refused (on Linux, connect() fails with ECONNREFUSED),
  * then waits up to grace_seconds for every request in progress, queued
  * translations included, to get its reply. Meanwhile, new translation and
  * /ready requests on open keep-alive connections get 503. After the grace

@@ -1204,6 +1204,54 @@ static void test_stop_delivers_in_flight(void)
         close(fd);
 }
 
+/* Connects to 127.0.0.1:to_port and closes the socket again. Returns 0
+ * when the connection was made, or connect's errno. */
+static int connect_errno(unsigned short to_port)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(to_port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int error = 0;
+
+    if (fd < 0)
+        return errno;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0)
+        error = errno;
+    close(fd);
+    return error;
+}
+
+/* Once stop begins, the port refuses new connections at once, while the
+ * request that runs meanwhile still gets its reply. */
+static void test_stop_refuses_new_connections(void)
+{
+    http_server *s = start_server(1, 0, 5);
+    unsigned short to_port;
+    async_post running;
+    async_stop stop = {0};
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    to_port = http_server_port(s);
+    CU_ASSERT_EQUAL(connect_errno(to_port), 0);
+    set_gate(&double_calls, 0);
+    async_post_start(&running, to_port, "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+
+    stop.server = s;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&stop.thread, NULL, async_stop_thread, &stop), 0);
+    sleep_ms(100);
+    CU_ASSERT_EQUAL(atomic_load(&stop.done), 0);
+    CU_ASSERT_EQUAL(connect_errno(to_port), ECONNREFUSED);
+    CU_ASSERT_EQUAL(atomic_load(&running.done), 0);
+
+    set_gate(&double_calls, 1);
+    pthread_join(stop.thread, NULL);
+    async_post_join(&running);
+    CU_ASSERT_EQUAL(running.rc, 0);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    response_free(&running.response);
+}
+
 /* After a grace period of 1 s, a job still queued gets 503, and the
  * running one is stopped at its next decoding step and gets 503 too, so
  * stop returns without the gate opening. */
@@ -2727,6 +2775,7 @@ int main(void)
     CU_add_test(suite, "health replies while translators busy", test_health_while_busy);
     CU_add_test(suite, "full queue is 503", test_full_queue_503);
     CU_add_test(suite, "stop delivers in-flight replies", test_stop_delivers_in_flight);
+    CU_add_test(suite, "stop refuses new connections", test_stop_refuses_new_connections);
     CU_add_test(suite, "stop after grace period is 503", test_stop_after_grace_503);
     CU_add_test(suite, "client gone while queued is skipped", test_client_gone_while_queued);
     CU_add_test(suite, "half-closed client gets its reply", test_half_closed_client_gets_reply);
