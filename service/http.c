@@ -305,7 +305,10 @@ static char *error_json(const char *format, ...)
 
 /* Adds the headers every reply carries: X-Request-Id, CORS when on, and
  * "Connection: close" while the server stops, so that keep-alive clients go
- * elsewhere. Returns 0, or -1 when a header could not be added. */
+ * elsewhere. Browsers let a page read only the response headers that
+ * Access-Control-Expose-Headers names beyond the CORS-safelisted ones, so
+ * it names Retry-After (of a 429 or 503) and X-Request-Id. Returns 0, or -1
+ * when a header could not be added. */
 static int add_common_headers(http_server *srv, struct MHD_Response *response,
                               const request_state *req)
 {
@@ -313,8 +316,8 @@ static int add_common_headers(http_server *srv, struct MHD_Response *response,
         return -1;
     if (srv->config.cors &&
         (MHD_add_response_header(response, "Access-Control-Allow-Origin", "*") != MHD_YES ||
-         MHD_add_response_header(response, "Access-Control-Expose-Headers", "X-Request-Id") !=
-             MHD_YES))
+         MHD_add_response_header(response, "Access-Control-Expose-Headers",
+                                 "Retry-After, X-Request-Id") != MHD_YES))
         return -1;
     if (atomic_load(&srv->stopping) &&
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)

@@ -107,8 +107,9 @@ typedef struct {
                                   and it caps every sentence; 0 means 256 */
     unsigned timeout_ms;       /* time from request to reply; later ones get 504; 0 means 30000 */
     unsigned grace_seconds;    /* how long http_server_stop waits for requests; 0 means 30 */
-    int cors;                  /* nonzero sends Access-Control-Allow-Origin: * and answers
-                                  OPTIONS preflight requests */
+    int cors;                  /* nonzero sends Access-Control-Allow-Origin: * and
+                                  Access-Control-Expose-Headers: Retry-After,
+                                  X-Request-Id, and answers OPTIONS preflight requests */
     int debug;                 /* nonzero logs request texts; otherwise no text is logged */
     const http_language_pair *pairs; /* [pair_count] served pairs, at least one */
     size_t pair_count;

@@ -2319,7 +2319,9 @@ static void test_cors_headers(void)
     const char preflight[] = "OPTIONS /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                              "Origin: http://example.test\r\n"
                              "Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n";
+    const char limited[] = "{\"q\": \"c\", \"api_key\": \"limited\"}";
     http_config config = test_config();
+    char exposed[64];
     http_server *s;
     http_response r;
 
@@ -2330,9 +2332,11 @@ static void test_cors_headers(void)
     response_free(&r);
     CU_ASSERT_EQUAL_FATAL(get_path(port, "/health", &r), 0);
     CU_ASSERT_STRING_EQUAL(r.allow_origin, "");
+    CU_ASSERT_EQUAL(response_header_count(&r, "Access-Control-Expose-Headers"), 0);
     response_free(&r);
 
     config.cors = 1;
+    config.authorize = authorize_key;
     s = start_config(&config);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL_FATAL(
@@ -2346,6 +2350,24 @@ static void test_cors_headers(void)
                           0);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_STRING_EQUAL(r.allow_origin, "*");
+    CU_ASSERT_STRING_EQUAL(response_header(&r, "Access-Control-Expose-Headers", exposed,
+                                           sizeof(exposed))
+                               ? exposed
+                               : "",
+                           "Retry-After, X-Request-Id");
+    response_free(&r);
+
+    /* A 429 carries Retry-After, which a page can read because it is exposed. */
+    CU_ASSERT_EQUAL_FATAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                          "application/json", limited, strlen(limited), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 429);
+    CU_ASSERT_STRING_EQUAL(r.retry_after, "7");
+    CU_ASSERT_STRING_EQUAL(response_header(&r, "Access-Control-Expose-Headers", exposed,
+                                           sizeof(exposed))
+                               ? exposed
+                               : "",
+                           "Retry-After, X-Request-Id");
     response_free(&r);
     http_server_stop(s);
 }
