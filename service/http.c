@@ -49,15 +49,17 @@
  * sentences and their source tokens (as the translate callback reports
  * them) are counted when a translation request gets its 200.
  *
- * Stopping: http_server_stop stops accepting, replies to the requests in
- * progress within a grace period, then stops what is left (see http.h).
+ * Stopping: http_server_stop closes the listening port to new connections,
+ * replies to the requests in progress within a grace period, then stops
+ * what is left (see http.h).
  *
  * Limits: libmicrohttpd 0.9.x cannot reply while a body is still arriving,
  * so a chunked body over the limit is read and discarded to its end before
  * the 413 goes out. A Content-Length over the limit gets 413 at once.
  * libmicrohttpd does not notice a client that disconnects while its
  * connection is suspended, so a translate thread checks the socket before
- * it starts a job and skips the job when the client has closed it.
+ * it starts a job and skips the job when the connection is reset or has
+ * failed. A job whose client only half-closed the connection still runs.
  * NOTE: requests that fail HTTP parsing inside libmicrohttpd (bad chunk
  * encoding, headers over its per-connection memory) get its own HTML 400 or
  * 431 and never reach the handler, which cannot change that in 0.9.x.
@@ -84,6 +86,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,6 +119,7 @@ struct http_server {
     char *languages_json; /* the reply of GET /languages */
     char *pair_list;      /* "en-de, de-en" for error messages */
     unsigned short port;
+    MHD_socket listen_fd;         /* from MHD_quiesce_daemon, closed after MHD_stop_daemon */
     atomic_int started;           /* 0 while MHD_start_daemon runs */
     char start_error[ERROR_SIZE]; /* last libmicrohttpd message before start */
     char id_prefix[9];            /* makes request ids unique across restarts */
@@ -158,7 +162,7 @@ typedef enum {
     PHASE_READING,     /* headers routed, body arriving */
     PHASE_QUEUED,      /* job queued or running, connection suspended */
     PHASE_DONE,        /* reply and status are set */
-    PHASE_CLIENT_GONE, /* the client closed the connection before the job started */
+    PHASE_CLIENT_GONE, /* the connection was reset or failed before the job started */
 } request_phase;
 
 /* State of one request, from its headers to the completion callback. It is
@@ -301,7 +305,10 @@ static char *error_json(const char *format, ...)
 
 /* Adds the headers every reply carries: X-Request-Id, CORS when on, and
  * "Connection: close" while the server stops, so that keep-alive clients go
- * elsewhere. Returns 0, or -1 when a header could not be added. */
+ * elsewhere. Browsers let a page read only the response headers that
+ * Access-Control-Expose-Headers names beyond the CORS-safelisted ones, so
+ * it names Retry-After (of a 429 or 503) and X-Request-Id. Returns 0, or -1
+ * when a header could not be added. */
 static int add_common_headers(http_server *srv, struct MHD_Response *response,
                               const request_state *req)
 {
@@ -309,8 +316,8 @@ static int add_common_headers(http_server *srv, struct MHD_Response *response,
         return -1;
     if (srv->config.cors &&
         (MHD_add_response_header(response, "Access-Control-Allow-Origin", "*") != MHD_YES ||
-         MHD_add_response_header(response, "Access-Control-Expose-Headers", "X-Request-Id") !=
-             MHD_YES))
+         MHD_add_response_header(response, "Access-Control-Expose-Headers",
+                                 "Retry-After, X-Request-Id") != MHD_YES))
         return -1;
     if (atomic_load(&srv->stopping) &&
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
@@ -830,16 +837,20 @@ static char *build_reply(const http_server *srv, const request_state *req)
                                   srv->pairs[req->pair].target, &timing);
 }
 
-/* Returns nonzero when the client has closed or reset the connection. A
- * client that only shut down its sending side (a half-close) counts as gone
- * too. HTTP would let it still read the reply, but clients rarely do that. */
+/* Returns nonzero when the connection is gone: the socket has an error
+ * (such as ECONNRESET after the client reset it) or a hang-up. A read EOF
+ * alone does not count, because a client that shut down only its sending
+ * side (shutdown(SHUT_WR)) can still read its reply.
+ * NOTE: TCP shows a client that closed its socket normally (with a FIN)
+ * exactly like such a half-close, so its job is translated and the reply
+ * is lost once its kernel answers the reply with a reset. */
 static int client_closed(int fd)
 {
-    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    struct pollfd p = {.fd = fd, .events = 0}; /* POLLERR and POLLHUP are always reported */
 
     if (fd < 0 || poll(&p, 1, 0) <= 0)
         return 0;
-    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    return (p.revents & (POLLHUP | POLLERR)) != 0;
 }
 
 /* Hands a finished job back to its HTTP thread. The caller has set the
@@ -1513,10 +1524,10 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
     case PHASE_CLIENT_GONE:
         /* The reply only lets libmicrohttpd finish the request quietly;
          * MHD_NO would make it log an internal error. */
-        log_request(method, url, "skipped: client closed the connection while queued", req);
+        log_request(method, url, "skipped: connection reset or failed while queued", req);
         metrics_count_error(srv->metrics, METRICS_ERROR_CLIENT_GONE);
         return queue_json(srv, conn, req, MHD_HTTP_BAD_REQUEST,
-                          error_json("connection closed before the translation started"),
+                          error_json("connection lost before the translation started"),
                           NULL)
                    ? MHD_YES
                    : MHD_NO;
@@ -1715,7 +1726,11 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     struct sockaddr_in addr4;
     struct sockaddr_in6 addr6;
     struct sockaddr *addr;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* MHD_USE_ITC lets http_server_stop call MHD_quiesce_daemon; libmicrohttpd
+     * 0.9.75 implies it with MHD_ALLOW_SUSPEND_RESUME, but says so only in its
+     * header. */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
     struct MHD_OptionItem options[8];
     size_t option_count = 0;
@@ -1887,9 +1902,29 @@ static size_t reject_waiting_jobs(http_server *srv)
     return count;
 }
 
+/* Makes the listening socket refuse new connections while the open ones
+ * carry on. MHD_quiesce_daemon only stops libmicrohttpd's accept() calls:
+ * the kernel would still complete handshakes into the backlog and reset
+ * them at the final close. It hands back the socket, which must stay open
+ * until MHD_stop_daemon returns, so shutdown(SHUT_RDWR) ends the listening
+ * state instead. On Linux that makes new connect() calls fail with
+ * ECONNREFUSED and resets connections still waiting in the backlog. */
+static void stop_listening(http_server *srv)
+{
+    srv->listen_fd = MHD_quiesce_daemon(srv->daemon);
+    if (srv->listen_fd == MHD_INVALID_SOCKET) {
+        fprintf(stderr, "http: cannot stop listening; new connections wait until the "
+                        "daemon stops\n");
+        return;
+    }
+    if (shutdown(srv->listen_fd, SHUT_RDWR) != 0)
+        fprintf(stderr, "http: cannot shut down the listening socket: %s; new connections "
+                        "wait until the daemon stops\n",
+                strerror(errno));
+}
+
 void http_server_stop(http_server *server)
 {
-    MHD_socket listen_fd;
     size_t active, rejected;
 
     if (!server)
@@ -1898,7 +1933,7 @@ void http_server_stop(http_server *server)
     /* Step 1: stop accepting. Requests that arrive on open connections from
      * now on get 503 and "Connection: close". */
     atomic_store(&server->stopping, 1);
-    listen_fd = MHD_quiesce_daemon(server->daemon);
+    stop_listening(server);
 
     /* Step 2: let every request in progress, queued ones included, get its
      * reply within the grace period. */
@@ -1919,7 +1954,7 @@ void http_server_stop(http_server *server)
 
     /* Step 4: close the remaining connections. */
     MHD_stop_daemon(server->daemon);
-    if (listen_fd != MHD_INVALID_SOCKET)
-        close(listen_fd);
+    if (server->listen_fd != MHD_INVALID_SOCKET)
+        close(server->listen_fd);
     server_free(server);
 }

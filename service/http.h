@@ -88,11 +88,13 @@ typedef struct {
     unsigned short port;       /* 0 picks a free port, see http_server_port */
     unsigned threads;          /* HTTP threads (libmicrohttpd's pool); 0 means 2 */
     unsigned translate_threads; /* threads that run the translate callback; 0 means 2 */
-    unsigned max_connections;  /* open connections; more are closed at once; 0 leaves
-                                  libmicrohttpd's default. NOTE: libmicrohttpd 0.9
-                                  splits the limit evenly among the HTTP threads, so
-                                  one busy thread can refuse connections before the
-                                  total is reached */
+    unsigned max_connections;  /* open connections; 0 leaves libmicrohttpd's default.
+                                  At the limit the daemon stops accepting, so a new
+                                  connection waits in the kernel's listen backlog,
+                                  unanswered, until an open one closes.
+                                  libmicrohttpd 0.9 splits the limit evenly among the
+                                  HTTP threads, and each thread stops accepting at its
+                                  share */
     size_t max_queue;          /* requests waiting for a translate thread; more get 503; 0 means 64 */
     size_t max_body_bytes;     /* larger bodies get 413; 0 means 1 MiB */
     size_t max_texts;          /* larger q arrays get 400; 0 means 128 */
@@ -109,8 +111,9 @@ typedef struct {
                                   and it caps every sentence; 0 means 256 */
     unsigned timeout_ms;       /* time from request to reply; later ones get 504; 0 means 30000 */
     unsigned grace_seconds;    /* how long http_server_stop waits for requests; 0 means 30 */
-    int cors;                  /* nonzero sends Access-Control-Allow-Origin: * and answers
-                                  OPTIONS preflight requests */
+    int cors;                  /* nonzero sends Access-Control-Allow-Origin: * and
+                                  Access-Control-Expose-Headers: Retry-After,
+                                  X-Request-Id, and answers OPTIONS preflight requests */
     int debug;                 /* nonzero logs request texts; otherwise no text is logged */
     const http_language_pair *pairs; /* [pair_count] served pairs, at least one */
     size_t pair_count;
@@ -134,7 +137,8 @@ unsigned short http_server_port(const http_server *server);
 /* Number of translation requests waiting for a translate thread now. */
 size_t http_server_queue_length(http_server *server);
 
-/* Stops the daemon and frees it. It stops accepting connections first,
+/* Stops the daemon and frees it. It stops listening first, so that new
+ * connections are refused (on Linux, connect() fails with ECONNREFUSED),
  * then waits up to grace_seconds for every request in progress, queued
  * translations included, to get its reply. Meanwhile, new translation and
  * /ready requests on open keep-alive connections get 503. After the grace

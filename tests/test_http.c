@@ -25,6 +25,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1249,6 +1250,54 @@ static void test_stop_delivers_in_flight(void)
         close(fd);
 }
 
+/* Connects to 127.0.0.1:to_port and closes the socket again. Returns 0
+ * when the connection was made, or connect's errno. */
+static int connect_errno(unsigned short to_port)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(to_port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int error = 0;
+
+    if (fd < 0)
+        return errno;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0)
+        error = errno;
+    close(fd);
+    return error;
+}
+
+/* Once stop begins, the port refuses new connections at once, while the
+ * request that runs meanwhile still gets its reply. */
+static void test_stop_refuses_new_connections(void)
+{
+    http_server *s = start_server(1, 0, 5);
+    unsigned short to_port;
+    async_post running;
+    async_stop stop = {0};
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    to_port = http_server_port(s);
+    CU_ASSERT_EQUAL(connect_errno(to_port), 0);
+    set_gate(&double_calls, 0);
+    async_post_start(&running, to_port, "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+
+    stop.server = s;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&stop.thread, NULL, async_stop_thread, &stop), 0);
+    sleep_ms(100);
+    CU_ASSERT_EQUAL(atomic_load(&stop.done), 0);
+    CU_ASSERT_EQUAL(connect_errno(to_port), ECONNREFUSED);
+    CU_ASSERT_EQUAL(atomic_load(&running.done), 0);
+
+    set_gate(&double_calls, 1);
+    pthread_join(stop.thread, NULL);
+    async_post_join(&running);
+    CU_ASSERT_EQUAL(running.rc, 0);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    response_free(&running.response);
+}
+
 /* After a grace period of 1 s, a job still queued gets 503, and the
  * running one is stopped at its next decoding step and gets 503 too, so
  * stop returns without the gate opening. */
@@ -1287,7 +1336,20 @@ static void test_stop_after_grace_503(void)
     response_free(&queued.response);
 }
 
-/* A client that closes its connection while its job waits is never
+/* Closes fd with a reset (RST) instead of a FIN, as a client that
+ * crashed or gave up would: SO_LINGER with a zero timeout makes close()
+ * abort the connection. */
+static void reset_connection(int fd)
+{
+    struct linger abort_on_close = {.l_onoff = 1, .l_linger = 0};
+
+    CU_ASSERT_EQUAL(setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close,
+                               sizeof(abort_on_close)),
+                    0);
+    close(fd);
+}
+
+/* A client that resets its connection while its job waits is never
  * translated, and its connection does not hold up stop. */
 static void test_client_gone_while_queued(void)
 {
@@ -1310,7 +1372,7 @@ static void test_client_gone_while_queued(void)
     CU_ASSERT_TRUE_FATAL(fd >= 0);
     CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
     CU_ASSERT_TRUE(wait_for_queue(s, 1));
-    close(fd);
+    reset_connection(fd);
 
     set_gate(&double_calls, 1);
     async_post_join(&running);
@@ -1318,7 +1380,7 @@ static void test_client_gone_while_queued(void)
     response_free(&running.response);
 
     /* One translate thread takes jobs in order, so this reply comes after
-     * the closed client's job was taken off the queue. */
+     * the reset client's job was taken off the queue. */
     CU_ASSERT_EQUAL(send_request_at(http_server_port(s), "POST", "/translate",
                                     "application/json", "{\"q\": \"after\"}", 14, &r),
                     0);
@@ -1329,6 +1391,44 @@ static void test_client_gone_while_queued(void)
     start = now_ms();
     http_server_stop(s);
     CU_ASSERT_TRUE(now_ms() - start < 1000);
+}
+
+/* A client that shuts down its sending side (shutdown(SHUT_WR)) after a
+ * complete request, while the request waits in the queue, can still read:
+ * it gets its translation, not an error. */
+static void test_half_closed_client_gets_reply(void)
+{
+    const char request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+                           "{\"q\": \"half closed\"}";
+    http_server *s = start_server(1, 0, 5);
+    async_post running;
+    http_response r = {0};
+    int fd;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    set_gate(&double_calls, 0);
+    async_post_start(&running, http_server_port(s), "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+
+    fd = connect_to("127.0.0.1", http_server_port(s));
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
+    CU_ASSERT_TRUE(wait_for_queue(s, 1));
+    CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
+    sleep_ms(50); /* lets the FIN arrive before a translate thread looks at the job */
+
+    set_gate(&double_calls, 1);
+    async_post_join(&running);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    response_free(&running.response);
+
+    CU_ASSERT_EQUAL(read_one_response(fd, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_TRUE(is_translation(&r, "HALF CLOSED"));
+    response_free(&r);
+    close(fd);
+    http_server_stop(s);
 }
 
 /* ---- start and stop ---- */
@@ -2481,7 +2581,9 @@ static void test_cors_headers(void)
     const char preflight[] = "OPTIONS /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                              "Origin: http://example.test\r\n"
                              "Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n";
+    const char limited[] = "{\"q\": \"c\", \"api_key\": \"limited\"}";
     http_config config = test_config();
+    char exposed[64];
     http_server *s;
     http_response r;
 
@@ -2492,9 +2594,11 @@ static void test_cors_headers(void)
     response_free(&r);
     CU_ASSERT_EQUAL_FATAL(get_path(port, "/health", &r), 0);
     CU_ASSERT_STRING_EQUAL(r.allow_origin, "");
+    CU_ASSERT_EQUAL(response_header_count(&r, "Access-Control-Expose-Headers"), 0);
     response_free(&r);
 
     config.cors = 1;
+    config.authorize = authorize_key;
     s = start_config(&config);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL_FATAL(
@@ -2508,15 +2612,38 @@ static void test_cors_headers(void)
                           0);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_STRING_EQUAL(r.allow_origin, "*");
+    CU_ASSERT_STRING_EQUAL(response_header(&r, "Access-Control-Expose-Headers", exposed,
+                                           sizeof(exposed))
+                               ? exposed
+                               : "",
+                           "Retry-After, X-Request-Id");
+    response_free(&r);
+
+    /* A 429 carries Retry-After, which a page can read because it is exposed. */
+    CU_ASSERT_EQUAL_FATAL(send_request_at(http_server_port(s), "POST", "/translate",
+                                          "application/json", limited, strlen(limited), &r),
+                          0);
+    CU_ASSERT_EQUAL(r.status, 429);
+    CU_ASSERT_STRING_EQUAL(r.retry_after, "7");
+    CU_ASSERT_STRING_EQUAL(response_header(&r, "Access-Control-Expose-Headers", exposed,
+                                           sizeof(exposed))
+                               ? exposed
+                               : "",
+                           "Retry-After, X-Request-Id");
     response_free(&r);
     http_server_stop(s);
 }
 
 /* With one HTTP thread, a limit of 2 connections refuses a third while two
  * are open, and accepts it again once one closes. */
+/* At the connection limit, libmicrohttpd stops accepting: a new
+ * connection completes its handshake in the kernel's listen backlog and
+ * gets no reply until an open connection closes, and then gets it. */
 static void test_max_connections(void)
 {
+    const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     http_config config = test_config();
+    struct pollfd waiting;
     http_server *s;
     http_response r;
     int open_fds[2];
@@ -2526,23 +2653,25 @@ static void test_max_connections(void)
     s = start_config(&config);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     for (int i = 0; i < 2; i++) {
-        const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-
         open_fds[i] = connect_to("127.0.0.1", http_server_port(s));
         CU_ASSERT_EQUAL(keep_alive_exchange(open_fds[i], health, &r), 0);
         CU_ASSERT_EQUAL(r.status, 200);
         response_free(&r);
     }
-    exchange_at("127.0.0.1", http_server_port(s), "GET /health HTTP/1.1\r\nHost: x\r\n"
-                "Connection: close\r\n\r\n", 52, &r);
-    CU_ASSERT_EQUAL(r.status, -1);
-    response_free(&r);
 
+    /* The third connection is made, but its request waits unanswered. */
+    waiting.fd = connect_to("127.0.0.1", http_server_port(s));
+    waiting.events = POLLIN;
+    CU_ASSERT_TRUE_FATAL(waiting.fd >= 0);
+    CU_ASSERT_EQUAL(send_all(waiting.fd, health, sizeof(health) - 1), 0);
+    CU_ASSERT_EQUAL(poll(&waiting, 1, 300), 0);
+
+    /* Closing one open connection lets the daemon accept and answer it. */
     close(open_fds[0]);
-    sleep_ms(100);
-    CU_ASSERT_EQUAL(get_path(http_server_port(s), "/health", &r), 0);
+    CU_ASSERT_EQUAL(read_one_response(waiting.fd, &r), 0);
     CU_ASSERT_EQUAL(r.status, 200);
     response_free(&r);
+    close(waiting.fd);
     close(open_fds[1]);
     http_server_stop(s);
 }
@@ -2996,8 +3125,10 @@ int main(void)
     CU_add_test(suite, "health replies while translators busy", test_health_while_busy);
     CU_add_test(suite, "full queue is 503", test_full_queue_503);
     CU_add_test(suite, "stop delivers in-flight replies", test_stop_delivers_in_flight);
+    CU_add_test(suite, "stop refuses new connections", test_stop_refuses_new_connections);
     CU_add_test(suite, "stop after grace period is 503", test_stop_after_grace_503);
     CU_add_test(suite, "client gone while queued is skipped", test_client_gone_while_queued);
+    CU_add_test(suite, "half-closed client gets its reply", test_half_closed_client_gets_reply);
     CU_add_test(suite, "start errors are reported", test_start_errors);
     CU_add_test(suite, "IPv6 loopback", test_ipv6_loopback);
     CU_add_test(suite, "lines and sentences kept", test_lines_and_sentences_kept);
