@@ -1245,8 +1245,9 @@ static enum MHD_Result handle_translate(http_server *srv, struct MHD_Connection 
                           "request body is empty; send {\"q\": \"text\"}");
 
     /* Step 2: parse the JSON or form body. */
-    rc = translate_request_parse(tr, req->format, conn, req->body, req->len, cfg->max_texts,
-                                 err, sizeof(err));
+    translate_limits limits = {cfg->max_texts, (int)cfg->max_beam_size, (int)cfg->max_length};
+    rc = translate_request_parse_with_limits(tr, req->format, conn, req->body, req->len, &limits,
+                                             err, sizeof(err));
     if (rc == -2)
         return send_out_of_memory(srv, conn, req, method, url, "parsing the request");
     if (rc != 0)

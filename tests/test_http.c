@@ -1573,7 +1573,7 @@ static void test_alternatives_listed(void)
     cJSON_Delete(json);
 
     check_bad_request("{\"q\": \"a\", \"alternatives\": 4}",
-                      "alternatives 4 needs a beam of 5, over the limit of 4");
+                      "field \"alternatives\" must be a whole number from 0 to 3 (one less than the server's --max-beam-size), not 4");
 }
 
 /* Posts body to path and asserts a 400 whose message contains field, flag
@@ -1864,13 +1864,13 @@ static void check_v1_bad_request(const char *body, const char *needle)
 static void test_v1_limits_400(void)
 {
     check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 5}",
-                         "beam_size 5 is outside the limits of 1 to 4");
+                         "field \"beam_size\" must be a whole number from 1 to 4 (the server's --max-beam-size), not 5");
     check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 0}",
                          "field \"beam_size\" must be a whole number from 1 to ");
     check_v1_bad_request("{\"q\": \"a\", \"beam_size\": 2, \"n_best\": 3}",
                          "n_best 3 is outside 1 to beam_size 2");
     check_v1_bad_request("{\"q\": \"a\", \"max_length\": 51}",
-                         "max_length 51 is outside the limits of 1 to 50 tokens");
+                         "field \"max_length\" must be a whole number from 1 to 50 (the server's --max-length), not 51");
     check_v1_bad_request("{\"q\": 7}", "field \"q\" must be a string");
 }
 
