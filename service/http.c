@@ -60,6 +60,12 @@
  * connection is suspended, so a translate thread checks the socket before
  * it starts a job and skips the job when the connection is reset or has
  * failed. A job whose client only half-closed the connection still runs.
+ * NOTE: libmicrohttpd 0.9.75 closes a connection, without a message, when
+ * it reads the client's end of stream after a complete request and before
+ * the reply is queued. After a resume it sometimes reads before it calls
+ * the handler, seen in tests when another suspended connection of the same
+ * HTTP thread had been resumed in the meantime. So a half-closed client
+ * whose request waited in the queue can still lose its reply.
  * NOTE: requests that fail HTTP parsing inside libmicrohttpd (bad chunk
  * encoding, headers over its per-connection memory) get its own HTML 400 or
  * 431 and never reach the handler, which cannot change that in 0.9.x.
