@@ -40,12 +40,15 @@
  * GET /metrics and of the page's files, and every reply carries
  * X-Request-Id. One line per reply goes to stderr with
  * the request id, method, path, status, sentence count and milliseconds;
- * request texts are logged only with config->debug.
+ * request texts are logged only with config->debug. libmicrohttpd's own
+ * messages go to stderr too, except those about routine client
+ * disconnects, which one summary line a minute at most adds up.
  *
  * Metrics: the daemon owns a registry (metrics.h) that GET /metrics
  * renders. Every queued reply is counted by endpoint and status, and a
- * failed one by its cause as well. A request whose client left while it
- * was queued gets no reply and counts only as client_gone. Translated
+ * failed one by its cause as well. A request whose client closed or reset
+ * the connection before its reply went out counts as client_gone, and
+ * counts only as that when it got no reply at all. Translated
  * sentences and their source tokens (as the translate callback reports
  * them) are counted when a translation request gets its 200.
  *
@@ -63,9 +66,11 @@
  * NOTE: libmicrohttpd 0.9.75 closes a connection, without a message, when
  * it reads the client's end of stream after a complete request and before
  * the reply is queued. After a resume it sometimes reads before it calls
- * the handler, seen in tests when another suspended connection of the same
- * HTTP thread had been resumed in the meantime. So a half-closed client
- * whose request waited in the queue can still lose its reply.
+ * the handler. In tests that happened only when another suspended
+ * connection of the same HTTP thread had been resumed in the meantime, and
+ * then not every time. So a half-closed client whose request waited can
+ * still lose its reply; the request is then logged as "dropped" and
+ * counted as client_gone.
  * NOTE: requests that fail HTTP parsing inside libmicrohttpd (bad chunk
  * encoding, headers over its per-connection memory) get its own HTML 400 or
  * 431 and never reach the handler, which cannot change that in 0.9.x.
@@ -114,6 +119,7 @@
 #define FLUSH_TIMEOUT_MS 1000   /* after the grace period, time to send the last replies */
 #define RETRY_AFTER_SECONDS "1" /* Retry-After of a 503 */
 #define CORS_MAX_AGE_SECONDS "86400"
+#define DISCONNECT_SUMMARY_MS 60000 /* least time between two summaries of client disconnects */
 #define ERROR_SIZE 512
 #define REQUEST_ID_SIZE 65 /* 64 characters and the NUL */
 
@@ -138,9 +144,12 @@ struct http_server {
     pthread_t expiry;   /* replies 504 to queued jobs at their deadline */
     int expiry_started;
 
-    pthread_mutex_t mutex;   /* guards active_requests */
+    pthread_mutex_t mutex;   /* guards active_requests and the disconnect summary */
     pthread_cond_t idle;     /* signalled when active_requests drops to 0 */
     size_t active_requests;  /* from the first handler call to the completion callback */
+    unsigned long long disconnects; /* libmicrohttpd's disconnect messages not yet summarized */
+    struct timespec last_summary;   /* when the last summary was printed, or the start */
+    int summary_printed;            /* a summary has been printed */
     atomic_int stopping;     /* set by http_server_stop */
     atomic_int aborting;     /* set when the grace period is over: running
                                 translations stop and get 503 */
@@ -196,6 +205,8 @@ typedef struct {
     char *reply; /* JSON text, malloc'd; NULL means out of memory */
     int error_kind; /* metrics_error of a failed reply, or ERROR_KIND_BY_STATUS */
     unsigned retry_after; /* Retry-After of a 429 in seconds, 0 for none */
+    int replied;          /* record_reply counted a queued reply */
+    int resumed;          /* the handler ran after the job was handed back */
     const seqmt_asset *asset; /* the file of ROUTE_ASSET */
 } request_state;
 
@@ -426,12 +437,13 @@ static int error_kind_of(const request_state *req, unsigned status)
 }
 
 /* Logs a queued reply and counts it in the metrics. */
-static void record_reply(http_server *srv, const request_state *req, const char *method,
+static void record_reply(http_server *srv, request_state *req, const char *method,
                          const char *url, unsigned status)
 {
     char outcome[16];
     int kind = error_kind_of(req, status);
 
+    req->replied = 1;
     snprintf(outcome, sizeof(outcome), "%u", status);
     log_request(method, url, outcome, req);
 
@@ -489,7 +501,7 @@ static enum MHD_Result send_out_of_memory(http_server *srv, struct MHD_Connectio
 /* Replies to a CORS preflight request with 204 and the allowed methods and
  * headers. */
 static enum MHD_Result send_preflight(http_server *srv, struct MHD_Connection *conn,
-                                      const request_state *req, const char *method,
+                                      request_state *req, const char *method,
                                       const char *url, const char *allow)
 {
     struct MHD_Response *response =
@@ -1525,14 +1537,15 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
                               srv->config.max_body_bytes);
         return handle_translate(srv, conn, req, method, url);
     case PHASE_DONE:
+        req->resumed = 1;
         reply = req->reply;
         req->reply = NULL;
         return send_text(srv, conn, req, method, url, req->status, reply, NULL);
     case PHASE_CLIENT_GONE:
+        req->resumed = 1;
         /* The reply only lets libmicrohttpd finish the request quietly;
-         * MHD_NO would make it log an internal error. */
-        log_request(method, url, "skipped: connection reset or failed while queued", req);
-        metrics_count_error(srv->metrics, METRICS_ERROR_CLIENT_GONE);
+         * MHD_NO would make it log an internal error. free_request logs
+         * and counts the request. */
         return queue_json(srv, conn, req, MHD_HTTP_BAD_REQUEST,
                           error_json("connection lost before the translation started"),
                           NULL)
@@ -1541,6 +1554,33 @@ static enum MHD_Result handle_access(void *cls, struct MHD_Connection *conn, con
     default:
         return MHD_YES; /* queued: libmicrohttpd calls again after the resume */
     }
+}
+
+/* Counts req as client_gone when its client left before its reply went
+ * out, and logs a translation job whose reply never went out. A skipped
+ * job's 400 only ends the request, so it counts as client_gone alone. */
+static void count_client_gone(http_server *srv, const request_state *req,
+                              enum MHD_RequestTerminationCode toe)
+{
+    const char *path = req->route == ROUTE_V1_TRANSLATE ? "/v1/translate" : "/translate";
+    request_phase phase = atomic_load(&req->phase);
+    int closed_by_client =
+        toe == MHD_REQUEST_TERMINATED_READ_ERROR || toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT;
+    int closed_on_error = toe == MHD_REQUEST_TERMINATED_WITH_ERROR;
+
+    if (phase == PHASE_CLIENT_GONE) {
+        log_request("POST", path, "skipped: connection reset or failed while queued", req);
+    } else if (phase == PHASE_DONE && !req->resumed) {
+        /* The reply was ready, but libmicrohttpd closed the connection
+         * before calling the handler again (see the NOTE on half-closed
+         * connections in the file header). */
+        if (!closed_by_client && !closed_on_error)
+            return;
+        log_request("POST", path, "dropped: connection closed before the reply was sent", req);
+    } else if (!closed_by_client && !(closed_on_error && req->replied)) {
+        return; /* completed, timed out, stopped, or failed inside the daemon */
+    }
+    metrics_count_error(srv->metrics, METRICS_ERROR_CLIENT_GONE);
 }
 
 /* Completion callback: frees the request. libmicrohttpd never calls it for
@@ -1553,9 +1593,9 @@ static void free_request(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_state *req = *con_cls;
 
     (void)conn;
-    (void)toe;
     if (!req)
         return;
+    count_client_gone(srv, req, toe);
     translate_job_free(&req->job);
     translate_request_free(&req->tr);
     free(req->reply);
@@ -1565,8 +1605,70 @@ static void free_request(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_finished(srv);
 }
 
+/* Returns nonzero when line, a message of libmicrohttpd, reports only that
+ * a client closed or reset its connection, which happens in routine
+ * traffic. The texts are those of libmicrohttpd 0.9.75. A read or send
+ * failure counts only with a cause that means a lost connection, so one
+ * such as "Not enough system resources" is still printed.
+ * NOTE: other libmicrohttpd versions may word these messages differently;
+ * theirs are printed one by one as before. */
+static int is_client_disconnect(const char *line)
+{
+    static const char *const disconnects[] = {
+        "Connection was closed by remote side with incomplete request",
+        "Socket has been disconnected when reading request",
+    };
+    static const char *const failures[] = {
+        "Connection socket is closed when reading request due to the error: ",
+        "Failed to send the response headers for the request",
+        "Failed to send the response body for the request",
+        "Failed to send the chunked response body for the request",
+        "Failed to send the footers for the request",
+    };
+    static const char *const lost_connection_causes[] = {
+        "The connection was forcibly closed by remote peer",
+        "The socket is no longer available for sending",
+        "The socket is not connected",
+    };
+
+    for (size_t i = 0; i < sizeof(disconnects) / sizeof(disconnects[0]); i++)
+        if (strncmp(line, disconnects[i], strlen(disconnects[i])) == 0)
+            return 1;
+    for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
+        if (strncmp(line, failures[i], strlen(failures[i])) != 0)
+            continue;
+        for (size_t k = 0; k < sizeof(lost_connection_causes) / sizeof(lost_connection_causes[0]);
+             k++)
+            if (strstr(line, lost_connection_causes[k]))
+                return 1;
+    }
+    return 0;
+}
+
+/* Prints how many disconnect messages were held back since the previous
+ * summary, if any. Unless force is set, it prints only the first summary
+ * or one DISCONNECT_SUMMARY_MS after the previous one, so a flood of
+ * disconnects costs one line a minute. The caller holds srv->mutex. */
+static void summarize_disconnects(http_server *srv, int force)
+{
+    double period_ms = elapsed_ms(&srv->last_summary);
+
+    if (srv->disconnects == 0)
+        return;
+    if (!force && srv->summary_printed && period_ms < DISCONNECT_SUMMARY_MS)
+        return;
+    fprintf(stderr, "http: libmicrohttpd reported %llu client disconnect%s in the last %.0f s "
+                    "(connections closed or reset mid-request or mid-reply); such reports "
+                    "are summarized at most once a minute\n",
+            srv->disconnects, srv->disconnects == 1 ? "" : "s", period_ms / 1e3);
+    srv->disconnects = 0;
+    srv->summary_printed = 1;
+    clock_gettime(CLOCK_MONOTONIC, &srv->last_summary);
+}
+
 /* Stores libmicrohttpd's message for http_server_start's error while the
- * daemon starts, and prints it to stderr as one line after that. */
+ * daemon starts, and prints it to stderr as one line after that, except
+ * routine client disconnects, which summarize_disconnects sums up. */
 static void log_daemon_message(void *cls, const char *format, va_list ap)
 {
     http_server *srv = cls;
@@ -1577,10 +1679,16 @@ static void log_daemon_message(void *cls, const char *format, va_list ap)
     len = strlen(line);
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         line[--len] = '\0';
-    if (!atomic_load(&srv->started))
+    if (!atomic_load(&srv->started)) {
         memcpy(srv->start_error, line, len + 1);
-    else
+    } else if (is_client_disconnect(line)) {
+        pthread_mutex_lock(&srv->mutex);
+        srv->disconnects++;
+        summarize_disconnects(srv, 0);
+        pthread_mutex_unlock(&srv->mutex);
+    } else {
         fprintf(stderr, "http: libmicrohttpd: %s\n", line);
+    }
 }
 
 /* ---- public API ---- */
@@ -1790,6 +1898,7 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
                              (unsigned long)now.tv_nsec ^ (unsigned long)getpid()) &
                  0xffffffffUL);
     atomic_init(&srv->next_id, 1);
+    clock_gettime(CLOCK_MONOTONIC, &srv->last_summary);
     metrics_set_models(srv->metrics, srv->config.pair_count);
 
     /* Step 3: create the job queue and start the translate threads and the
@@ -1959,8 +2068,12 @@ void http_server_stop(http_server *server)
         wait_until_idle(server, FLUSH_TIMEOUT_MS);
     }
 
-    /* Step 4: close the remaining connections. */
+    /* Step 4: close the remaining connections, and print the disconnects
+     * that no summary has reported yet. */
     MHD_stop_daemon(server->daemon);
+    pthread_mutex_lock(&server->mutex);
+    summarize_disconnects(server, 1);
+    pthread_mutex_unlock(&server->mutex);
     if (server->listen_fd != MHD_INVALID_SOCKET)
         close(server->listen_fd);
     server_free(server);

@@ -1393,6 +1393,176 @@ static void test_client_gone_while_queued(void)
     CU_ASSERT_TRUE(now_ms() - start < 1000);
 }
 
+typedef struct {
+    FILE *file; /* where stderr goes */
+    int saved;  /* a duplicate of the real stderr */
+} stderr_capture;
+
+/* Returns the value of seqmt_errors_total{kind="client_gone"} of the
+ * daemon on to_port, or -1 when the scrape failed. */
+static double client_gone_count(unsigned short to_port)
+{
+    exposition *scraped = malloc(sizeof(*scraped));
+    double count = -1;
+
+    if (scraped && scrape_metrics(to_port, scraped) == 0)
+        count = exposition_value(scraped, "seqmt_errors_total", "kind=\"client_gone\"");
+    free(scraped);
+    return count;
+}
+
+/* Polls until client_gone on to_port reaches target. Returns its last
+ * value, after at most WAIT_TIMEOUT_MS. */
+static double wait_for_client_gone(unsigned short to_port, double target)
+{
+    double count = client_gone_count(to_port);
+
+    for (int waited = 0; waited < WAIT_TIMEOUT_MS && count < target; waited += 10) {
+        sleep_ms(10);
+        count = client_gone_count(to_port);
+    }
+    return count;
+}
+
+/* Sends stderr to a temporary file until stderr_capture_end. Returns 0,
+ * or -1 when it could not. */
+static int stderr_capture_start(stderr_capture *capture)
+{
+    fflush(stderr);
+    capture->file = tmpfile();
+    capture->saved = capture->file ? dup(STDERR_FILENO) : -1;
+    if (capture->saved < 0 || dup2(fileno(capture->file), STDERR_FILENO) < 0) {
+        if (capture->saved >= 0)
+            close(capture->saved);
+        if (capture->file)
+            fclose(capture->file);
+        return -1;
+    }
+    return 0;
+}
+
+/* Restores stderr and returns what was written to it meanwhile
+ * (malloc'd, NUL-terminated, at most 1 MiB), which it also copies to
+ * stderr so that the test output shows it as usual. */
+static char *stderr_capture_end(stderr_capture *capture)
+{
+    char *text = calloc(1, 1 << 20);
+
+    fflush(stderr);
+    dup2(capture->saved, STDERR_FILENO);
+    close(capture->saved);
+    rewind(capture->file);
+    if (text && fread(text, 1, (1 << 20) - 1, capture->file) > 0)
+        fputs(text, stderr);
+    fclose(capture->file);
+    return text;
+}
+
+/* Adds up the counts of the daemon's summaries of client disconnects in
+ * log. Returns the sum, and the number of summary lines in *lines. */
+static unsigned long long summarized_disconnects(const char *log, int *lines)
+{
+    const char marker[] = "http: libmicrohttpd reported ";
+    unsigned long long sum = 0;
+
+    *lines = 0;
+    for (const char *at = strstr(log, marker); at; at = strstr(at + 1, marker)) {
+        sum += strtoull(at + sizeof(marker) - 1, NULL, 10);
+        (*lines)++;
+    }
+    return sum;
+}
+
+/* Clients that close or reset a connection mid-request, and one reset
+ * while its job is queued, count once each as client_gone. libmicrohttpd's
+ * messages about them do not go to stderr one by one: a summary line sums
+ * them up. Its message about a header too large for the connection's
+ * memory, which is no disconnect, is still printed. */
+static void test_disconnects_summarized(void)
+{
+    const char partial[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+                           "{\"q\": ";
+    const char queued[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Content-Type: application/json\r\nContent-Length: 15\r\n\r\n"
+                          "{\"q\": \"GONE 2\"}";
+    const char big_start[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ";
+    const char big_end[] = "\r\n\r\n";
+    size_t big_value = 70000; /* over libmicrohttpd's default of 32 KiB per connection */
+    char *big_header = calloc(1, sizeof(big_start) + big_value + sizeof(big_end));
+    http_server *s = start_server(1, 0, 5);
+    stderr_capture capture;
+    char *log;
+    unsigned short to_port;
+    async_post running;
+    http_response r = {0};
+    unsigned long long disconnects;
+    double gone_before;
+    int fd, lines;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big_header);
+    to_port = http_server_port(s);
+    gone_before = client_gone_count(to_port);
+    CU_ASSERT_EQUAL(gone_before, 0);
+
+    /* stderr goes to a file until the server has stopped. */
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_start(&capture), 0);
+
+    /* Step 1: a client closes (FIN) and another resets (RST) mid-body. */
+    fd = connect_to("127.0.0.1", to_port);
+    CU_ASSERT_EQUAL(send_all(fd, partial, sizeof(partial) - 1), 0);
+    sleep_ms(50);
+    close(fd);
+    fd = connect_to("127.0.0.1", to_port);
+    CU_ASSERT_EQUAL(send_all(fd, partial, sizeof(partial) - 1), 0);
+    sleep_ms(50);
+    reset_connection(fd);
+
+    /* Step 2: a client resets while its job waits behind a running one. */
+    atomic_store(&double_calls.gone_calls, 0);
+    set_gate(&double_calls, 0);
+    async_post_start(&running, to_port, "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+    fd = connect_to("127.0.0.1", to_port);
+    CU_ASSERT_EQUAL(send_all(fd, queued, sizeof(queued) - 1), 0);
+    CU_ASSERT_TRUE(wait_for_queue(s, 1));
+    reset_connection(fd);
+    set_gate(&double_calls, 1);
+    async_post_join(&running);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    response_free(&running.response);
+    CU_ASSERT_EQUAL(atomic_load(&double_calls.gone_calls), 0);
+
+    /* Step 3: a header over libmicrohttpd's memory per connection gets its 431. */
+    memcpy(big_header, big_start, sizeof(big_start) - 1);
+    memset(big_header + sizeof(big_start) - 1, 'a', big_value);
+    memcpy(big_header + sizeof(big_start) - 1 + big_value, big_end, sizeof(big_end));
+    CU_ASSERT_EQUAL(exchange_at("127.0.0.1", to_port, big_header, strlen(big_header), &r), 0);
+    CU_ASSERT_EQUAL(r.status, 431);
+    response_free(&r);
+
+    CU_ASSERT_EQUAL(wait_for_client_gone(to_port, gone_before + 3), gone_before + 3);
+    http_server_stop(s);
+    log = stderr_capture_end(&capture);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_PTR_NULL(strstr(log, "Connection was closed by remote side"));
+    CU_ASSERT_PTR_NULL(strstr(log, "Socket has been disconnected"));
+    CU_ASSERT_PTR_NULL(strstr(log, "Failed to send the response"));
+    /* Each mid-body disconnect gets one libmicrohttpd message. The reset
+     * queued client gets one when libmicrohttpd tries to send the 400 that
+     * ends its request, and none when it reads the reset first. */
+    disconnects = summarized_disconnects(log, &lines);
+    CU_ASSERT_TRUE(disconnects >= 2);
+    CU_ASSERT_TRUE(disconnects <= 3);
+    CU_ASSERT_TRUE(lines >= 1);
+    CU_ASSERT_TRUE(lines <= 2); /* the first at once, the rest when the server stops */
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "http: libmicrohttpd: Error processing request"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "skipped: connection reset or failed while queued"));
+    free(log);
+    free(big_header);
+}
+
 /* ---- start and stop ---- */
 
 static void test_start_errors(void)
@@ -2069,6 +2239,98 @@ static void test_batch_groups_by_pair(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(calls_for_queued(s, bodies, expected, 4), 3);
     http_server_stop(s);
+}
+
+/* A client that shuts down its sending side (shutdown(SHUT_WR)) right
+ * after a complete request can still read, so it gets its translation,
+ * not an error. The batch wait keeps the job from starting until the end
+ * of stream has arrived, so the check before the job sees it. No other
+ * connection is open, because libmicrohttpd may drop a half-closed one
+ * otherwise (see the NOTE in http.c). */
+static void test_half_closed_client_gets_reply(void)
+{
+    const char request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+                           "{\"q\": \"half closed\"}";
+    http_config config = test_config();
+    http_server *s;
+    http_response r = {0};
+    int fd;
+
+    config.batch_wait_ms = 200;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    fd = connect_to("127.0.0.1", http_server_port(s));
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
+    CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
+
+    CU_ASSERT_EQUAL(read_one_response(fd, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_TRUE(is_translation(&r, "HALF CLOSED"));
+    response_free(&r);
+    close(fd);
+    http_server_stop(s);
+}
+
+/* libmicrohttpd may close a half-closed connection before its reply goes
+ * out when another suspended connection of the same HTTP thread was
+ * resumed first, and does so in about half of the runs of this test (see
+ * the NOTE in http.c). The request must not vanish then: either the client
+ * gets its 200, or the daemon logs the request as dropped and counts it as
+ * client_gone. */
+static void test_half_closed_drop_accounted(void)
+{
+    const char request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+                           "{\"q\": \"half closed\"}";
+    http_config config = test_config();
+    stderr_capture capture;
+    http_server *s;
+    async_post running;
+    http_response r = {0};
+    unsigned short to_port;
+    double gone;
+    char *log;
+    int fd, answered;
+
+    config.threads = 1; /* both connections on one HTTP thread */
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    to_port = http_server_port(s);
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_start(&capture), 0);
+    set_gate(&double_calls, 0);
+    async_post_start(&running, to_port, "{\"q\": \"WAIT\"}");
+    CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+
+    fd = connect_to("127.0.0.1", to_port);
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
+    CU_ASSERT_TRUE(wait_for_queue(s, 1));
+    CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
+    sleep_ms(20);
+    set_gate(&double_calls, 1);
+    async_post_join(&running);
+    CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+    response_free(&running.response);
+
+    answered = read_one_response(fd, &r) == 0;
+    close(fd);
+    gone = answered ? client_gone_count(to_port) : wait_for_client_gone(to_port, 1);
+    http_server_stop(s);
+    log = stderr_capture_end(&capture);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    if (answered) {
+        CU_ASSERT_TRUE(is_translation(&r, "HALF CLOSED"));
+        CU_ASSERT_EQUAL(gone, 0);
+        CU_ASSERT_PTR_NULL(strstr(log, "dropped:"));
+    } else {
+        CU_ASSERT_EQUAL(gone, 1);
+        CU_ASSERT_PTR_NOT_NULL(
+            strstr(log, "POST /translate dropped: connection closed before the reply was sent"));
+    }
+    response_free(&r);
+    free(log);
 }
 
 /* A translate thread with fewer sentences than the cap waits for more, and
@@ -3047,38 +3309,6 @@ static void test_page_in_metrics(void)
     CU_ASSERT_EQUAL(grown("seqmt_requests_total", "endpoint=\"other\",code=\"200\""), 0);
 }
 
-/* A client that shuts down its sending side (shutdown(SHUT_WR)) right
- * after a complete request can still read, so it gets its translation,
- * not an error. The batch wait keeps the job from starting until the end
- * of stream has arrived, so the check before the job sees it. No other
- * connection is open, because libmicrohttpd may drop a half-closed one
- * otherwise (see the NOTE in http.c). */
-static void test_half_closed_client_gets_reply(void)
-{
-    const char request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                           "Content-Type: application/json\r\nContent-Length: 20\r\n\r\n"
-                           "{\"q\": \"half closed\"}";
-    http_config config = test_config();
-    http_server *s;
-    http_response r = {0};
-    int fd;
-
-    config.batch_wait_ms = 200;
-    s = start_config(&config);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    fd = connect_to("127.0.0.1", http_server_port(s));
-    CU_ASSERT_TRUE_FATAL(fd >= 0);
-    CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
-    CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
-
-    CU_ASSERT_EQUAL(read_one_response(fd, &r), 0);
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_TRUE(is_translation(&r, "HALF CLOSED"));
-    response_free(&r);
-    close(fd);
-    http_server_stop(s);
-}
-
 int main(void)
 {
     CU_pSuite suite;
@@ -3123,6 +3353,8 @@ int main(void)
     CU_add_test(suite, "stop after grace period is 503", test_stop_after_grace_503);
     CU_add_test(suite, "client gone while queued is skipped", test_client_gone_while_queued);
     CU_add_test(suite, "half-closed client gets its reply", test_half_closed_client_gets_reply);
+    CU_add_test(suite, "half-closed drop is accounted", test_half_closed_drop_accounted);
+    CU_add_test(suite, "disconnects summarized, not logged", test_disconnects_summarized);
     CU_add_test(suite, "start errors are reported", test_start_errors);
     CU_add_test(suite, "IPv6 loopback", test_ipv6_loopback);
     CU_add_test(suite, "lines and sentences kept", test_lines_and_sentences_kept);
