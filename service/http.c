@@ -119,7 +119,7 @@
 #define FLUSH_TIMEOUT_MS 1000   /* after the grace period, time to send the last replies */
 #define RETRY_AFTER_SECONDS "1" /* Retry-After of a 503 */
 #define CORS_MAX_AGE_SECONDS "86400"
-#define DISCONNECT_SUMMARY_MS 60000 /* least time between two summaries of client disconnects */
+#define DISCONNECT_SUMMARY_MS 60000 /* minimum time between two summaries of client disconnects */
 #define ERROR_SIZE 512
 #define REQUEST_ID_SIZE 65 /* 64 characters and the NUL */
 
@@ -860,8 +860,8 @@ static char *build_reply(const http_server *srv, const request_state *req)
  * alone does not count, because a client that shut down only its sending
  * side (shutdown(SHUT_WR)) can still read its reply.
  * NOTE: TCP shows a client that closed its socket normally (with a FIN)
- * exactly like such a half-close, so its job is translated and the reply
- * is lost once its kernel answers the reply with a reset. */
+ * exactly like such a half-close, so its job is translated, and its kernel
+ * discards the reply with a reset. */
 static int client_closed(int fd)
 {
     struct pollfd p = {.fd = fd, .events = 0}; /* POLLERR and POLLHUP are always reported */
@@ -1841,9 +1841,9 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     struct sockaddr_in addr4;
     struct sockaddr_in6 addr6;
     struct sockaddr *addr;
-    /* MHD_USE_ITC lets http_server_stop call MHD_quiesce_daemon; libmicrohttpd
-     * 0.9.75 implies it with MHD_ALLOW_SUSPEND_RESUME, but says so only in its
-     * header. */
+    /* MHD_USE_ITC lets http_server_stop call MHD_quiesce_daemon. libmicrohttpd
+     * 0.9.75 implies it with MHD_ALLOW_SUSPEND_RESUME, but documents that only
+     * in its header. */
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;

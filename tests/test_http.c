@@ -1497,14 +1497,14 @@ static void test_disconnects_summarized(void)
     async_post running;
     http_response r = {0};
     unsigned long long disconnects;
-    double gone_before;
+    double client_gone_before;
     int fd, lines;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(big_header);
     to_port = http_server_port(s);
-    gone_before = client_gone_count(to_port);
-    CU_ASSERT_EQUAL(gone_before, 0);
+    client_gone_before = client_gone_count(to_port);
+    CU_ASSERT_EQUAL(client_gone_before, 0);
 
     /* stderr goes to a file until the server has stopped. */
     CU_ASSERT_EQUAL_FATAL(stderr_capture_start(&capture), 0);
@@ -1542,7 +1542,7 @@ static void test_disconnects_summarized(void)
     CU_ASSERT_EQUAL(r.status, 431);
     response_free(&r);
 
-    CU_ASSERT_EQUAL(wait_for_client_gone(to_port, gone_before + 3), gone_before + 3);
+    CU_ASSERT_EQUAL(wait_for_client_gone(to_port, client_gone_before + 3), client_gone_before + 3);
     http_server_stop(s);
     log = stderr_capture_end(&capture);
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
@@ -2244,7 +2244,7 @@ static void test_batch_groups_by_pair(void)
 /* A client that shuts down its sending side (shutdown(SHUT_WR)) right
  * after a complete request can still read, so it gets its translation,
  * not an error. The batch wait keeps the job from starting until the end
- * of stream has arrived, so the check before the job sees it. No other
+ * of stream has arrived, so the check before the job finds it. No other
  * connection is open, because libmicrohttpd may drop a half-closed one
  * otherwise (see the NOTE in http.c). */
 static void test_half_closed_client_gets_reply(void)
@@ -2290,7 +2290,7 @@ static void test_half_closed_drop_accounted(void)
     async_post running;
     http_response r = {0};
     unsigned short to_port;
-    double gone;
+    double client_gone;
     char *log;
     int fd, answered;
 
@@ -2316,16 +2316,16 @@ static void test_half_closed_drop_accounted(void)
 
     answered = read_one_response(fd, &r) == 0;
     close(fd);
-    gone = answered ? client_gone_count(to_port) : wait_for_client_gone(to_port, 1);
+    client_gone = answered ? client_gone_count(to_port) : wait_for_client_gone(to_port, 1);
     http_server_stop(s);
     log = stderr_capture_end(&capture);
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
     if (answered) {
         CU_ASSERT_TRUE(is_translation(&r, "HALF CLOSED"));
-        CU_ASSERT_EQUAL(gone, 0);
+        CU_ASSERT_EQUAL(client_gone, 0);
         CU_ASSERT_PTR_NULL(strstr(log, "dropped:"));
     } else {
-        CU_ASSERT_EQUAL(gone, 1);
+        CU_ASSERT_EQUAL(client_gone, 1);
         CU_ASSERT_PTR_NOT_NULL(
             strstr(log, "POST /translate dropped: connection closed before the reply was sent"));
     }
@@ -2890,7 +2890,7 @@ static void test_max_connections(void)
     CU_ASSERT_EQUAL(send_all(waiting.fd, health, sizeof(health) - 1), 0);
     CU_ASSERT_EQUAL(poll(&waiting, 1, 300), 0);
 
-    /* Closing one open connection lets the daemon accept and answer it. */
+    /* Closing one open connection lets the daemon accept it and reply. */
     close(open_fds[0]);
     CU_ASSERT_EQUAL(read_one_response(waiting.fd, &r), 0);
     CU_ASSERT_EQUAL(r.status, 200);
