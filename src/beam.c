@@ -141,272 +141,34 @@ static void free_state(sentence_state *st)
     st->n_live = st->n_done = 0;
 }
 
-/* Decodes sentences [0, n) of one group, all with non-empty sources. */
-static int search_group(const model *m, const beam_options *opt, const int32_t *const *src,
-                        const int32_t *src_len, int n, int32_t **out, int32_t *out_len)
-{
-    const model_config *cfg = &m->cfg;
-    const model_views *w = &m->w;
-    int L = cfg->layers, E = cfg->embed, H = cfg->hidden, V = cfg->tgt_vocab;
-    int K = opt->beam_size;
-    int S = 0, rmax, rc = -1;
-    corpus c = {0};
-    size_t *idx = NULL;
-    model_batch bt = {0};
-    sentence_state *st = calloc(n, sizeof(sentence_state));
-    float *enc_buf = NULL, *h = NULL, *cc = NULL, *h2 = NULL, *c2 = NULL, *x = NULL;
-    float *gates = NULL, *logits = NULL;
-    int32_t *row_sent = NULL;
-    candidate *cand = NULL, *rowbest = NULL;
-
-    /* The state arrays hold at most 64 hypotheses per sentence. */
-    if (K < 1)
-        K = 1;
-    if (K > 64)
-        K = 64;
-    rmax = n * K;
-    for (int i = 0; i < n; i++)
-        if (src_len[i] > S)
-            S = src_len[i];
-
-    /* Encoder: one padded batch of the group, layer by layer. */
-    c.n = n;
-    c.src = (int32_t **)src;
-    c.src_len = (int32_t *)src_len;
-    c.tgt = (int32_t **)src;
-    c.tgt_len = calloc(n, sizeof(int32_t));
-    idx = malloc(sizeof(size_t) * n);
-    size_t cache_floats = lstm_cache_floats(S, n, H);
-    enc_buf = malloc(sizeof(float) * (cache_floats * 2 + (size_t)S * n * E));
-    size_t state = (size_t)L * rmax * H;
-    h = malloc(sizeof(float) * state);
-    cc = malloc(sizeof(float) * state);
-    h2 = malloc(sizeof(float) * state);
-    c2 = malloc(sizeof(float) * state);
-    x = malloc(sizeof(float) * (size_t)rmax * (E > H ? E : H));
-    gates = malloc(sizeof(float) * (size_t)rmax * 4 * H);
-    logits = malloc(sizeof(float) * (size_t)rmax * V);
-    row_sent = malloc(sizeof(int32_t) * rmax);
-    cand = malloc(sizeof(candidate) * (size_t)K * 2 * K);
-    rowbest = malloc(sizeof(candidate) * 2 * K);
-    if (!st || !c.tgt_len || !idx || !enc_buf || !h || !cc || !h2 || !c2 || !x || !gates ||
-        !logits || !row_sent || !cand || !rowbest)
-        goto done;
-    for (int i = 0; i < n; i++)
-        idx[i] = i;
-    if (corpus_fill_batch(&c, idx, n, &bt))
-        goto done;
-
-    {
-        lstm_cache caches[2];
-        float *emb = enc_buf + 2 * cache_floats;
-
-        lstm_cache_bind(&caches[0], S, n, H, enc_buf);
-        lstm_cache_bind(&caches[1], S, n, H, enc_buf + cache_floats);
-        for (size_t r = 0; r < (size_t)S * n; r++)
-            memcpy(emb + r * E, w->src_embed + (size_t)bt.src[r] * E, sizeof(float) * E);
-        for (int l = 0; l < L; l++) {
-            lstm_cache *cur = &caches[l & 1];
-            const float *in = l == 0 ? emb : caches[(l - 1) & 1].h + (size_t)n * H;
-
-            lstm_forward(&w->enc[l], S, n, in, NULL, NULL, bt.src_mask, cur);
-            /* Row i of the decoder state starts as sentence i's final state. */
-            memcpy(h + (size_t)l * rmax * H, cur->h + (size_t)S * n * H, sizeof(float) * n * H);
-            memcpy(cc + (size_t)l * rmax * H, cur->c + (size_t)S * n * H, sizeof(float) * n * H);
-        }
-    }
-
-    int R = n; /* live rows, grouped by sentence in order */
-    for (int i = 0; i < n; i++) {
-        st[i].max_len = (int)(opt->max_length_ratio * src_len[i]) + 10;
-        for (int t = 0; t < src_len[i]; t++)
-            st[i].allow_unk |= src[i][t] == VOCAB_UNK;
-        st[i].n_live = 1;
-        st[i].live[0].tokens = malloc(sizeof(int32_t) * (st[i].max_len + 1));
-        if (!st[i].live[0].tokens)
-            goto done;
-        row_sent[i] = i;
-    }
-
-    for (int step = 0; R > 0; step++) {
-        /* Embed each row's last token and run one decoder step. */
-        int r = 0;
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < st[i].n_live; k++, r++) {
-                const hyp *hp = &st[i].live[k];
-                int32_t tok = hp->len ? hp->tokens[hp->len - 1] : VOCAB_BOS;
-
-                memcpy(x + (size_t)r * E, w->tgt_embed + (size_t)tok * E, sizeof(float) * E);
-            }
-        for (int l = 0; l < L; l++) {
-            size_t off = (size_t)l * rmax * H;
-
-            lstm_step(&w->dec[l], R, l == 0 ? x : h2 + off - (size_t)rmax * H, h + off, cc + off,
-                      h2 + off, c2 + off, gates);
-        }
-        for (int q = 0; q < R; q++)
-            memcpy(logits + (size_t)q * V, w->out_b, sizeof(float) * V);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, H, 1.0f,
-                    h2 + (size_t)(L - 1) * rmax * H, H, w->out_w, H, 1.0f, logits, V);
-        log_softmax_rows(logits, R, V);
-
-        /* Per sentence: the 2K best extensions of its rows, </s> ones to
-         * the finished list, the first K others become the new live set. */
-        int new_R = 0, base = 0;
-        for (int i = 0; i < n; i++) {
-            sentence_state *s = &st[i];
-            int nl = s->n_live, nc = 0, kept = 0;
-            hyp next[64];
-
-            for (int k = 0; k < nl; k++) {
-                int got = top_k_row(logits + (size_t)(base + k) * V, V, 2 * K, base + k,
-                                    s->live[k].score, s->allow_unk, rowbest);
-
-                memcpy(cand + nc, rowbest, sizeof(candidate) * got);
-                nc += got;
-            }
-            qsort(cand, nc, sizeof(candidate), cmp_candidate);
-            for (int j = 0; j < nc && kept < K && s->n_done < K; j++) {
-                const hyp *parent = &s->live[cand[j].row - base];
-
-                if (cand[j].token == VOCAB_EOS) {
-                    hyp tmp = *parent;
-
-                    tmp.score = cand[j].score;
-                    if (finish(s, &tmp, opt->length_penalty, 1))
-                        goto done;
-                    continue;
-                }
-                next[kept].tokens = malloc(sizeof(int32_t) * (s->max_len + 1));
-                if (!next[kept].tokens)
-                    goto done;
-                memcpy(next[kept].tokens, parent->tokens, sizeof(int32_t) * parent->len);
-                next[kept].tokens[parent->len] = cand[j].token;
-                next[kept].len = parent->len + 1;
-                next[kept].score = cand[j].score;
-                /* Copy the parent's new state into output row new_R + kept. */
-                for (int l = 0; l < L; l++) {
-                    size_t off = (size_t)l * rmax * H;
-
-                    memcpy(h + off + (size_t)(new_R + kept) * H,
-                           h2 + off + (size_t)cand[j].row * H, sizeof(float) * H);
-                    memcpy(cc + off + (size_t)(new_R + kept) * H,
-                           c2 + off + (size_t)cand[j].row * H, sizeof(float) * H);
-                }
-                kept++;
-            }
-            base += nl;
-            for (int k = 0; k < nl; k++)
-                free(s->live[k].tokens);
-            s->n_live = 0;
-            if (s->n_done >= K || step + 1 >= s->max_len) {
-                for (int k = 0; k < kept; k++) {
-                    if (s->n_done < K && finish(s, &next[k], opt->length_penalty, 0))
-                        goto done;
-                    free(next[k].tokens);
-                }
-                kept = 0;
-            }
-            memcpy(s->live, next, sizeof(hyp) * kept);
-            s->n_live = kept;
-            new_R += kept;
-        }
-        R = new_R;
-    }
-
-    /* The best finished hypothesis of each sentence. */
-    for (int i = 0; i < n; i++) {
-        int best = -1;
-
-        for (int d = 0; d < st[i].n_done; d++)
-            if (best < 0 || ranks_before(&st[i], d, best))
-                best = d;
-        out_len[i] = best < 0 ? 0 : st[i].done[best].len;
-        out[i] = malloc(sizeof(int32_t) * (out_len[i] + 1));
-        if (!out[i])
-            goto done;
-        if (out_len[i])
-            memcpy(out[i], st[i].done[best].tokens, sizeof(int32_t) * out_len[i]);
-    }
-    rc = 0;
-
-done:
-    if (st)
-        for (int i = 0; i < n; i++)
-            free_state(&st[i]);
-    free(st);
-    free(c.tgt_len);
-    free(idx);
-    corpus_batch_free(&bt);
-    free(enc_buf);
-    free(h);
-    free(cc);
-    free(h2);
-    free(c2);
-    free(x);
-    free(gates);
-    free(logits);
-    free(row_sent);
-    free(cand);
-    free(rowbest);
-    return rc;
-}
-
 int beam_search(const model *m, const beam_options *opt, const int32_t *const *src,
                 const int32_t *src_len, size_t n, int32_t **out, int32_t *out_len)
 {
-    size_t *order = malloc(sizeof(size_t) * (n + 1));
-    const int32_t **gs = malloc(sizeof(int32_t *) * (n + 1));
-    int32_t *gl = malloc(sizeof(int32_t) * (n + 1)), **go = malloc(sizeof(int32_t *) * (n + 1));
-    int32_t *gol = malloc(sizeof(int32_t) * (n + 1));
-    int bs = opt->batch_size < 1 ? 1 : opt->batch_size, rc = -1;
-    size_t m_nonempty = 0;
+    beam_nbest_options nopt = {1, NULL, NULL, NULL};
+    beam_nbest *best = calloc(n + 1, sizeof(*best));
+    int rc = -1;
 
-    if (!order || !gs || !gl || !go || !gol)
-        goto done;
-
-    /* Empty sources translate to empty outputs; the rest are sorted by
-     * length (insertion order kept for ties) so each group pads little. */
     for (size_t i = 0; i < n; i++) {
         out[i] = NULL;
         out_len[i] = 0;
-        if (src_len[i] > 0)
-            order[m_nonempty++] = i;
     }
-    for (size_t i = 1; i < m_nonempty; i++) {
-        size_t v = order[i], j = i;
-
-        while (j > 0 && src_len[order[j - 1]] > src_len[v]) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = v;
-    }
-    for (size_t first = 0; first < m_nonempty; first += bs) {
-        int g = (int)(m_nonempty - first < (size_t)bs ? m_nonempty - first : (size_t)bs);
-
-        for (int k = 0; k < g; k++) {
-            gs[k] = src[order[first + k]];
-            gl[k] = src_len[order[first + k]];
-        }
-        if (search_group(m, opt, gs, gl, g, go, gol))
-            goto done;
-        for (int k = 0; k < g; k++) {
-            out[order[first + k]] = go[k];
-            out_len[order[first + k]] = gol[k];
+    if (!best)
+        return -1;
+    if (beam_search_nbest(m, opt, &nopt, src, src_len, n, best) == 0) {
+        rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (best[i].count > 0) {
+                out[i] = best[i].hyps[0].ids;
+                out_len[i] = best[i].hyps[0].len;
+                best[i].hyps[0].ids = NULL;
+            } else if (!(out[i] = malloc(sizeof(int32_t)))) {
+                rc = -1;
+            }
         }
     }
     for (size_t i = 0; i < n; i++)
-        if (!out[i] && !(out[i] = malloc(sizeof(int32_t))))
-            goto done;
-    rc = 0;
-
-done:
-    free(order);
-    free(gs);
-    free(gl);
-    free(go);
-    free(gol);
+        beam_nbest_free(&best[i]);
+    free(best);
     return rc;
 }
 
@@ -656,10 +418,8 @@ done:
 
 /* ---- n-best search ----
  *
- * NOTE: search_group_nbest repeats search_group's arithmetic step for step,
- * so that its best hypothesis equals beam_search's, and adds the n-best
- * output, per-sentence length limits and the stop callback. search_group
- * can become a call of it once nothing else edits it. */
+ * beam_search is this search with one hypothesis per sentence, no length
+ * caps and no stop callback. */
 
 int beam_source_prepare(const model *m, const char *line, beam_source *src)
 {
