@@ -964,8 +964,7 @@ static void free_batch_outputs(batch *b)
 }
 
 /* Stores the outcome of a callback call in req: an error, a timeout for a
- * stopped sentence that the stop callback did not answer, or the
- * translation. */
+ * sentence that the stop callback ended, or the translation. */
 static void finish_job(http_server *srv, request_state *req, int rc, const char *err)
 {
     size_t missing = SIZE_MAX;
@@ -1076,7 +1075,7 @@ static void run_group(http_server *srv, request_state **group, size_t count)
         finish_job(srv, req, rc, err);
         hand_back(req, PHASE_DONE);
     }
-    free_batch_outputs(&b); /* outputs of answered jobs */
+    free_batch_outputs(&b); /* outputs of jobs that got their reply */
 
 done:
     free(b.answered);

@@ -9,7 +9,7 @@
  * piece of work.
  *
  * Every node carries a deadline. job_queue_take_expired removes the nodes
- * whose deadline has passed while they wait, so that a job can be answered
+ * whose deadline has passed while they wait, so that a job can get its reply
  * at its deadline even when every consumer is busy. A node belongs to the
  * queue from push until one call removes it (pop, pop_batch, take_expired
  * or close), which happens under the mutex, so exactly one caller gets it.
@@ -69,9 +69,9 @@ size_t job_queue_pop(job_queue *queue, job_queue_node **nodes, size_t max);
  * order into nodes[0..max) while their total weight stays within
  * max_weight. The first node is always taken, even when it alone weighs
  * more. While the total is below max_weight and fewer than max nodes are
- * taken, it waits for more nodes up to wait_ms milliseconds after taking
- * the first one, but never past the deadline of a node already taken, and
- * stops early at a node that would pass max_weight. Returns how many it
+ * taken, it waits up to wait_ms milliseconds after taking the first node
+ * for more. It never waits past the deadline of a node already taken, and
+ * it stops early at a node that would pass max_weight. Returns how many it
  * removed, or 0 once the queue is closed with none taken. Nodes taken
  * before a close are returned, not lost. */
 size_t job_queue_pop_batch(job_queue *queue, job_queue_node **nodes, size_t max,
@@ -80,7 +80,7 @@ size_t job_queue_pop_batch(job_queue *queue, job_queue_node **nodes, size_t max,
 /* Waits until the deadline of at least one queued node has passed, then
  * removes every such node. Returns them linked through next in FIFO order
  * for the caller to finish, or NULL once the queue is closed. Meant for one
- * thread that answers expired jobs while the consumers are busy. */
+ * thread that replies to expired jobs while the consumers are busy. */
 job_queue_node *job_queue_take_expired(job_queue *queue);
 
 /* Number of nodes waiting now. */

@@ -40,7 +40,7 @@ int beam_search(const model *m, const beam_options *opt, const int32_t *const *s
  * or whitespace-only line gives "". A line of more than
  * BEAM_MAX_PIECE_WORDS words (runs between spaces and tabs) is split into
  * sentences, and a sentence still that long into pieces of that many
- * words; the pieces are translated apart and their translations joined by
+ * words. The pieces are translated apart and their translations joined by
  * spaces, so nothing is dropped and time and memory stay bounded.
  * Returns 0, or -1 when out of memory. */
 int beam_translate_lines(const model *m, const beam_options *opt, const char *const *lines,

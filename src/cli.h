@@ -27,7 +27,7 @@ model *cli_load_model_or_exit(const char *path);
  * trained with, naming both codes' hashes and merge counts. */
 void cli_check_codes_or_exit(const model *m, const char *model_path, const char *path);
 
-/* Exits (status 1) unless the vocabulary file at path holds the model's
+/* Exits (status 1) unless the vocabulary file at path contains the model's
  * source (target 0) or target (target 1) vocabulary in the same order,
  * naming both sizes and the first entry that differs. */
 void cli_check_vocab_or_exit(const model *m, const char *model_path, int target,

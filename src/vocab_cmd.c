@@ -174,8 +174,8 @@ static int learn(int argc, char **argv)
         return 2;
     }
     if (!codes_out != !o.bpe_merges) {
-        fprintf(stderr, "seqmt vocab learn: --merges and --codes go together: --merges says "
-                        "how many merges to learn, --codes where to write them\n");
+        fprintf(stderr, "seqmt vocab learn: give --merges and --codes together: --merges is "
+                        "the number of merges to learn, --codes the file to write them to\n");
         return 2;
     }
     if (!codes_tgt_out != !o.bpe_separate) {

@@ -270,9 +270,9 @@ static void test_translate_rejects_other_codes(void)
     free(out);
 }
 
-/* Codes and vocabularies from `vocab learn`, given to training, give the
- * model the same units as learning them inside training; the exported
- * files are those that went in. */
+/* Training on the codes and vocabularies of `vocab learn` gives the model
+ * the same units as learning them inside training. The exported files
+ * match the ones given to training. */
 static void test_vocab_learn_matches_train(void)
 {
     char *out = NULL;

@@ -114,7 +114,7 @@ char *bpe_to_text(const bpe *codes, size_t *len);
 /* Reads a codes file with bpe_from_text, after a UTF-8 byte-order mark if
  * the file starts with one. Returns new codes, or NULL with a message in
  * err naming path (and the line for format errors) when the file cannot be
- * read, is invalid or holds no merge. */
+ * read, is invalid or contains no merge. */
 bpe *bpe_read(const char *path, char *err, size_t err_size);
 
 /* Writes the codes to path in the format of bpe_to_text, replacing the

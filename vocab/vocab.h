@@ -75,9 +75,9 @@ int vocab_write(const vocab *v, const char *path, char *err, size_t err_size);
  * a token listed twice, nothing but special tokens, unreadable file). */
 vocab *vocab_read(const char *path, char *err, size_t err_size);
 
-/* Compares a and b entry by entry. Returns 0 when they hold the same tokens
- * in the same order; otherwise writes both sizes and the first entry that
- * differs to msg and returns 1. */
+/* Compares a and b entry by entry. Returns 0 when they contain the same
+ * tokens in the same order. Otherwise writes both sizes and the first entry
+ * that differs to msg and returns 1. */
 int vocab_compare(const vocab *a, const vocab *b, char *msg, size_t msg_size);
 
 #endif
