@@ -6,13 +6,16 @@
 #
 # usage: bench/subword_vs_word.sh [OUTPUT_DIR] [MERGES]
 #   SEQMT_BUILD names the build folder (default build); EPOCHS (12) and
-#   TIME_LIMIT (minutes per model, 110) bound each training run.
+#   TIME_LIMIT (minutes per model, 110) bound each training run; ATTENTION=1
+#   trains both models with --attention.
 set -eu
 out=${1:-bench-out}
 merges=${2:-15000}
 build=${SEQMT_BUILD:-build}
 epochs=${EPOCHS:-12}
 limit=${TIME_LIMIT:-110}
+attention=
+[ "${ATTENTION:-0}" = 1 ] && attention=--attention
 bin=$build/seqmt
 mkdir -p "$out"
 
@@ -20,7 +23,7 @@ common="--train-src data/multi30k/train.en.gz --train-tgt data/multi30k/train.de
   --valid-src data/multi30k/val.en.gz --valid-tgt data/multi30k/val.de.gz
   --layers 2 --embed-size 256 --hidden-size 512 --min-count 2 --dropout 0.3
   --batch-size 64 --learning-rate 1.0 --max-grad-norm 5 --epochs $epochs --decay-after 8
-  --time-limit $limit --half-precision-model --seed 1"
+  --time-limit $limit --half-precision-model --seed 1 $attention"
 
 zcat data/multi30k/test_2016_flickr.en.gz > "$out/test.en"
 zcat data/multi30k/test_2016_flickr.de.gz > "$out/test.de"

@@ -503,7 +503,9 @@ static int search_group_nbest(const model *m, const beam_options *opt,
     model_batch bt = {0};
     sentence_state *st = calloc(n, sizeof(sentence_state));
     float *enc_buf = NULL, *h = NULL, *cc = NULL, *h2 = NULL, *c2 = NULL, *x = NULL;
-    float *gates = NULL, *logits = NULL;
+    float *gates = NULL, *logits = NULL, *keys = NULL, *att = NULL, *ctx = NULL;
+    float *att_out = NULL;
+    const float *enc_top = NULL;
     candidate *cand = NULL, *rowbest = NULL;
     unsigned char *stopped = calloc(n, 1);
 
@@ -536,6 +538,14 @@ static int search_group_nbest(const model *m, const beam_options *opt,
     logits = malloc(sizeof(float) * (size_t)rmax * V);
     cand = malloc(sizeof(candidate) * (size_t)K * 2 * K);
     rowbest = malloc(sizeof(candidate) * 2 * K);
+    if (cfg->attention) {
+        keys = malloc(sizeof(float) * (size_t)S * n * H);
+        att = malloc(sizeof(float) * (size_t)K * (S > 0 ? S : 1));
+        ctx = malloc(sizeof(float) * (size_t)rmax * H);
+        att_out = malloc(sizeof(float) * (size_t)rmax * H);
+        if (!keys || !att || !ctx || !att_out)
+            goto done;
+    }
     if (!st || !c.tgt_len || !idx || !enc_buf || !h || !cc || !h2 || !c2 || !x || !gates ||
         !logits || !cand || !rowbest || !stopped)
         goto done;
@@ -561,6 +571,10 @@ static int search_group_nbest(const model *m, const beam_options *opt,
             memcpy(h + (size_t)l * rmax * H, cur->h + (size_t)S * n * H, sizeof(float) * n * H);
             memcpy(cc + (size_t)l * rmax * H, cur->c + (size_t)S * n * H, sizeof(float) * n * H);
         }
+        /* The top layer's cache stays alive until the search ends. */
+        enc_top = caches[(L - 1) & 1].h + (size_t)n * H;
+        if (cfg->attention)
+            attention_keys(&w->att, H, (size_t)S * n, enc_top, keys);
     }
 
     int R = n; /* live rows, grouped by sentence in order */
@@ -594,10 +608,20 @@ static int search_group_nbest(const model *m, const beam_options *opt,
             lstm_step(&w->dec[l], R, l == 0 ? x : h2 + off - (size_t)rmax * H, h + off, cc + off,
                       h2 + off, c2 + off, gates);
         }
+        const float *top = h2 + (size_t)(L - 1) * rmax * H;
+        if (cfg->attention) {
+            /* Each sentence's rows attend over that sentence's source. */
+            for (int i = 0, row = 0; i < n; row += st[i].n_live, i++)
+                attention_attend(H, st[i].n_live, S, top + (size_t)row * H, H,
+                                 keys + (size_t)i * H, enc_top + (size_t)i * H, n * H,
+                                 bt.src_mask + i, n, att, ctx + (size_t)row * H, H);
+            attention_output(&w->att, H, (size_t)R, ctx, top, att_out);
+            top = att_out;
+        }
         for (int q = 0; q < R; q++)
             memcpy(logits + (size_t)q * V, w->out_b, sizeof(float) * V);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, H, 1.0f,
-                    h2 + (size_t)(L - 1) * rmax * H, H, w->out_w, H, 1.0f, logits, V);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, H, 1.0f, top, H, w->out_w, H,
+                    1.0f, logits, V);
         log_softmax_rows(logits, R, V);
 
         /* Per sentence: the 2K best extensions of its rows, </s> ones to
@@ -699,6 +723,10 @@ done:
     free(logits);
     free(cand);
     free(rowbest);
+    free(keys);
+    free(att);
+    free(ctx);
+    free(att_out);
     free(stopped);
     return rc;
 }

@@ -61,7 +61,7 @@ static int cmd_train(int argc, char **argv)
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
         O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO, O_BPE, O_BPESEP,
-        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF, O_MOSES
+        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF, O_MOSES, O_ATT
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -74,6 +74,7 @@ static int cmd_train(int argc, char **argv)
         {"layers", required_argument, 0, O_LAYERS},
         {"embed-size", required_argument, 0, O_EMBED},
         {"hidden-size", required_argument, 0, O_HIDDEN},
+        {"attention", no_argument, 0, O_ATT},
         {"src-vocab-size", required_argument, 0, O_SVOCAB},
         {"tgt-vocab-size", required_argument, 0, O_TVOCAB},
         {"min-count", required_argument, 0, O_MINC},
@@ -137,6 +138,7 @@ static int cmd_train(int argc, char **argv)
         case O_THREADS: threads = cli_parse_long("--threads", optarg, 1, 1024); break;
         case O_DECAY: o.decay_after = (int)cli_parse_long("--decay-after", optarg, 0, 100000); break;
         case O_HALF: o.half_precision_model = 1; break;
+        case O_ATT: o.attention = 1; break;
         case O_FORMAT: o.format = parse_format(optarg); break;
         case O_RATIO: o.max_ratio = (float)cli_parse_double("--max-ratio", optarg, 0, 1e6); break;
         case O_BPE: o.bpe_merges = (size_t)cli_parse_long("--bpe-merges", optarg, 0, 10000000); break;
@@ -161,6 +163,8 @@ static int cmd_train(int argc, char **argv)
                    "  --layers N                LSTM layers in encoder and decoder (2)\n"
                    "  --embed-size N            embedding size (256)\n"
                    "  --hidden-size N           LSTM hidden size (512)\n"
+                   "  --attention               let the decoder attend to every encoder state\n"
+                   "                            (global attention) instead of only the last\n"
                    "  --bpe-merges N            split words into subwords with N byte-pair\n"
                    "                            merges learned on both sides jointly (0: words)\n"
                    "  --bpe-separate            learn source and target merges apart\n"

@@ -29,6 +29,8 @@ const char *model_config_check(const model_config *cfg)
         return "hidden size must be between 1 and 8192";
     if (cfg->src_vocab <= VOCAB_N_SPECIAL || cfg->tgt_vocab <= VOCAB_N_SPECIAL)
         return "a vocabulary holds no token besides the special ones";
+    if (cfg->attention != 0 && cfg->attention != 1)
+        return "the attention flag must be 0 or 1";
     return NULL;
 }
 
@@ -38,7 +40,8 @@ size_t model_param_count(const model_config *cfg)
 
     for (int l = 0; l < cfg->layers; l++)
         n += 2 * lstm_param_count(l == 0 ? cfg->embed : cfg->hidden, cfg->hidden);
-    return n + (size_t)cfg->tgt_vocab * (cfg->hidden + 1);
+    n += (size_t)cfg->tgt_vocab * (cfg->hidden + 1);
+    return n + (cfg->attention ? attention_param_count(cfg->hidden) : 0);
 }
 
 void model_bind(const model_config *cfg, float *block, model_views *v)
@@ -57,6 +60,9 @@ void model_bind(const model_config *cfg, float *block, model_views *v)
     v->out_w = p;
     p += (size_t)cfg->tgt_vocab * cfg->hidden;
     v->out_b = p;
+    p += cfg->tgt_vocab;
+    if (cfg->attention)
+        attention_bind(&v->att, cfg->hidden, p);
 }
 
 model *model_new(const model_config *cfg, vocab *src_vocab, vocab *tgt_vocab)
@@ -128,6 +134,10 @@ struct model_workspace {
     float *dx[2];     /* [max(S,T)*B, max(E,H)] alternating input gradients */
     float *dh0, *dc0; /* [L, B, H] gradients w.r.t. the encoder's final states */
     float *scratch;   /* lstm_backward scratch */
+    /* Attention (NULL without): keys [S*B, H], weights [B][T, S] and their
+     * gradient, context and output [T*B, H], and backward scratch. */
+    float *keys, *att, *datt, *ctx, *att_out;
+    float *dctx, *dkeys, *ddec, *denc;
     int32_t *rows;    /* [2N] batch row, then target id, of each output row */
     size_t rows_cap;
 };
@@ -187,6 +197,21 @@ static int workspace_layout(model_workspace *ws, const model_config *cfg, int B,
         ws->top = take(p, N * H);
         ws->top_drop = dropout ? take(p, N * H) : NULL;
         ws->logits = take(p, N * (size_t)cfg->tgt_vocab);
+        ws->keys = ws->att = ws->datt = ws->ctx = ws->att_out = NULL;
+        ws->dctx = ws->dkeys = ws->ddec = ws->denc = NULL;
+        if (cfg->attention) {
+            ws->keys = take(p, (size_t)S * B * H);
+            ws->att = take(p, (size_t)B * T * S);
+            ws->ctx = take(p, (size_t)T * B * H);
+            ws->att_out = take(p, (size_t)T * B * H);
+            if (backward) {
+                ws->datt = take(p, (size_t)B * T * S);
+                ws->dctx = take(p, (size_t)T * B * H);
+                ws->dkeys = take(p, (size_t)S * B * H);
+                ws->ddec = take(p, (size_t)T * B * H);
+                ws->denc = take(p, (size_t)S * B * H);
+            }
+        }
         if (backward) {
             size_t s1 = lstm_backward_floats(S, B, H), s2 = lstm_backward_floats(T, B, H);
 
@@ -340,14 +365,26 @@ int model_loss(const model *m, const model_batch *bt, const model_views *grad, f
         lstm_forward(&w->dec[l], T, B, ls->x, enc->h + SB * H, enc->c + SB * H, NULL, &ls->cache);
     }
 
+    /* Attention over the encoder's top layer, for every decoder row. */
+    const float *dec_out = ws->dec[L - 1].cache.h + BH, *top_in = dec_out;
+    const float *enc_out = ws->enc[L - 1].cache.h + BH;
+    if (cfg->attention) {
+        attention_keys(&w->att, H, SB, enc_out, ws->keys);
+        for (int b = 0; b < B; b++)
+            attention_attend(H, T, S, dec_out + (size_t)b * H, B * H, ws->keys + (size_t)b * H,
+                             enc_out + (size_t)b * H, B * H, bt->src_mask + b, B,
+                             ws->att + (size_t)b * T * S, ws->ctx + (size_t)b * H, B * H);
+        attention_output(&w->att, H, TB, ws->ctx, dec_out, ws->att_out);
+        top_in = ws->att_out;
+    }
+
     /* Output layer on the rows that have a real target. */
-    const float *dec_out = ws->dec[L - 1].cache.h + BH;
     rows = ws->rows;
     ids = ws->rows + N;
     for (size_t r = 0, k = 0; r < TB; r++) {
         if (bt->tgt_out[r] == VOCAB_PAD)
             continue;
-        memcpy(ws->top + k * H, dec_out + r * H, sizeof(float) * H);
+        memcpy(ws->top + k * H, top_in + r * H, sizeof(float) * H);
         rows[k] = (int32_t)r;
         ids[k++] = bt->tgt_out[r];
     }
@@ -376,10 +413,19 @@ int model_loss(const model *m, const model_batch *bt, const model_views *grad, f
     for (size_t k = 0; k < N; k++)
         memcpy(ws->dtop + (size_t)rows[k] * H, ws->top + k * H, sizeof(float) * H);
 
+    /* Attention backward turns dtop into the gradient w.r.t. the decoder's
+     * top layer (ddec) and the encoder's (denc). */
+    const float *dh_out = ws->dtop;
+    if (cfg->attention) {
+        attention_backward(&w->att, (attention_weights *)&grad->att, H, B, S, T, enc_out,
+                           ws->keys, dec_out, ws->ctx, ws->att_out, ws->att, ws->dtop, ws->datt,
+                           ws->dctx, ws->dkeys, ws->ddec, ws->denc);
+        dh_out = ws->ddec;
+    }
+
     /* Decoder backward, top layer first. dx of layer l is the gradient
      * w.r.t. its dropped-out input; the dropout multipliers turn it into
      * the gradient w.r.t. layer l-1's outputs (or the embeddings). */
-    const float *dh_out = ws->dtop;
     for (int l = L - 1; l >= 0; l--) {
         layer_state *ls = &ws->dec[l];
         float *dx = ws->dx[l & 1];
@@ -392,9 +438,9 @@ int model_loss(const model *m, const model_batch *bt, const model_views *grad, f
     }
     scatter_embeddings(grad->tgt_embed, E, bt->tgt_in, TB, dh_out);
 
-    /* Encoder backward: its outputs feed nothing but the next layer, and
-     * its final states receive the decoder's initial-state gradients. */
-    dh_out = NULL;
+    /* Encoder backward: its final states receive the decoder's
+     * initial-state gradients, and its top layer's outputs the attention's. */
+    dh_out = cfg->attention ? ws->denc : NULL;
     for (int l = L - 1; l >= 0; l--) {
         layer_state *ls = &ws->enc[l];
         float *dx = ws->dx[l & 1];
@@ -468,6 +514,9 @@ enum { TOKENIZER_PLACEHOLDERS = 1 };
 /* How the codes section of a model file is laid out. */
 enum { CODES_NONE = 0, CODES_JOINT = 1, CODES_SEPARATE = 2 };
 
+/* Bits of the architecture flags in a model file. */
+enum { ARCH_ATTENTION = 1 };
+
 /* Codes as their 64-bit hash, length and subword-nmt text. */
 static void put_codes(bytes *b, const bpe *codes)
 {
@@ -519,6 +568,7 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     put_codes(&b, m->src_bpe);
     if (m->tgt_bpe != m->src_bpe)
         put_codes(&b, m->tgt_bpe);
+    put_u32(&b, m->cfg.attention ? ARCH_ATTENTION : 0);
     put_vocab(&b, m->src_vocab);
     put_vocab(&b, m->tgt_vocab);
     put(&b, &n, 8);
@@ -696,7 +746,7 @@ model *model_load(const char *path, char *err, size_t err_size)
         snprintf(err, err_size, "model %s is truncated (%ld bytes)", path, size);
         goto fail;
     }
-    if (version != MODEL_FILE_VERSION && version != 1) {
+    if (version < 1 || version > MODEL_FILE_VERSION) {
         snprintf(err, err_size,
                  "model %s has format version %u, but this seqmt reads version %d; "
                  "retrain it or use a matching seqmt",
@@ -772,6 +822,22 @@ model *model_load(const char *path, char *err, size_t err_size)
         tgt_codes = src_codes;
         if (codes_mode == CODES_SEPARATE && !(tgt_codes = get_codes(&r, path, err, err_size)))
             goto fail;
+    }
+    if (version >= 3) {
+        uint32_t arch;
+
+        if (get_u32(&r, &arch)) {
+            snprintf(err, err_size, "model %s is truncated (architecture flags)", path);
+            goto fail;
+        }
+        if (arch & ~(uint32_t)ARCH_ATTENTION) {
+            snprintf(err, err_size,
+                     "model %s uses architecture flags 0x%x that this seqmt does not know; "
+                     "use a newer seqmt",
+                     path, arch);
+            goto fail;
+        }
+        cfg.attention = (arch & ARCH_ATTENTION) != 0;
     }
     sv = get_vocab(&r, u[3]);
     tv = sv ? get_vocab(&r, u[4]) : NULL;

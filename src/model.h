@@ -4,7 +4,8 @@
  * Letters: B sentences in a batch, S source steps, T target steps, E
  * embedding size, H hidden size, L layers, V vocabulary size. The encoder
  * reads the source reversed; decoder layer l starts from encoder layer l's
- * final (h, c). Parameters live in one float block with named views, and
+ * final (h, c). With attention, the output layer reads the attention
+ * output instead of the decoder's top layer. Parameters live in one float block with named views, and
  * gradients in a second block with the same layout, so clipping and the
  * SGD step are loops over one array.
  */
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attention.h"
 #include "bpe.h"
 #include "lstm.h"
 #include "rng.h"
@@ -25,6 +27,7 @@ typedef struct {
     int32_t layers, embed, hidden;
     int32_t src_vocab, tgt_vocab; /* sizes, special tokens included */
     char src_lang[8], tgt_lang[8];
+    int32_t attention; /* 1: global attention over the encoder (attention.h) */
 } model_config;
 
 /* Named views into a parameter or gradient block. */
@@ -35,6 +38,7 @@ typedef struct {
     lstm_weights dec[MODEL_MAX_LAYERS];
     float *out_w; /* [Vt, H] */
     float *out_b; /* [Vt] */
+    attention_weights att; /* NULL views without attention */
 } model_views;
 
 /* Version of the tokenization rules a model was trained with; stored in
@@ -103,13 +107,14 @@ typedef enum { MODEL_F32 = 0, MODEL_F16 = 1 } model_dtype;
 
 /* Model file: "SEQMTMDL", format version, configuration, the tokenizer
  * version, the subword codes of each side with their hash (version 2 on),
- * both vocabularies, the weight precision and the weights (little-endian),
- * then a CRC-32 of everything before it. Version 1 files (word-level, no
- * codes section) still load. Writing goes to PATH.tmp and renames it over PATH, so a crash never
- * leaves a half-written model. Both return 0, or -1 with a message in err
- * naming the path and what is wrong (missing, truncated, corrupt, wrong
- * version). */
-#define MODEL_FILE_VERSION 2
+ * the architecture flags (version 3 on: attention), both vocabularies,
+ * the weight precision and the weights (little-endian), then a CRC-32 of
+ * everything before it. Version 1 files (word-level, no codes section)
+ * and version 2 files (no attention) still load. Writing goes to PATH.tmp
+ * and renames it over PATH, so a crash never leaves a half-written model.
+ * Both return 0, or -1 with a message in err naming the path and what is
+ * wrong (missing, truncated, corrupt, wrong version). */
+#define MODEL_FILE_VERSION 3
 int model_save(const model *m, const char *path, model_dtype dtype, char *err, size_t err_size);
 model *model_load(const char *path, char *err, size_t err_size);
 

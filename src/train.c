@@ -455,7 +455,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
 
     /* Model. */
     model_config cfg = {opt->layers, opt->embed, opt->hidden, (int32_t)vocab_size(sv),
-                        (int32_t)vocab_size(tv), "", ""};
+                        (int32_t)vocab_size(tv), "", "", opt->attention};
     snprintf(cfg.src_lang, sizeof(cfg.src_lang), "%s", opt->src_lang);
     snprintf(cfg.tgt_lang, sizeof(cfg.tgt_lang), "%s", opt->tgt_lang);
     if (cfg.src_vocab <= VOCAB_N_SPECIAL || cfg.tgt_vocab <= VOCAB_N_SPECIAL) {
@@ -487,10 +487,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     model_bind(&cfg, grads, &gv);
     model_init_uniform(m, opt->init_scale, &rng);
     logf_line(log, log_ctx,
-              "model: %d layers, embedding %d, hidden %d, vocabularies %d (%s) and %d (%s), "
+              "model: %d layers, embedding %d, hidden %d, %s, vocabularies %d (%s) and %d (%s), "
               "%zu parameters",
-              cfg.layers, cfg.embed, cfg.hidden, cfg.src_vocab, cfg.src_lang, cfg.tgt_vocab,
-              cfg.tgt_lang, m->n_params);
+              cfg.layers, cfg.embed, cfg.hidden, cfg.attention ? "attention" : "no attention",
+              cfg.src_vocab, cfg.src_lang, cfg.tgt_vocab, cfg.tgt_lang, m->n_params);
 
     /* Epochs. */
     size_t train_tokens = 0;

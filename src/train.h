@@ -17,6 +17,7 @@ typedef struct {
     const char *output;                /* best model; the checkpoint is OUTPUT.checkpoint */
     const char *src_lang, *tgt_lang;
     int layers, embed, hidden;
+    int attention; /* global attention over the encoder's states (attention.h) */
     size_t src_vocab_size, tgt_vocab_size; /* maximum entries, special tokens included */
     uint64_t min_count;                    /* tokens seen fewer times become <unk> */
     int batch_size, epochs, max_len;

@@ -24,15 +24,20 @@ static corpus tiny_corpus(void)
     return c;
 }
 
-static model *tiny_model(int layers, uint64_t seed)
+static model *tiny_model_with(int layers, int attention, uint64_t seed)
 {
-    model_config cfg = {layers, 3, 4, 9, 8, "en", "de"};
+    model_config cfg = {layers, 3, 4, 9, 8, "en", "de", attention};
     model *m = model_new(&cfg, NULL, NULL);
     rng_state rng;
 
     rng_seed(&rng, seed);
     model_init_uniform(m, 0.5f, &rng);
     return m;
+}
+
+static model *tiny_model(int layers, uint64_t seed)
+{
+    return tiny_model_with(layers, 0, seed);
 }
 
 static double batch_loss(const model *m, const model_batch *bt, model_workspace *ws)
@@ -47,9 +52,8 @@ static double batch_loss(const model *m, const model_batch *bt, model_workspace 
  * difference. A float32 forward pass with eps = 1e-2 gives differences
  * accurate to about 1e-4 relative; a wrong term in any backward formula
  * is off by far more than the 2e-2 tolerance. */
-static void test_gradient_matches_finite_differences(void)
+static void check_gradient(model *m)
 {
-    model *m = tiny_model(2, 1);
     corpus c = tiny_corpus();
     size_t idx[] = {0, 1, 2};
     model_batch bt = {0};
@@ -98,6 +102,18 @@ static void test_gradient_matches_finite_differences(void)
     model_workspace_free(ws);
     free(g);
     model_free(m);
+}
+
+static void test_gradient_matches_finite_differences(void)
+{
+    check_gradient(tiny_model(2, 1));
+}
+
+/* With attention the gradient also flows through the attention weights
+ * into every encoder state, not only the final one. */
+static void test_attention_gradient_matches_finite_differences(void)
+{
+    check_gradient(tiny_model_with(2, 1, 5));
 }
 
 /* Dropout changes the forward pass but the gradient must still match the
@@ -223,9 +239,8 @@ static void test_source_order_changes_loss(void)
 
 /* Padding must not leak into the loss: one batch of three sentences of
  * different lengths scores the same as the three sentences alone. */
-static void test_padded_batch_equals_single(void)
+static void check_padding(model *m)
 {
-    model *m = tiny_model(2, 4);
     corpus c = tiny_corpus();
     size_t all[] = {0, 1, 2};
     model_batch bt = {0};
@@ -244,6 +259,17 @@ static void test_padded_batch_equals_single(void)
     model_free(m);
 }
 
+static void test_padded_batch_equals_single(void)
+{
+    check_padding(tiny_model(2, 4));
+}
+
+/* Attention must give padded source positions no weight. */
+static void test_attention_padded_batch_equals_single(void)
+{
+    check_padding(tiny_model_with(2, 1, 6));
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -257,5 +283,9 @@ int main(void)
     CU_add_test(s, "batch source is reversed", test_batch_source_is_reversed);
     CU_add_test(s, "source order changes loss", test_source_order_changes_loss);
     CU_add_test(s, "padded batch equals single", test_padded_batch_equals_single);
+    CU_add_test(s, "attention gradient matches finite differences",
+                test_attention_gradient_matches_finite_differences);
+    CU_add_test(s, "attention padded batch equals single",
+                test_attention_padded_batch_equals_single);
     return test_run_all();
 }

@@ -111,16 +111,58 @@ static int suite_clean(void)
         }                                                                                        \
     } while (0)
 
-/* Greedy decoding written out step by step, independent of beam.c. */
-static int greedy(const model *m, const int32_t *src, int len, int max_len, int32_t *out)
+/* Attention written out with plain loops, independent of attention.c:
+ * o = tanh(Wc c + Wd h + b) with c the softmax(h . Wa e_s)-weighted mean
+ * of the encoder states e. */
+static void attend_by_hand(const model *m, const float *enc, int len, const float *h, float *o)
+{
+    const attention_weights *a = &m->w.att;
+    int H = m->cfg.hidden;
+    double score[128], ctx[512], sum = 0, mx = -DBL_MAX;
+
+    for (int s = 0; s < len; s++) {
+        score[s] = 0;
+        for (int i = 0; i < H; i++) {
+            double k = 0;
+
+            for (int j = 0; j < H; j++)
+                k += a->wa[(size_t)i * H + j] * enc[(size_t)s * H + j];
+            score[s] += h[i] * k;
+        }
+        if (score[s] > mx)
+            mx = score[s];
+    }
+    for (int s = 0; s < len; s++)
+        sum += score[s] = exp(score[s] - mx);
+    for (int j = 0; j < H; j++) {
+        ctx[j] = 0;
+        for (int s = 0; s < len; s++)
+            ctx[j] += score[s] / sum * enc[(size_t)s * H + j];
+    }
+    for (int i = 0; i < H; i++) {
+        double z = a->b[i];
+
+        for (int j = 0; j < H; j++)
+            z += a->wc[(size_t)i * H + j] * ctx[j] + a->wd[(size_t)i * H + j] * h[j];
+        o[i] = (float)tanh(z);
+    }
+}
+
+/* Greedy decoding written out step by step, independent of beam.c. Stores
+ * the summed log probability of the output (and of </s> when emitted) in
+ * *score. */
+static int greedy(const model *m, const int32_t *src, int len, int max_len, int32_t *out,
+                  double *score)
 {
     const model_config *cfg = &m->cfg;
     int L = cfg->layers, E = cfg->embed, H = cfg->hidden, V = cfg->tgt_vocab, n = 0;
     float *x = malloc(sizeof(float) * (E > H ? E : H)), *gates = malloc(sizeof(float) * 4 * H);
     float *h = calloc((size_t)L * H, sizeof(float)), *c = calloc((size_t)L * H, sizeof(float));
     float *h2 = malloc(sizeof(float) * L * H), *c2 = malloc(sizeof(float) * L * H);
-    float *logit = malloc(sizeof(float) * V);
+    float *logit = malloc(sizeof(float) * V), *enc = malloc(sizeof(float) * (len + 1) * H);
     int32_t tok = VOCAB_BOS;
+
+    *score = 0;
 
     /* Encoder: the source from its last word to its first. */
     for (int t = len - 1; t >= 0; t--) {
@@ -129,6 +171,7 @@ static int greedy(const model *m, const int32_t *src, int len, int max_len, int3
             lstm_step(&m->w.enc[l], 1, x, h + l * H, c + l * H, h2 + l * H, c2 + l * H, gates);
             memcpy(x, h2 + l * H, sizeof(float) * H);
         }
+        memcpy(enc + (size_t)(len - 1 - t) * H, x, sizeof(float) * H);
         memcpy(h, h2, sizeof(float) * L * H);
         memcpy(c, c2, sizeof(float) * L * H);
     }
@@ -142,6 +185,8 @@ static int greedy(const model *m, const int32_t *src, int len, int max_len, int3
         }
         memcpy(h, h2, sizeof(float) * L * H);
         memcpy(c, c2, sizeof(float) * L * H);
+        if (cfg->attention)
+            attend_by_hand(m, enc, len, h + (size_t)(L - 1) * H, x);
         for (int v = 0; v < V; v++) {
             float z = m->w.out_b[v];
 
@@ -149,10 +194,16 @@ static int greedy(const model *m, const int32_t *src, int len, int max_len, int3
                 z += m->w.out_w[(size_t)v * H + j] * x[j];
             logit[v] = z;
         }
+        double mx = -DBL_MAX, sum = 0;
+        for (int v = 0; v < V; v++)
+            mx = fmax(mx, logit[v]);
+        for (int v = 0; v < V; v++)
+            sum += exp(logit[v] - mx);
         for (int v = VOCAB_EOS; v < V; v++)
             if (v == VOCAB_EOS || v >= VOCAB_N_SPECIAL)
                 if (best < 0 || logit[v] > logit[best])
                     best = v;
+        *score += logit[best] - mx - log(sum);
         if (best == VOCAB_EOS)
             break;
         out[n++] = tok = best;
@@ -164,43 +215,58 @@ static int greedy(const model *m, const int32_t *src, int len, int max_len, int3
     free(h2);
     free(c2);
     free(logit);
+    free(enc);
     return n;
 }
 
-static void test_beam_one_equals_greedy(void)
+static void check_beam_one_equals_greedy(const model *trained)
 {
     beam_options bo = beam_default_options();
     tok_list toks = {0};
 
-    NEED_MODEL();
+    beam_nbest_options no = {1, NULL, NULL, NULL};
+
     bo.beam_size = 1;
     for (size_t i = 0; i < N_SAMPLE; i++) {
-        int32_t *src, *hyp = NULL, len, hyp_len = 0, ref[128];
+        int32_t *src, len, ref[128];
         int ref_len;
+        double ref_score;
+        beam_nbest got = {0};
 
         corpus_tokenize(sample[i], "en", &toks, NULL);
         if (toks.count == 0)
             continue;
         src = corpus_ids(trained->src_vocab, &toks);
         len = (int32_t)toks.count;
-        CU_ASSERT_EQUAL_FATAL(beam_search(trained, &bo, (const int32_t *const *)&src, &len, 1,
-                                          &hyp, &hyp_len), 0);
-        ref_len = greedy(trained, src, len, (int)(bo.max_length_ratio * len) + 10, ref);
-        CU_ASSERT_EQUAL(hyp_len, ref_len);
-        CU_ASSERT(hyp_len == ref_len && memcmp(hyp, ref, sizeof(int32_t) * ref_len) == 0);
+        CU_ASSERT_EQUAL_FATAL(beam_search_nbest(trained, &bo, &no, (const int32_t *const *)&src,
+                                                &len, 1, &got), 0);
+        CU_ASSERT_EQUAL_FATAL(got.count, 1);
+        ref_len = greedy(trained, src, len, (int)(bo.max_length_ratio * len) + 10, ref,
+                         &ref_score);
+        CU_ASSERT_EQUAL(got.hyps[0].len, ref_len);
+        CU_ASSERT(got.hyps[0].len == ref_len &&
+                  memcmp(got.hyps[0].ids, ref, sizeof(int32_t) * ref_len) == 0);
+        /* Equal scores show the attention (or its absence) matches too,
+         * even where it does not change the argmax. */
+        CU_ASSERT_DOUBLE_EQUAL(got.hyps[0].score, ref_score, 1e-3 * fabs(ref_score) + 1e-4);
         free(src);
-        free(hyp);
+        beam_nbest_free(&got);
     }
     tok_list_clear(&toks);
 }
 
+static void test_beam_one_equals_greedy(void)
+{
+    NEED_MODEL();
+    check_beam_one_equals_greedy(trained);
+}
+
 /* Decoding sentences together must give what decoding each alone gives. */
-static void test_batched_equals_single(void)
+static void check_batched_equals_single(const model *trained)
 {
     beam_options bo = beam_default_options();
     char *together[N_SAMPLE], *alone[1];
 
-    NEED_MODEL();
     CU_ASSERT_EQUAL_FATAL(beam_translate_lines(trained, &bo, sample, N_SAMPLE, together), 0);
     for (size_t i = 0; i < N_SAMPLE; i++) {
         CU_ASSERT_EQUAL_FATAL(beam_translate_lines(trained, &bo, &sample[i], 1, alone), 0);
@@ -208,6 +274,51 @@ static void test_batched_equals_single(void)
         free(alone[0]);
         free(together[i]);
     }
+}
+
+static void test_batched_equals_single(void)
+{
+    NEED_MODEL();
+    check_batched_equals_single(trained);
+}
+
+/* An attention model: trains, keeps its architecture through the model
+ * file, decodes greedily as the hand-written attention does, and gives
+ * the same translations batched and alone. */
+static void test_attention_model(void)
+{
+    train_options o = train_default_options();
+    char path[400], copy_path[400], err[1024];
+    model *m, *copy;
+
+    NEED_MODEL();
+    snprintf(path, sizeof(path), "%s/attention.seqmt", workdir);
+    snprintf(copy_path, sizeof(copy_path), "%s/attention-copy.seqmt", workdir);
+    o.train_src = train_files[0];
+    o.train_tgt = train_files[1];
+    o.valid_src = train_files[2];
+    o.valid_tgt = train_files[3];
+    o.output = path;
+    o.layers = 2;
+    o.embed = 16;
+    o.hidden = 24;
+    o.min_count = 1;
+    o.epochs = 1;
+    o.attention = 1;
+    CU_ASSERT_EQUAL_FATAL(train_run(&o, NULL, NULL, err, sizeof(err)), 0);
+    m = model_load(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL(m->cfg.attention, 1);
+    CU_ASSERT_EQUAL(m->n_params, model_param_count(&m->cfg));
+    check_beam_one_equals_greedy(m);
+    check_batched_equals_single(m);
+    CU_ASSERT_EQUAL_FATAL(model_save(m, copy_path, MODEL_F32, err, sizeof(err)), 0);
+    copy = model_load(copy_path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+    CU_ASSERT_EQUAL(copy->cfg.attention, 1);
+    CU_ASSERT(memcmp(copy->params, m->params, sizeof(float) * m->n_params) == 0);
+    model_free(copy);
+    model_free(m);
 }
 
 static void test_empty_lines_stay_empty(void)
@@ -471,5 +582,6 @@ int main(void)
     CU_add_test(s, "bad model files rejected", test_bad_model_files_rejected);
     CU_add_test(s, "unknown words copied", test_unknown_words_copied);
     CU_add_test(s, "subword model round trip", test_subword_model_round_trip);
+    CU_add_test(s, "attention model", test_attention_model);
     return test_run_all();
 }
