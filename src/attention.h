@@ -6,7 +6,7 @@
  *   k_s = Wa e_s                      (keys, computed once per sentence)
  *   a_ts = softmax_s(h_t . k_s)       (padding positions get 0)
  *   c_t = sum_s a_ts e_s              (context)
- *   o_t = tanh(Wc c_t + Wd h_t + b)   (what the output layer sees)
+ *   o_t = tanh(Wc c_t + Wd h_t + b)   (the output layer's input)
  * Because o_t does not feed back into the decoder, training runs the
  * decoder over all steps first and attends afterwards; decoding attends
  * after every step.
@@ -53,7 +53,7 @@ void attention_output(const attention_weights *w, int H, size_t rows, const floa
 /* Backward of attention_attend and attention_output for a batch of B
  * sentences, T decoder steps and S encoder steps (model layout).
  * dout [T*B, H]: gradient w.r.t. out, overwritten with scratch values.
- * a [B][T, S] holds each sentence's weights from attend; da has the same
+ * a [B][T, S] contains each sentence's weights from attend; da has the same
  * size for scratch. Accumulates into grad's views, writes the gradient
  * w.r.t. the decoder states to ddec [T*B, H] and w.r.t. the encoder states
  * to denc [S*B, H]; dctx [T*B, H] and dkeys [S*B, H] are scratch. */
