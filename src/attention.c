@@ -111,6 +111,8 @@ void attention_backward(const attention_weights *w, attention_weights *grad, int
                 0.0f, dctx, H);
 
     memset(denc, 0, sizeof(float) * SB * H);
+    if (S < 1)
+        return; /* no source position: the context was zero */
     for (int b = 0; b < B; b++) {
         const float *ab = a + (size_t)b * T * S;
         float *d = da + (size_t)b * T * S;

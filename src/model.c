@@ -547,7 +547,9 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     uint64_t n = m->n_params, file_size = 0;
 
     put(&b, model_magic, sizeof(model_magic));
-    put_u32(&b, MODEL_FILE_VERSION);
+    /* A model without attention is written as version 2, which older
+     * builds read too. */
+    put_u32(&b, m->cfg.attention ? MODEL_FILE_VERSION : 2);
     put(&b, &file_size, 8); /* patched below, once the size is known */
     put_u32(&b, (uint32_t)m->cfg.layers);
     put_u32(&b, (uint32_t)m->cfg.embed);
@@ -568,7 +570,8 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     put_codes(&b, m->src_bpe);
     if (m->tgt_bpe != m->src_bpe)
         put_codes(&b, m->tgt_bpe);
-    put_u32(&b, m->cfg.attention ? ARCH_ATTENTION : 0);
+    if (m->cfg.attention)
+        put_u32(&b, ARCH_ATTENTION);
     put_vocab(&b, m->src_vocab);
     put_vocab(&b, m->tgt_vocab);
     put(&b, &n, 8);
@@ -748,7 +751,7 @@ model *model_load(const char *path, char *err, size_t err_size)
     }
     if (version < 1 || version > MODEL_FILE_VERSION) {
         snprintf(err, err_size,
-                 "model %s has format version %u, but this seqmt reads version %d; "
+                 "model %s has format version %u, but this seqmt reads versions 1 to %d; "
                  "retrain it or use a matching seqmt",
                  path, version, MODEL_FILE_VERSION);
         goto fail;
@@ -834,7 +837,7 @@ model *model_load(const char *path, char *err, size_t err_size)
             snprintf(err, err_size,
                      "model %s uses architecture flags 0x%x that this seqmt does not know; "
                      "use a newer seqmt",
-                     path, arch);
+                     path, arch & ~(uint32_t)ARCH_ATTENTION);
             goto fail;
         }
         cfg.attention = (arch & ARCH_ATTENTION) != 0;

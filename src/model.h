@@ -5,9 +5,9 @@
  * embedding size, H hidden size, L layers, V vocabulary size. The encoder
  * reads the source reversed; decoder layer l starts from encoder layer l's
  * final (h, c). With attention, the output layer reads the attention
- * output instead of the decoder's top layer. Parameters live in one float block with named views, and
- * gradients in a second block with the same layout, so clipping and the
- * SGD step are loops over one array.
+ * output instead of the decoder's top layer. Parameters live in one float
+ * block with named views, and gradients in a second block with the same
+ * layout, so clipping and the SGD step are loops over one array.
  */
 #ifndef SEQMT_MODEL_H
 #define SEQMT_MODEL_H
@@ -107,13 +107,13 @@ typedef enum { MODEL_F32 = 0, MODEL_F16 = 1 } model_dtype;
 
 /* Model file: "SEQMTMDL", format version, configuration, the tokenizer
  * version, the subword codes of each side with their hash (version 2 on),
- * the architecture flags (version 3 on: attention), both vocabularies,
- * the weight precision and the weights (little-endian), then a CRC-32 of
- * everything before it. Version 1 files (word-level, no codes section)
- * and version 2 files (no attention) still load. Writing goes to PATH.tmp
- * and renames it over PATH, so a crash never leaves a half-written model.
- * Both return 0, or -1 with a message in err naming the path and what is
- * wrong (missing, truncated, corrupt, wrong version). */
+ * the architecture flags (version 3, written only for attention models),
+ * both vocabularies, the weight precision and the weights (little-endian),
+ * then a CRC-32 of everything before it. Version 1 files (word-level, no
+ * codes section) and version 2 files (no attention) still load. Writing
+ * goes to PATH.tmp and renames it over PATH, so a crash never leaves a
+ * half-written model. Both return 0, or -1 with a message in err naming
+ * the path and what is wrong (missing, truncated, corrupt, wrong version). */
 #define MODEL_FILE_VERSION 3
 int model_save(const model *m, const char *path, model_dtype dtype, char *err, size_t err_size);
 model *model_load(const char *path, char *err, size_t err_size);

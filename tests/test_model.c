@@ -52,7 +52,8 @@ static double batch_loss(const model *m, const model_batch *bt, model_workspace 
  * difference. A float32 forward pass with eps = 1e-2 gives differences
  * accurate to about 1e-4 relative; a wrong term in any backward formula
  * is off by far more than the 2e-2 tolerance. */
-static void check_gradient(model *m)
+/* Checks the gradient on the first n sentences of the tiny corpus. */
+static void check_gradient(model *m, int n)
 {
     corpus c = tiny_corpus();
     size_t idx[] = {0, 1, 2};
@@ -64,7 +65,7 @@ static void check_gradient(model *m)
     size_t checked = 0, bad = 0;
     const float eps = 1e-2f;
 
-    CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&c, idx, 3, &bt), 0);
+    CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&c, idx, n, &bt), 0);
     model_bind(&m->cfg, g, &gv);
     CU_ASSERT_EQUAL_FATAL(model_loss(m, &bt, &gv, 0.0f, NULL, ws, &loss), 0);
 
@@ -106,14 +107,16 @@ static void check_gradient(model *m)
 
 static void test_gradient_matches_finite_differences(void)
 {
-    check_gradient(tiny_model(2, 1));
+    check_gradient(tiny_model(2, 1), 3);
 }
 
 /* With attention the gradient also flows through the attention weights
- * into every encoder state, not only the final one. */
+ * into every encoder state, not only the final one. Two sentences give 3
+ * source and 4 target steps, so a mix-up of the two counts shows. */
 static void test_attention_gradient_matches_finite_differences(void)
 {
-    check_gradient(tiny_model_with(2, 1, 5));
+    check_gradient(tiny_model_with(2, 1, 5), 2);
+    check_gradient(tiny_model_with(2, 1, 8), 3);
 }
 
 /* Dropout changes the forward pass but the gradient must still match the

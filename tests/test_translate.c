@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "beam.h"
 #include "corpus.h"
@@ -119,6 +120,8 @@ static void attend_by_hand(const model *m, const float *enc, int len, const floa
     const attention_weights *a = &m->w.att;
     int H = m->cfg.hidden;
     double score[128], ctx[512], sum = 0, mx = -DBL_MAX;
+
+    CU_ASSERT_FATAL(len <= 128 && H <= 512);
 
     for (int s = 0; s < len; s++) {
         score[s] = 0;
@@ -282,44 +285,25 @@ static void test_batched_equals_single(void)
     check_batched_equals_single(trained);
 }
 
-/* An attention model: trains, keeps its architecture through the model
- * file, decodes greedily as the hand-written attention does, and gives
- * the same translations batched and alone. */
-static void test_attention_model(void)
+/* Options for a one-epoch model on the test's training files: one layer,
+ * embedding and hidden size 16. */
+static train_options quick_options(const char *output)
 {
     train_options o = train_default_options();
-    char path[400], copy_path[400], err[1024];
-    model *m, *copy;
 
-    NEED_MODEL();
-    snprintf(path, sizeof(path), "%s/attention.seqmt", workdir);
-    snprintf(copy_path, sizeof(copy_path), "%s/attention-copy.seqmt", workdir);
     o.train_src = train_files[0];
     o.train_tgt = train_files[1];
     o.valid_src = train_files[2];
     o.valid_tgt = train_files[3];
-    o.output = path;
-    o.layers = 2;
+    o.output = output;
+    o.layers = 1;
     o.embed = 16;
-    o.hidden = 24;
+    o.hidden = 16;
     o.min_count = 1;
     o.epochs = 1;
-    o.attention = 1;
-    CU_ASSERT_EQUAL_FATAL(train_run(&o, NULL, NULL, err, sizeof(err)), 0);
-    m = model_load(path, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    CU_ASSERT_EQUAL(m->cfg.attention, 1);
-    CU_ASSERT_EQUAL(m->n_params, model_param_count(&m->cfg));
-    check_beam_one_equals_greedy(m);
-    check_batched_equals_single(m);
-    CU_ASSERT_EQUAL_FATAL(model_save(m, copy_path, MODEL_F32, err, sizeof(err)), 0);
-    copy = model_load(copy_path, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
-    CU_ASSERT_EQUAL(copy->cfg.attention, 1);
-    CU_ASSERT(memcmp(copy->params, m->params, sizeof(float) * m->n_params) == 0);
-    model_free(copy);
-    model_free(m);
+    return o;
 }
+
 
 static void test_empty_lines_stay_empty(void)
 {
@@ -462,10 +446,11 @@ static void test_bad_model_files_rejected(void)
     expect_load_error(path, "checksum");
     d[n / 2] ^= 0x40;
 
+    unsigned char version = d[8];
     d[8] = 99; /* format version */
     write_file(path, d, n);
     expect_load_error(path, "format version 99");
-    d[8] = MODEL_FILE_VERSION;
+    d[8] = version;
 
     d[0] = 'X';
     write_file(path, d, n);
@@ -518,24 +503,14 @@ static void test_unknown_words_copied(void)
 
 static void test_subword_model_round_trip(void)
 {
-    train_options o = train_default_options();
     beam_options bo = beam_default_options();
-    char path[400], copy_path[400], err[1024], *out[N_SAMPLE];
+    char path[400] = "", copy_path[400], err[1024], *out[N_SAMPLE];
+    train_options o = quick_options(path);
     model *m, *copy;
 
     NEED_MODEL();
     snprintf(path, sizeof(path), "%s/bpe.seqmt", workdir);
     snprintf(copy_path, sizeof(copy_path), "%s/bpe-copy.seqmt", workdir);
-    o.train_src = train_files[0];
-    o.train_tgt = train_files[1];
-    o.valid_src = train_files[2];
-    o.valid_tgt = train_files[3];
-    o.output = path;
-    o.layers = 1;
-    o.embed = 16;
-    o.hidden = 16;
-    o.min_count = 1;
-    o.epochs = 1;
     o.bpe_merges = 300;
     CU_ASSERT_EQUAL_FATAL(train_run(&o, NULL, NULL, err, sizeof(err)), 0);
     m = model_load(path, err, sizeof(err));
@@ -565,6 +540,52 @@ static void test_subword_model_round_trip(void)
     CU_ASSERT_STRING_EQUAL(out[0], "dogs\xCE\xA9x");
     free(out[0]);
     model_free(m);
+}
+
+/* An attention model: trains, keeps its architecture through the model
+ * file, decodes greedily as the hand-written attention does, and gives
+ * the same translations batched and alone. */
+static void test_attention_model(void)
+{
+    char path[400] = "", copy_path[400], err[1024];
+    train_options o = quick_options(path);
+    model *m, *copy;
+
+    NEED_MODEL();
+    snprintf(path, sizeof(path), "%s/attention.seqmt", workdir);
+    snprintf(copy_path, sizeof(copy_path), "%s/attention-copy.seqmt", workdir);
+    o.layers = 2;
+    o.hidden = 24;
+    o.attention = 1;
+    CU_ASSERT_EQUAL_FATAL(train_run(&o, NULL, NULL, err, sizeof(err)), 0);
+    m = model_load(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL(m->cfg.attention, 1);
+    CU_ASSERT_EQUAL(m->n_params, model_param_count(&m->cfg));
+    check_beam_one_equals_greedy(m);
+    check_batched_equals_single(m);
+    CU_ASSERT_EQUAL_FATAL(model_save(m, copy_path, MODEL_F32, err, sizeof(err)), 0);
+    copy = model_load(copy_path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+    CU_ASSERT_EQUAL(copy->cfg.attention, 1);
+    CU_ASSERT(memcmp(copy->params, m->params, sizeof(float) * m->n_params) == 0);
+    model_free(copy);
+    model_free(m);
+
+    /* Architecture bits this build does not know are rejected by name. The
+     * flags word of a word-level model sits at byte 68, after the header,
+     * the configuration and the tokenizer settings. */
+    size_t n;
+    unsigned char *d = read_file(copy_path, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    CU_ASSERT_EQUAL(d[8], 3);
+    CU_ASSERT_EQUAL_FATAL(d[68], 1);
+    d[68] |= 2;
+    uint32_t crc = (uint32_t)crc32(0L, d, (uInt)(n - 4));
+    memcpy(d + n - 4, &crc, 4);
+    write_file(copy_path, d, n);
+    expect_load_error(copy_path, "architecture flags 0x2");
+    free(d);
 }
 
 int main(void)
