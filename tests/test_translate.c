@@ -51,6 +51,25 @@ static int write_head(const char *src, const char *dst, size_t lines)
     return 0;
 }
 
+/* Options for a one-epoch model on the test's training files: one layer,
+ * embedding and hidden size 16. */
+static train_options quick_options(const char *output)
+{
+    train_options o = train_default_options();
+
+    o.train_src = train_files[0];
+    o.train_tgt = train_files[1];
+    o.valid_src = train_files[2];
+    o.valid_tgt = train_files[3];
+    o.output = output;
+    o.layers = 1;
+    o.embed = 16;
+    o.hidden = 16;
+    o.min_count = 1;
+    o.epochs = 1;
+    return o;
+}
+
 /* Trains a small model on the first 600 Multi30k training pairs. */
 static int suite_init(void)
 {
@@ -58,7 +77,7 @@ static int suite_init(void)
     char in[512], err[1024];
     char(*out)[320] = train_files;
     static const char *names[4] = {"train.en.gz", "train.de.gz", "val.en.gz", "val.de.gz"};
-    train_options o = train_default_options();
+    train_options o;
 
     if (!data)
         return 0;
@@ -72,15 +91,10 @@ static int suite_init(void)
             return -1;
     }
     snprintf(model_path, sizeof(model_path), "%s/small.seqmt", workdir);
-    o.train_src = out[0];
-    o.train_tgt = out[1];
-    o.valid_src = out[2];
-    o.valid_tgt = out[3];
-    o.output = model_path;
+    o = quick_options(model_path);
     o.layers = 2;
     o.embed = 32;
     o.hidden = 48;
-    o.min_count = 1;
     o.epochs = 2;
     o.batch_size = 32;
     if (train_run(&o, NULL, NULL, err, sizeof(err))) {
@@ -285,24 +299,6 @@ static void test_batched_equals_single(void)
     check_batched_equals_single(trained);
 }
 
-/* Options for a one-epoch model on the test's training files: one layer,
- * embedding and hidden size 16. */
-static train_options quick_options(const char *output)
-{
-    train_options o = train_default_options();
-
-    o.train_src = train_files[0];
-    o.train_tgt = train_files[1];
-    o.valid_src = train_files[2];
-    o.valid_tgt = train_files[3];
-    o.output = output;
-    o.layers = 1;
-    o.embed = 16;
-    o.hidden = 16;
-    o.min_count = 1;
-    o.epochs = 1;
-    return o;
-}
 
 
 static void test_empty_lines_stay_empty(void)
