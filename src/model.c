@@ -766,8 +766,9 @@ model *model_load(const char *path, char *err, size_t err_size)
             goto fail;
         }
         if ((uint64_t)size < expected) {
-            snprintf(err, err_size, "model %s is truncated: %ld of %llu bytes", path, size,
-                     (unsigned long long)expected);
+            snprintf(err, err_size,
+                     "model %s is truncated: %ld of %llu bytes; copy it again or retrain it",
+                     path, size, (unsigned long long)expected);
             goto fail;
         }
         if ((uint64_t)size > expected) {
@@ -800,7 +801,8 @@ model *model_load(const char *path, char *err, size_t err_size)
     memcpy(&stored_crc, data + size - 4, 4);
     r.end = data + size - 4;
     if ((uint32_t)crc32(0L, data, (uInt)(size - 4)) != stored_crc) {
-        snprintf(err, err_size, "model %s is corrupt: checksum mismatch", path);
+        snprintf(err, err_size,
+                 "model %s is corrupt: checksum mismatch; copy it again or retrain it", path);
         goto fail;
     }
     if (version >= 2) {
