@@ -29,7 +29,8 @@ void attention_keys(const attention_weights *w, int H, size_t rows, const float 
                 0.0f, keys, H);
 }
 
-/* Softmax of each row of a [n, S] over the positions the mask keeps. */
+/* Replaces each row of a [n, S] by its softmax over the positions the mask
+ * keeps, and the other positions by 0. */
 static void masked_softmax(float *a, int n, int S, const float *mask, int mask_stride)
 {
     for (int t = 0; t < n; t++) {

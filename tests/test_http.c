@@ -2241,6 +2241,12 @@ static void test_batch_groups_by_pair(void)
     http_server_stop(s);
 }
 
+/* The request both half-closed client tests send before shutting down. */
+static const char half_closed_request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                          "Content-Type: application/json\r\n"
+                                          "Content-Length: 20\r\n\r\n"
+                                          "{\"q\": \"half closed\"}";
+
 /* A client that shuts down its sending side (shutdown(SHUT_WR)) right
  * after a complete request can still read, so it gets its translation,
  * not an error. The batch wait keeps the job from starting until the end
@@ -2249,9 +2255,6 @@ static void test_batch_groups_by_pair(void)
  * otherwise (see the NOTE in http.c). */
 static void test_half_closed_client_gets_reply(void)
 {
-    const char request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                           "Content-Type: application/json\r\nContent-Length: 20\r\n\r\n"
-                           "{\"q\": \"half closed\"}";
     http_config config = test_config();
     http_server *s;
     http_response r = {0};
@@ -2262,7 +2265,7 @@ static void test_half_closed_client_gets_reply(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     fd = connect_to("127.0.0.1", http_server_port(s));
     CU_ASSERT_TRUE_FATAL(fd >= 0);
-    CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
+    CU_ASSERT_EQUAL(send_all(fd, half_closed_request, sizeof(half_closed_request) - 1), 0);
     CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
 
     CU_ASSERT_EQUAL(read_one_response(fd, &r), 0);
@@ -2281,9 +2284,6 @@ static void test_half_closed_client_gets_reply(void)
  * client_gone. */
 static void test_half_closed_drop_accounted(void)
 {
-    const char request[] = "POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                           "Content-Type: application/json\r\nContent-Length: 20\r\n\r\n"
-                           "{\"q\": \"half closed\"}";
     http_config config = test_config();
     stderr_capture capture;
     http_server *s;
@@ -2305,7 +2305,7 @@ static void test_half_closed_drop_accounted(void)
 
     fd = connect_to("127.0.0.1", to_port);
     CU_ASSERT_TRUE_FATAL(fd >= 0);
-    CU_ASSERT_EQUAL(send_all(fd, request, sizeof(request) - 1), 0);
+    CU_ASSERT_EQUAL(send_all(fd, half_closed_request, sizeof(half_closed_request) - 1), 0);
     CU_ASSERT_TRUE(wait_for_queue(s, 1));
     CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
     sleep_ms(20);
