@@ -14,7 +14,8 @@
  *
  * Rows use the model's layout: step t of sentence b is row t*B+b, so one
  * sentence's rows are strided by B*H floats, which BLAS takes as a
- * leading dimension.
+ * leading dimension. No function here allocates memory or can fail: the
+ * caller passes every buffer.
  */
 #ifndef SEQMT_ATTENTION_H
 #define SEQMT_ATTENTION_H
