@@ -61,7 +61,7 @@ static int cmd_train(int argc, char **argv)
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
         O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO, O_BPE, O_BPESEP,
-        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF, O_MOSES, O_ATT
+        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF, O_MOSES, O_ATT, O_BPEDROP
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -93,6 +93,7 @@ static int cmd_train(int argc, char **argv)
         {"max-ratio", required_argument, 0, O_RATIO},
         {"bpe-merges", required_argument, 0, O_BPE},
         {"bpe-separate", no_argument, 0, O_BPESEP},
+        {"bpe-dropout", required_argument, 0, O_BPEDROP},
         {"bpe-codes", required_argument, 0, O_CODES},
         {"bpe-codes-tgt", required_argument, 0, O_CODES_TGT},
         {"src-vocab", required_argument, 0, O_SVOCABF},
@@ -143,6 +144,7 @@ static int cmd_train(int argc, char **argv)
         case O_RATIO: o.max_ratio = (float)cli_parse_double("--max-ratio", optarg, 0, 1e6); break;
         case O_BPE: o.bpe_merges = (size_t)cli_parse_long("--bpe-merges", optarg, 0, 10000000); break;
         case O_BPESEP: o.bpe_separate = 1; break;
+        case O_BPEDROP: o.bpe_dropout = cli_parse_double("--bpe-dropout", optarg, 0, 0.9); break;
         case O_CODES: o.bpe_codes = optarg; break;
         case O_PH: o.placeholders = 1; break;
         case O_CODES_TGT: o.bpe_codes_tgt = optarg; break;
@@ -171,6 +173,9 @@ static int cmd_train(int argc, char **argv)
                    "  --bpe-codes FILE          use a subword-nmt codes file for both sides\n"
                    "                            (for the source alone with --bpe-codes-tgt)\n"
                    "  --bpe-codes-tgt FILE      subword-nmt codes file for the target side\n"
+                   "  --bpe-dropout P           split the training pairs anew every epoch,\n"
+                   "                            skipping each merge with probability P\n"
+                   "                            (BPE-dropout; 0.1 is usual; 0: off)\n"
                    "  --src-vocab FILE          use this source vocabulary (one token per line,\n"
                    "                            as 'seqmt vocab learn' writes) in its order\n"
                    "  --tgt-vocab FILE          likewise for the target side\n"
@@ -240,6 +245,12 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "seqmt train: --bpe-separate applies to merges learned here: use it with "
                         "--bpe-merges; for codes learned before, give --bpe-codes and "
                         "--bpe-codes-tgt\n");
+        return 2;
+    }
+    if (o.bpe_dropout > 0 && !o.bpe_codes && o.bpe_merges == 0) {
+        fprintf(stderr, "seqmt train: --bpe-dropout %g drops subword merges, and this model has "
+                        "none: add --bpe-merges N or --bpe-codes FILE\n",
+                o.bpe_dropout);
         return 2;
     }
     if ((o.src_vocab_file && src_size_set) || (o.tgt_vocab_file && tgt_size_set)) {

@@ -119,6 +119,51 @@ int train_segment_all(const bpe *codes, tok_list *lists, size_t n)
     return 0;
 }
 
+/* Returns n new lists holding the subwords of words[0..n) under codes,
+ * with BPE-dropout probability dropout drawing from *state; placeholders
+ * stay whole. NULL when out of memory. */
+static tok_list *segment_copy(const bpe *codes, const tok_list *words, size_t n, double dropout,
+                              uint64_t *state)
+{
+    tok_list *out = calloc(n ? n : 1, sizeof *out);
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < words[i].count; j++) {
+            const char *w = words[i].items[j];
+
+            if (placeholder_is(w) ? tok_list_push(&out[i], w) != 0
+                                  : bpe_segment_word_dropout(codes, w, dropout, state, &out[i]) != 0) {
+                corpus_free_tokens(out, n);
+                return NULL;
+            }
+        }
+    }
+    return out;
+}
+
+/* Builds a vocabulary from the n segmented lists and one more segmentation
+ * of words with BPE-dropout, so that the smaller subwords dropout produces
+ * have entries too. NULL when out of memory. */
+static vocab *build_vocab_dropout(const bpe *codes, const tok_list *words,
+                                  const tok_list *segmented, size_t n, double dropout,
+                                  uint64_t *state, size_t max_size, uint64_t min_count)
+{
+    tok_list *dropped = segment_copy(codes, words, n, dropout, state);
+    tok_list *both = malloc(2 * n * sizeof *both + 1);
+    vocab *v = NULL;
+
+    if (dropped && both) {
+        memcpy(both, segmented, n * sizeof *both);
+        memcpy(both + n, dropped, n * sizeof *both);
+        v = train_build_vocab(both, 2 * n, max_size, min_count);
+    }
+    free(both);
+    corpus_free_tokens(dropped, n);
+    return v;
+}
+
 /* Counts the words of list for learning codes; placeholders stay whole,
  * so they are not counted. */
 static int add_words(bpe_learner *learner, const tok_list *list, char *err, size_t err_size)
@@ -327,6 +372,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     corpus train = {0}, valid = {0};
     vocab *sv = NULL, *tv = NULL;
     bpe *src_codes = NULL, *tgt_codes = NULL;
+    tok_list *words_src = NULL, *words_tgt = NULL; /* kept for BPE-dropout */
+    uint64_t seg_state = opt->seed ^ 0x6a09e667f3bcc909ULL;
     model *m = NULL;
     float *grads = NULL;
     model_views gv;
@@ -348,6 +395,14 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     if (opt->max_ratio != 0 && opt->max_ratio < 1) {
         snprintf(err, err_size, "invalid --max-ratio %g: use 0 to keep every pair or a ratio of "
                                 "at least 1", (double)opt->max_ratio);
+        return -1;
+    }
+    if (opt->bpe_dropout < 0 || opt->bpe_dropout >= 1 ||
+        (opt->bpe_dropout > 0 && !opt->bpe_codes && opt->bpe_merges == 0)) {
+        snprintf(err, err_size,
+                 "invalid BPE-dropout %g: use a probability in [0, 1), and subwords "
+                 "(merges to learn or a codes file) for it to drop",
+                 opt->bpe_dropout);
         return -1;
     }
     if (check_lang("--src-lang", opt->src_lang, err, err_size) ||
@@ -422,8 +477,25 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             logf_line(log, log_ctx, "subword codes: %zu merges for the target, %s",
                       bpe_n_merges(tgt_codes),
                       opt->bpe_codes_tgt ? opt->bpe_codes_tgt : "learned from the training corpus");
-        if (train_segment_all(src_codes, tr_src, n_train) || train_segment_all(src_codes, va_src, n_valid) ||
-            train_segment_all(tgt_codes, tr_tgt, n_train) || train_segment_all(tgt_codes, va_tgt, n_valid)) {
+        int failed;
+
+        if (opt->bpe_dropout > 0) {
+            /* Keep the words: every epoch splits them anew. */
+            words_src = tr_src;
+            words_tgt = tr_tgt;
+            tr_src = segment_copy(src_codes, words_src, n_train, 0, NULL);
+            tr_tgt = segment_copy(tgt_codes, words_tgt, n_train, 0, NULL);
+            failed = !tr_src || !tr_tgt;
+            logf_line(log, log_ctx,
+                      "BPE-dropout %g: training pairs are split anew every epoch, validation "
+                      "pairs as translation splits them",
+                      opt->bpe_dropout);
+        } else {
+            failed = train_segment_all(src_codes, tr_src, n_train) ||
+                     train_segment_all(tgt_codes, tr_tgt, n_train);
+        }
+        if (failed || train_segment_all(src_codes, va_src, n_valid) ||
+            train_segment_all(tgt_codes, va_tgt, n_valid)) {
             snprintf(err, err_size, "out of memory splitting the corpora into subwords");
             goto done;
         }
@@ -433,9 +505,13 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     if (opt->tgt_vocab_file && !(tv = vocab_read(opt->tgt_vocab_file, err, err_size)))
         goto done;
     if (!sv)
-        sv = train_build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
+        sv = words_src ? build_vocab_dropout(src_codes, words_src, tr_src, n_train, opt->bpe_dropout,
+                                             &seg_state, opt->src_vocab_size, opt->min_count)
+                       : train_build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
     if (!tv)
-        tv = train_build_vocab(tr_tgt, n_train, opt->tgt_vocab_size, opt->min_count);
+        tv = words_tgt ? build_vocab_dropout(tgt_codes, words_tgt, tr_tgt, n_train, opt->bpe_dropout,
+                                             &seg_state, opt->tgt_vocab_size, opt->min_count)
+                       : train_build_vocab(tr_tgt, n_train, opt->tgt_vocab_size, opt->min_count);
     if (opt->src_vocab_file || opt->tgt_vocab_file)
         logf_line(log, log_ctx, "vocabularies: source %s, target %s",
                   opt->src_vocab_file ? opt->src_vocab_file : "built from the training corpus",
@@ -505,6 +581,23 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         double window_loss = 0, window_start = now_seconds();
         size_t window_tokens = 0;
 
+        if (words_src) {
+            tok_list *s = segment_copy(m->src_bpe, words_src, n_train, opt->bpe_dropout, &seg_state);
+            tok_list *t = s ? segment_copy(m->tgt_bpe, words_tgt, n_train, opt->bpe_dropout,
+                                           &seg_state)
+                            : NULL;
+
+            corpus_free(&train);
+            int failed = !t || corpus_from_tokens(s, t, n_train, m->src_vocab, m->tgt_vocab, &train);
+            corpus_free_tokens(s, n_train);
+            corpus_free_tokens(t, n_train);
+            if (failed)
+                goto oom;
+            if (epoch == 1) {
+                log_unknown_share(log, log_ctx, "source (with BPE-dropout)", &train, 0, NULL);
+                log_unknown_share(log, log_ctx, "target (with BPE-dropout)", &train, 1, NULL);
+            }
+        }
         if (corpus_make_batches(&train, opt->batch_size, &rng, &batches))
             goto oom;
         for (size_t b = 0; b < batches.n_batches; b++) {
@@ -610,6 +703,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
 oom:
     snprintf(err, err_size, "out of memory during training");
 done:
+    corpus_free_tokens(words_src, n_train);
+    corpus_free_tokens(words_tgt, n_train);
     corpus_free_tokens(tr_src, n_train);
     corpus_free_tokens(tr_tgt, n_train);
     corpus_free_tokens(va_src, n_valid);

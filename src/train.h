@@ -29,6 +29,7 @@ typedef struct {
     const char *bpe_codes;  /* use this subword-nmt codes file instead (both sides, or the
                                source when bpe_codes_tgt is set) */
     const char *bpe_codes_tgt; /* subword-nmt codes file for the target side */
+    double bpe_dropout;        /* BPE-dropout probability for the training pairs; 0: off */
     const char *src_vocab_file, *tgt_vocab_file; /* fixed vocabularies (vocab_read) instead of
                                                     ones built from the corpus */
     int placeholders;       /* replace numbers, URLs, e-mails and emoji by placeholders */

@@ -820,6 +820,89 @@ static bool lists_equal(const tok_list *a, const tok_list *b)
     return true;
 }
 
+/* Segments word with BPE-dropout into a space-separated string
+ * (malloc'd), or NULL on failure. */
+static char *dropout_to_string(const bpe *codes, const char *word, double p, uint64_t *state)
+{
+    tok_list out = {0};
+    char *s = NULL;
+
+    if (bpe_segment_word_dropout(codes, word, p, state, &out) == 0)
+        s = join_spaces(&out);
+    tok_list_clear(&out);
+    return s;
+}
+
+/* BPE-dropout only ever leaves merges out: every subword is one the codes
+ * can build, the subwords join back into the word, the same state gives
+ * the same segmentations, probability 0 is plain segmentation and
+ * probability 1 leaves the characters. */
+static void test_dropout_segmentation(void)
+{
+    static const char *const built[] = {"l", "o", "w", "e", "r", "lo", "low", "er", "lower"};
+    char err[ERR_SIZE];
+    bpe *codes = codes_from_string("#version: 0.2\nl o\nlo w\ne r</w>\nlow er</w>\n", err);
+    uint64_t state = 42, again = 42;
+    size_t whole = 0, chars = 0, other = 0;
+    char *s;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(codes);
+    s = dropout_to_string(codes, "lower", 0, &state);
+    CU_ASSERT_STRING_EQUAL(s, "lower");
+    free(s);
+    CU_ASSERT_EQUAL(state, 42); /* probability 0 draws nothing */
+    s = dropout_to_string(codes, "lower", 1, &state);
+    CU_ASSERT_STRING_EQUAL(s, "l@@ o@@ w@@ e@@ r");
+    free(s);
+    s = dropout_to_string(codes, "a", 1, &state);
+    CU_ASSERT_STRING_EQUAL(s, "a");
+    free(s);
+
+    state = again = 7;
+    for (int i = 0; i < 2000; i++) {
+        tok_list pieces = {0}, joined = {0};
+        char *first = dropout_to_string(codes, "lower", 0.3, &state);
+        char *second = dropout_to_string(codes, "lower", 0.3, &again);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(first);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(second);
+        check(strcmp(first, second) == 0, __LINE__, "equal states gave '%s' and '%s'%s", first,
+              second, "");
+        CU_ASSERT_EQUAL_FATAL(bpe_segment_word_dropout(codes, "lower", 0.3, &state, &pieces), 0);
+        for (size_t k = 0; k < pieces.count; k++) {
+            size_t len = strlen(pieces.items[k]);
+            int known = 0;
+
+            if (k + 1 < pieces.count && len > 2)
+                len -= 2; /* the continuation marker */
+            for (size_t b = 0; b < sizeof built / sizeof *built; b++)
+                known |= strlen(built[b]) == len && strncmp(built[b], pieces.items[k], len) == 0;
+            check(known, __LINE__, "subword '%s' of '%s' is no merge of the codes%s",
+                  pieces.items[k], first, "");
+        }
+        CU_ASSERT_EQUAL(bpe_join((const char *const *)pieces.items, pieces.count, &joined), 0);
+        CU_ASSERT_TRUE(joined.count == 1 && strcmp(joined.items[0], "lower") == 0);
+        if (strcmp(first, "lower") == 0)
+            whole++;
+        else if (strcmp(first, "l@@ o@@ w@@ e@@ r") == 0)
+            chars++;
+        else
+            other++;
+        /* Keep the two streams in step after the extra call. */
+        tok_list_clear(&pieces);
+        CU_ASSERT_EQUAL(bpe_segment_word_dropout(codes, "lower", 0.3, &again, &pieces), 0);
+        tok_list_clear(&pieces);
+        tok_list_clear(&joined);
+        free(first);
+        free(second);
+    }
+    /* Probability 0.3 keeps the full merge most often and sometimes leaves
+     * every merge out. */
+    CU_ASSERT_TRUE(whole > other / 2 && whole > chars);
+    CU_ASSERT_TRUE(chars > 0 && other > 0);
+    bpe_free(codes);
+}
+
 static void test_cache_gives_same_segmentation(void)
 {
     const char *words[N_GENERATED];
@@ -1041,6 +1124,7 @@ int main(void)
     CU_add_test(s, "join drops trailing marker", test_join_drops_trailing_marker);
     CU_add_test(s, "marker in words round trip", test_marker_in_words_round_trip);
     CU_add_test(s, "cache gives same segmentation", test_cache_gives_same_segmentation);
+    CU_add_test(s, "dropout segmentation", test_dropout_segmentation);
     CU_add_test(s, "segment from threads", test_segment_from_threads);
 
     s = CU_add_suite("bpe on Multi30k", NULL, NULL);

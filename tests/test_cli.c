@@ -315,6 +315,41 @@ static void test_vocab_learn_matches_train(void)
     free(out);
 }
 
+/* Training with BPE-dropout is reproducible from its seed and differs
+ * from training without it; without subwords the flag is refused. */
+static void test_train_bpe_dropout(void)
+{
+    char *out = NULL;
+    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
+                         "--valid-tgt val.de --bpe-merges 300 --layers 1 --embed-size 8 "
+                         "--hidden-size 8 --epochs 2 --threads 1 --seed 3";
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && %s train %s --bpe-dropout 0.1 -o drop1.seqmt 2>&1 && "
+                               "%s train %s --bpe-dropout 0.1 -o drop2.seqmt 2>/dev/null && "
+                               "%s train %s -o plain.seqmt 2>/dev/null",
+                               dir, bin, common, bin, common, bin, common),
+                          0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "BPE-dropout 0.1: training pairs are split anew"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && cmp drop1.seqmt drop2.seqmt 2>&1", dir), 0);
+    free(out);
+    CU_ASSERT_NOT_EQUAL(runf(&out, "cd %s && cmp -s drop1.seqmt plain.seqmt", dir), 0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && echo 'a man' | %s translate --model drop1.seqmt", dir,
+                         bin),
+                    0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src train.en --train-tgt train.de "
+                         "--valid-src val.en --valid-tgt val.de -o x.seqmt --bpe-dropout 0.1 2>&1",
+                         dir, bin),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "add --bpe-merges N or --bpe-codes FILE"));
+    free(out);
+}
+
 /* `vocab apply` splits text into the subwords the codes give. */
 static void test_vocab_apply_segments(void)
 {
@@ -519,6 +554,7 @@ int main(void)
     CU_add_test(s, "translate rejects other codes", test_translate_rejects_other_codes);
     CU_add_test(s, "vocab learn matches train", test_vocab_learn_matches_train);
     CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
+    CU_add_test(s, "train with BPE-dropout", test_train_bpe_dropout);
     CU_add_test(s, "translate rejects other vocab", test_translate_rejects_other_vocab);
     CU_add_test(s, "outputs never destroy data", test_outputs_never_destroy_data);
     CU_add_test(s, "bleu command output", test_bleu_command_output);

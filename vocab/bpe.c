@@ -526,9 +526,27 @@ static bool span_equals(const char *buf, span s, const char *symbol, size_t len)
     return s.end - s.start == len && memcmp(buf + s.start, symbol, len) == 0;
 }
 
+/* Next uniform draw in [0, 1) from *state, advanced by splitmix64. */
+static double next_uniform(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53;
+}
+
 /* Applies the codes to the n symbols syms of buf until no adjacent pair has
- * a merge, as apply_bpe.py does. Returns the number of symbols left. */
-static size_t apply_merges(const bpe *codes, const char *buf, span *syms, size_t n)
+ * a merge, as apply_bpe.py does. Returns the number of symbols left.
+ *
+ * With dropout > 0 (BPE-dropout), every step first drops each adjacent
+ * pair with probability dropout, drawing from *state; the merge of lowest
+ * rank among the pairs kept applies to its kept occurrences only, and
+ * segmentation ends at the first step that keeps no pair with a merge.
+ * keep has room for n flags. */
+static size_t apply_merges(const bpe *codes, const char *buf, span *syms, size_t n,
+                           double dropout, uint64_t *state, bool *keep)
 {
     while (n > 1) {
         uint32_t best = NO_RANK;
@@ -536,6 +554,9 @@ static size_t apply_merges(const bpe *codes, const char *buf, span *syms, size_t
         size_t new_n = 0;
 
         for (size_t i = 0; i + 1 < n; i++) {
+            keep[i] = dropout <= 0 || next_uniform(state) >= dropout;
+            if (!keep[i])
+                continue;
             uint32_t rank = *rank_slot(codes, buf + syms[i].start, syms[i].end - syms[i].start,
                                        buf + syms[i + 1].start, syms[i + 1].end - syms[i + 1].start);
 
@@ -545,11 +566,11 @@ static size_t apply_merges(const bpe *codes, const char *buf, span *syms, size_t
         if (best == NO_RANK)
             break;
 
-        /* Merge every occurrence left to right. In "x x x" the pair "x x"
-         * merges once, giving "xx x". */
+        /* Merge every kept occurrence left to right. In "x x x" the pair
+         * "x x" merges once, giving "xx x". */
         m = &codes->merges[best];
         for (size_t i = 0; i < n;) {
-            if (i + 1 < n && span_equals(buf, syms[i], m->first, m->first_len) &&
+            if (i + 1 < n && keep[i] && span_equals(buf, syms[i], m->first, m->first_len) &&
                 span_equals(buf, syms[i + 1], m->second, m->second_len)) {
                 syms[new_n].start = syms[i].start;
                 syms[new_n].end = syms[i + 1].end;
@@ -578,17 +599,19 @@ static int push_piece(tok_list *out, char *scratch, const char *s, size_t len, b
 }
 
 /* Segments word (len > 0 bytes) without the cache and appends the subwords
- * to out. Returns 0, or -1 when out of memory (some subwords may have been
- * appended). */
-static int segment_uncached(const bpe *codes, const char *word, size_t len, tok_list *out)
+ * to out, dropping merges as apply_merges does when dropout > 0. Returns 0,
+ * or -1 when out of memory (some subwords may have been appended). */
+static int segment_uncached(const bpe *codes, const char *word, size_t len, double dropout,
+                            uint64_t *state, tok_list *out)
 {
     size_t buf_len = len + EOW_LEN, n = 0;
     char *buf = malloc(buf_len + 1 + len + MARKER_LEN + 1);
     span *syms = malloc((len + 1) * sizeof *syms);
+    bool *keep = malloc(len + 1);
     char *scratch;
     int rc = -1;
 
-    if (!buf || !syms)
+    if (!buf || !syms || !keep)
         goto cleanup;
     scratch = buf + buf_len + 1;
     memcpy(buf, word, len);
@@ -618,7 +641,7 @@ static int segment_uncached(const bpe *codes, const char *word, size_t len, tok_
         syms[n].end = buf_len;
         n++;
     }
-    n = apply_merges(codes, buf, syms, n);
+    n = apply_merges(codes, buf, syms, n, dropout, state, keep);
 
     /* Drop the end-of-word mark, and the last symbol if nothing else. */
     syms[n - 1].end -= EOW_LEN;
@@ -645,6 +668,7 @@ static int segment_uncached(const bpe *codes, const char *word, size_t len, tok_
 cleanup:
     free(buf);
     free(syms);
+    free(keep);
     return rc;
 }
 
@@ -694,7 +718,7 @@ static int cache_store(const bpe *codes, cache_entry *e, const char *word, uint6
     size_t bytes = 0, pos = 0;
     int rc = -1;
 
-    if (segment_uncached(codes, word, strlen(word), &pieces) < 0)
+    if (segment_uncached(codes, word, strlen(word), 0, NULL, &pieces) < 0)
         goto cleanup;
     for (size_t i = 0; i < pieces.count; i++)
         bytes += strlen(pieces.items[i]) + 1;
@@ -764,7 +788,23 @@ int bpe_segment_word(const bpe *codes, const char *word, tok_list *out)
             return 0;
         }
     }
-    if (segment_uncached(codes, word, len, out) < 0) {
+    if (segment_uncached(codes, word, len, 0, NULL, out) < 0) {
+        truncate_list(out, saved);
+        return -1;
+    }
+    return 0;
+}
+
+int bpe_segment_word_dropout(const bpe *codes, const char *word, double dropout,
+                             uint64_t *state, tok_list *out)
+{
+    size_t len = strlen(word), saved = out->count;
+
+    if (dropout <= 0)
+        return bpe_segment_word(codes, word, out);
+    if (len == 0)
+        return 0;
+    if (segment_uncached(codes, word, len, dropout, state, out) < 0) {
         truncate_list(out, saved);
         return -1;
     }

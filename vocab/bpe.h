@@ -10,8 +10,8 @@
  * sequence. Codes objects are immutable after creation except through
  * bpe_cache_words, so several threads may segment with one object at once.
  *
- * Limits: no byte-level BPE ("#version: 0.2 byte"), glossaries, vocabulary
- * filter or BPE dropout. On valid UTF-8, segmentation differs from
+ * Limits: no byte-level BPE ("#version: 0.2 byte"), glossaries or
+ * vocabulary filter. On valid UTF-8, segmentation differs from
  * subword-nmt only for words whose last subword would end in "@@" (see
  * bpe_segment_word).
  */
@@ -167,6 +167,21 @@ int bpe_cache_words(bpe *codes, const char *const *words, size_t n);
  * Thread-safe for concurrent calls with the same codes. Returns 0, or -1
  * when out of memory, in which case *out is unchanged. */
 int bpe_segment_word(const bpe *codes, const char *word, tok_list *out);
+
+/* Segments word as bpe_segment_word does, but with BPE-dropout (Provilkov,
+ * Emelianenko and Voita, 2020) when dropout > 0: at every merge step each
+ * adjacent pair of symbols is ignored with probability dropout, the merge
+ * of lowest rank among the other pairs applies to their occurrences, and
+ * segmentation stops when no remaining pair has a merge. A word thus splits
+ * into smaller subwords at random, down to its characters when dropout is
+ * 1. Draws come from *state, a 64-bit generator state the call advances, so
+ * equal states give equal segmentations. The cache is not consulted. With
+ * dropout <= 0 this is bpe_segment_word and state is not used. Training
+ * uses it to show a model many segmentations of each word. Thread-safe for
+ * concurrent calls with distinct states. Returns 0, or -1 when out of
+ * memory, in which case *out is unchanged. */
+int bpe_segment_word_dropout(const bpe *codes, const char *word, double dropout,
+                             uint64_t *state, tok_list *out);
 
 /* Appends the segmentation of each token of tokens to *out, as
  * bpe_segment_word does. Returns 0, or -1 when out of memory, in which case
