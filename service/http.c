@@ -85,6 +85,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -131,7 +132,8 @@ struct http_server {
     char *languages_json; /* the reply of GET /languages */
     char *pair_list;      /* "en-de, de-en" for error messages */
     unsigned short port;
-    MHD_socket listen_fd;         /* from MHD_quiesce_daemon, closed after MHD_stop_daemon */
+    int idle_pipe;                /* write end of the pipe that replaced the listening
+                                     socket (stop_listening), or -1 */
     atomic_int started;           /* 0 while MHD_start_daemon runs */
     char start_error[ERROR_SIZE]; /* last libmicrohttpd message before start */
     char id_prefix[9];            /* makes request ids unique across restarts */
@@ -1840,9 +1842,9 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     struct sockaddr_in addr4;
     struct sockaddr_in6 addr6;
     struct sockaddr *addr;
-    /* MHD_USE_ITC lets http_server_stop call MHD_quiesce_daemon. libmicrohttpd
-     * 0.9.75 implies it with MHD_ALLOW_SUSPEND_RESUME, but documents that only
-     * in its header. */
+    /* MHD_USE_ITC wakes the daemon thread to resume suspended connections
+     * and to stop. libmicrohttpd 0.9.75 implies it with
+     * MHD_ALLOW_SUSPEND_RESUME, but documents that only in its header. */
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
@@ -1881,6 +1883,7 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     }
     srv->config = *config;
     srv->config.pairs = NULL;
+    srv->idle_pipe = -1;
     srv->address = strdup(config->address);
     srv->config.address = srv->address;
     apply_defaults(&srv->config);
@@ -2018,31 +2021,51 @@ static size_t reject_waiting_jobs(http_server *srv)
 }
 
 /* Makes the listening socket refuse new connections while the open ones
- * carry on. MHD_quiesce_daemon only stops libmicrohttpd's accept() calls:
- * the kernel would still complete handshakes into the backlog and reset
- * them at the final close. It hands back the socket, which must stay open
- * until MHD_stop_daemon returns, so shutdown(SHUT_RDWR) ends the listening
- * state instead. On Linux that makes new connect() calls fail with
- * ECONNREFUSED and resets connections still waiting in the backlog.
+ * carry on: the read end of a fresh pipe takes the listening socket's file
+ * descriptor number (dup3), which closes the socket. The kernel then
+ * refuses new connections and resets those still waiting in the backlog,
+ * and drops the socket from libmicrohttpd's epoll sets. An empty pipe whose
+ * write end stays open is never readable, so libmicrohttpd sees no more
+ * connections to accept, and MHD_stop_daemon closes the read end in the
+ * socket's place; http_server_stop closes the write end after it.
  *
- * NOTE: with epoll (which MHD_USE_AUTO_INTERNAL_THREAD picks on Linux),
- * libmicrohttpd 0.9.75's MHD_quiesce_daemon and its daemon thread can both
- * remove the listening socket from the epoll set. The loser aborts the
- * process ("Failed to remove listen FD from epoll set"), seen in about one
- * of thirty test_http runs. poll() avoids the race but then libmicrohttpd
- * drops the reply of a half-closed client, which a test requires. */
+ * MHD_quiesce_daemon is the documented way, but in libmicrohttpd 0.9.75 it
+ * races with the epoll loop of the daemon thread: both remove the socket
+ * from the epoll set, and the loser aborts the process ("Failed to remove
+ * listen FD from epoll set"), which happened in about one of thirty
+ * test_http runs. Without quiescing, the daemon thread removes the socket
+ * from its set only when it reaches the connection limit (--max-connections).
+ *
+ * NOTE: that removal still aborts if the connection that reaches the limit
+ * is accepted while this function runs, because the socket has then left
+ * the epoll set behind libmicrohttpd's back. The window is one accept()
+ * call at the moment of shutdown with the server exactly full. */
 static void stop_listening(http_server *srv)
 {
-    srv->listen_fd = MHD_quiesce_daemon(srv->daemon);
-    if (srv->listen_fd == MHD_INVALID_SOCKET) {
-        fprintf(stderr, "http: cannot stop listening; new connections wait until the "
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    int fds[2];
+
+    if (!info || info->listen_fd == MHD_INVALID_SOCKET) {
+        fprintf(stderr, "http: no listening socket to close; new connections wait until the "
                         "daemon stops\n");
         return;
     }
-    if (shutdown(srv->listen_fd, SHUT_RDWR) != 0)
-        fprintf(stderr, "http: cannot shut down the listening socket: %s; new connections "
-                        "wait until the daemon stops\n",
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        fprintf(stderr, "http: cannot stop listening (pipe: %s); new connections wait until "
+                        "the daemon stops\n",
                 strerror(errno));
+        return;
+    }
+    if (dup3(fds[0], info->listen_fd, O_CLOEXEC) < 0) {
+        fprintf(stderr, "http: cannot stop listening (dup3: %s); new connections wait until "
+                        "the daemon stops\n",
+                strerror(errno));
+        close(fds[1]);
+        fds[1] = -1;
+    }
+    close(fds[0]);
+    srv->idle_pipe = fds[1];
 }
 
 void http_server_stop(http_server *server)
@@ -2080,7 +2103,7 @@ void http_server_stop(http_server *server)
     pthread_mutex_lock(&server->mutex);
     summarize_disconnects(server, 1);
     pthread_mutex_unlock(&server->mutex);
-    if (server->listen_fd != MHD_INVALID_SOCKET)
-        close(server->listen_fd);
+    if (server->idle_pipe >= 0)
+        close(server->idle_pipe);
     server_free(server);
 }
