@@ -2091,9 +2091,10 @@ void http_server_stop(http_server *server)
     rejected = reject_waiting_jobs(server);
     stop_translate_threads(server);
     if (active > 0) {
-        fprintf(stderr, "http: grace period of %u s over with %zu requests in progress; %zu "
-                        "queued translations got 503\n",
-                server->config.grace_seconds, active, rejected);
+        fprintf(stderr, "http: grace period of %u s over with %zu request%s in progress; %zu "
+                        "queued translation%s got 503\n",
+                server->config.grace_seconds, active, active == 1 ? "" : "s", rejected,
+                rejected == 1 ? "" : "s");
         wait_until_idle(server, FLUSH_TIMEOUT_MS);
     }
 

@@ -267,6 +267,12 @@ int serve_main(int argc, char **argv)
         paths[model_count++] = cli_default_model_path();
     cli_set_threads(blas_threads);
 
+    /* OpenBLAS may start threads before main, so a signal can land on any
+     * thread. The handler only sets a flag, which is checked once the
+     * models are loaded and then polled by the loop below. */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
     /* Load every model; two models for one pair would make requests
      * ambiguous. */
     for (size_t i = 0; i < model_count; i++) {
@@ -317,11 +323,10 @@ int serve_main(int argc, char **argv)
     hc.authorize = access ? authorize_request : NULL;
     hc.authorize_ctx = access;
 
-    /* OpenBLAS may start threads before main, so a signal can land on any
-     * thread. The handler only sets a flag, which the loop below polls. */
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-
+    if (stop_requested) {
+        fprintf(stderr, "seqmt serve: stopped while loading the models\n");
+        goto done;
+    }
     http_server *srv = http_server_start(&hc, err, sizeof(err));
     if (!srv) {
         fprintf(stderr, "seqmt serve: %s\n", err);

@@ -174,8 +174,8 @@ static int cmd_train(int argc, char **argv)
                    "                            (for the source alone with --bpe-codes-tgt)\n"
                    "  --bpe-codes-tgt FILE      subword-nmt codes file for the target side\n"
                    "  --bpe-dropout P           split the training pairs anew every epoch,\n"
-                   "                            skipping each merge with probability P\n"
-                   "                            (BPE-dropout; 0.1 is usual; 0: off)\n"
+                   "                            leaving each merge out with probability P\n"
+                   "                            (BPE-dropout; 0 to 0.9, 0.1 is usual, 0: off)\n"
                    "  --src-vocab FILE          use this source vocabulary (one token per line,\n"
                    "                            as 'seqmt vocab learn' writes) in its order\n"
                    "  --tgt-vocab FILE          likewise for the target side\n"
@@ -429,20 +429,27 @@ static int cmd_bleu(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } commands[] = {
+        {"vocab", vocab_main}, {"train", cmd_train}, {"translate", cmd_translate},
+        {"bleu", cmd_bleu},    {"serve", serve_main},
+    };
+    char program[32];
+
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "vocab") == 0)
-        return vocab_main(argc - 1, argv + 1);
-    if (strcmp(argv[1], "train") == 0)
-        return cmd_train(argc - 1, argv + 1);
-    if (strcmp(argv[1], "translate") == 0)
-        return cmd_translate(argc - 1, argv + 1);
-    if (strcmp(argv[1], "bleu") == 0)
-        return cmd_bleu(argc - 1, argv + 1);
-    if (strcmp(argv[1], "serve") == 0)
-        return serve_main(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            /* getopt names argv[0] in its messages: "seqmt serve: ...". */
+            snprintf(program, sizeof program, "seqmt %s", commands[i].name);
+            argv[1] = program;
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return 0;

@@ -119,11 +119,8 @@ int train_segment_all(const bpe *codes, tok_list *lists, size_t n)
     return 0;
 }
 
-/* Returns n new lists holding the subwords of words[0..n) under codes,
- * with BPE-dropout probability dropout drawing from *state; placeholders
- * stay whole. NULL when out of memory. */
-static tok_list *segment_copy(const bpe *codes, const tok_list *words, size_t n, double dropout,
-                              uint64_t *state)
+tok_list *train_segment_copy(const bpe *codes, const tok_list *words, size_t n, double dropout,
+                             uint64_t *state)
 {
     tok_list *out = calloc(n ? n : 1, sizeof *out);
 
@@ -143,24 +140,23 @@ static tok_list *segment_copy(const bpe *codes, const tok_list *words, size_t n,
     return out;
 }
 
-/* Builds a vocabulary from the n segmented lists and one more segmentation
- * of words with BPE-dropout, so that the smaller subwords dropout produces
- * have entries too. NULL when out of memory. */
-static vocab *build_vocab_dropout(const bpe *codes, const tok_list *words,
-                                  const tok_list *segmented, size_t n, double dropout,
-                                  uint64_t *state, size_t max_size, uint64_t min_count)
+uint64_t train_dropout_state(uint64_t seed)
 {
-    tok_list *dropped = segment_copy(codes, words, n, dropout, state);
-    tok_list *both = malloc(2 * n * sizeof *both + 1);
-    vocab *v = NULL;
+    return seed ^ 0x6a09e667f3bcc909ULL;
+}
 
-    if (dropped && both) {
-        memcpy(both, segmented, n * sizeof *both);
-        memcpy(both + n, dropped, n * sizeof *both);
-        v = train_build_vocab(both, 2 * n, max_size, min_count);
-    }
+vocab *train_build_vocab_pair(const tok_list *a, const tok_list *b, size_t n, size_t max_size,
+                              uint64_t min_count)
+{
+    tok_list *both = malloc(2 * n * sizeof *both + 1);
+    vocab *v;
+
+    if (!both)
+        return NULL;
+    memcpy(both, a, n * sizeof *both);
+    memcpy(both + n, b, n * sizeof *both);
+    v = train_build_vocab(both, 2 * n, max_size, min_count);
     free(both);
-    corpus_free_tokens(dropped, n);
     return v;
 }
 
@@ -358,9 +354,9 @@ static void hint_moses_escapes(train_log_fn log, void *ctx, const char *path,
     }
     if (hits)
         logf_line(log, ctx,
-                  "hint: %zu lines of %s hold escapes such as &apos; or &quot;; if the corpus "
+                  "hint: %zu line%s of %s hold%s escapes such as &apos; or &quot;; if the corpus "
                   "went through Moses' tokenizer, train with --moses-escaped to decode them",
-                  hits, path);
+                  hits, hits == 1 ? "" : "s", path, hits == 1 ? "s" : "");
 }
 
 int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
@@ -373,7 +369,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     vocab *sv = NULL, *tv = NULL;
     bpe *src_codes = NULL, *tgt_codes = NULL;
     tok_list *words_src = NULL, *words_tgt = NULL; /* kept for BPE-dropout */
-    uint64_t seg_state = opt->seed ^ 0x6a09e667f3bcc909ULL;
+    tok_list *drop_src = NULL, *drop_tgt = NULL;   /* one dropout split, for the vocabularies */
+    uint64_t seg_state = train_dropout_state(opt->seed);
     model *m = NULL;
     float *grads = NULL;
     model_views gv;
@@ -483,9 +480,13 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             /* Keep the words: every epoch splits them anew. */
             words_src = tr_src;
             words_tgt = tr_tgt;
-            tr_src = segment_copy(src_codes, words_src, n_train, 0, NULL);
-            tr_tgt = segment_copy(tgt_codes, words_tgt, n_train, 0, NULL);
-            failed = !tr_src || !tr_tgt;
+            tr_src = train_segment_copy(src_codes, words_src, n_train, 0, NULL);
+            tr_tgt = train_segment_copy(tgt_codes, words_tgt, n_train, 0, NULL);
+            drop_src = train_segment_copy(src_codes, words_src, n_train, opt->bpe_dropout,
+                                          &seg_state);
+            drop_tgt = train_segment_copy(tgt_codes, words_tgt, n_train, opt->bpe_dropout,
+                                          &seg_state);
+            failed = !tr_src || !tr_tgt || !drop_src || !drop_tgt;
             logf_line(log, log_ctx,
                       "BPE-dropout %g: training pairs are split anew every epoch, validation "
                       "pairs as translation splits them",
@@ -505,13 +506,13 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     if (opt->tgt_vocab_file && !(tv = vocab_read(opt->tgt_vocab_file, err, err_size)))
         goto done;
     if (!sv)
-        sv = words_src ? build_vocab_dropout(src_codes, words_src, tr_src, n_train, opt->bpe_dropout,
-                                             &seg_state, opt->src_vocab_size, opt->min_count)
-                       : train_build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
+        sv = drop_src ? train_build_vocab_pair(tr_src, drop_src, n_train, opt->src_vocab_size,
+                                               opt->min_count)
+                      : train_build_vocab(tr_src, n_train, opt->src_vocab_size, opt->min_count);
     if (!tv)
-        tv = words_tgt ? build_vocab_dropout(tgt_codes, words_tgt, tr_tgt, n_train, opt->bpe_dropout,
-                                             &seg_state, opt->tgt_vocab_size, opt->min_count)
-                       : train_build_vocab(tr_tgt, n_train, opt->tgt_vocab_size, opt->min_count);
+        tv = drop_tgt ? train_build_vocab_pair(tr_tgt, drop_tgt, n_train, opt->tgt_vocab_size,
+                                               opt->min_count)
+                      : train_build_vocab(tr_tgt, n_train, opt->tgt_vocab_size, opt->min_count);
     if (opt->src_vocab_file || opt->tgt_vocab_file)
         logf_line(log, log_ctx, "vocabularies: source %s, target %s",
                   opt->src_vocab_file ? opt->src_vocab_file : "built from the training corpus",
@@ -527,7 +528,9 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     corpus_free_tokens(tr_tgt, n_train);
     corpus_free_tokens(va_src, n_valid);
     corpus_free_tokens(va_tgt, n_valid);
-    tr_src = tr_tgt = va_src = va_tgt = NULL;
+    corpus_free_tokens(drop_src, n_train);
+    corpus_free_tokens(drop_tgt, n_train);
+    tr_src = tr_tgt = va_src = va_tgt = drop_src = drop_tgt = NULL;
 
     /* Model. */
     model_config cfg = {opt->layers, opt->embed, opt->hidden, (int32_t)vocab_size(sv),
@@ -575,6 +578,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     double lr = opt->learning_rate, best_ppl = INFINITY, start = now_seconds();
     double limit = opt->time_limit_minutes * 60.0;
     size_t done_tokens = 0, total_tokens = train_tokens * opt->epochs;
+    /* BPE-dropout changes the token count every epoch; the estimate of the
+     * time left takes the latest epoch's count for the epochs to come. */
     int stop = 0;
 
     for (int epoch = 1; epoch <= opt->epochs && !stop; epoch++) {
@@ -582,8 +587,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         size_t window_tokens = 0;
 
         if (words_src) {
-            tok_list *s = segment_copy(m->src_bpe, words_src, n_train, opt->bpe_dropout, &seg_state);
-            tok_list *t = s ? segment_copy(m->tgt_bpe, words_tgt, n_train, opt->bpe_dropout,
+            tok_list *s = train_segment_copy(m->src_bpe, words_src, n_train, opt->bpe_dropout, &seg_state);
+            tok_list *t = s ? train_segment_copy(m->tgt_bpe, words_tgt, n_train, opt->bpe_dropout,
                                            &seg_state)
                             : NULL;
 
@@ -593,6 +598,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             corpus_free_tokens(t, n_train);
             if (failed)
                 goto oom;
+            train_tokens = 0;
+            for (size_t i = 0; i < train.n; i++)
+                train_tokens += (size_t)train.tgt_len[i] + 1;
+            total_tokens = done_tokens + train_tokens * (size_t)(opt->epochs - epoch + 1);
             if (epoch == 1) {
                 log_unknown_share(log, log_ctx, "source (with BPE-dropout)", &train, 0, NULL);
                 log_unknown_share(log, log_ctx, "target (with BPE-dropout)", &train, 1, NULL);
@@ -631,7 +640,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             double t = now_seconds();
             if (t - window_start >= 10.0 || b + 1 == batches.n_batches) {
                 double elapsed = t - start, rate = done_tokens / elapsed;
-                double left = (total_tokens - done_tokens) / rate;
+                double left = total_tokens > done_tokens ? (total_tokens - done_tokens) / rate : 0;
                 char eta[32];
 
                 if (limit > 0 && limit - elapsed < left)
@@ -703,6 +712,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
 oom:
     snprintf(err, err_size, "out of memory during training");
 done:
+    corpus_free_tokens(drop_src, n_train);
+    corpus_free_tokens(drop_tgt, n_train);
     corpus_free_tokens(words_src, n_train);
     corpus_free_tokens(words_tgt, n_train);
     corpus_free_tokens(tr_src, n_train);

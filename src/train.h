@@ -81,4 +81,25 @@ int train_segment_all(const bpe *codes, tok_list *lists, size_t n);
  * least min_count times, at most max_size entries. NULL when out of memory. */
 vocab *train_build_vocab(const tok_list *lists, size_t n, size_t max_size, uint64_t min_count);
 
+/* Returns n new lists holding the subwords of words[0..n) under codes,
+ * each merge left out with probability dropout as bpe_segment_word_dropout
+ * does (0 applies every merge and draws nothing), drawing from *state;
+ * placeholders stay whole. The caller frees them with corpus_free_tokens.
+ * NULL when out of memory. */
+tok_list *train_segment_copy(const bpe *codes, const tok_list *words, size_t n, double dropout,
+                             uint64_t *state);
+
+/* The generator state BPE-dropout starts from for a training seed. With
+ * dropout, training splits the source words once and then the target
+ * words once from this state, adds those splits to the vocabulary counts
+ * (train_build_vocab_pair), and goes on drawing from it for every epoch. */
+uint64_t train_dropout_state(uint64_t seed);
+
+/* Builds a vocabulary as train_build_vocab does, counting the tokens of
+ * a[0..n) and b[0..n) together. With BPE-dropout, a and b are the two
+ * splits of the corpus, and a token needs min_count occurrences in both
+ * together. NULL when out of memory. */
+vocab *train_build_vocab_pair(const tok_list *a, const tok_list *b, size_t n, size_t max_size,
+                              uint64_t min_count);
+
 #endif

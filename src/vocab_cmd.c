@@ -77,7 +77,8 @@ static int learn(int argc, char **argv)
     int rc = 1;
     enum {
         O_SRC = 256, O_TGT, O_SLANG, O_TLANG, O_MERGES, O_SEP, O_CODES, O_CODES_TGT, O_SVOC,
-        O_TVOC, O_SVSIZE, O_TVSIZE, O_MINC, O_MAXLEN, O_RATIO, O_FORMAT, O_PH, O_MOSES
+        O_TVOC, O_SVSIZE, O_TVSIZE, O_MINC, O_MAXLEN, O_RATIO, O_FORMAT, O_PH, O_MOSES,
+        O_DROP, O_SEED
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -98,9 +99,12 @@ static int learn(int argc, char **argv)
         {"format", required_argument, 0, O_FORMAT},
         {"placeholders", no_argument, 0, O_PH},
         {"moses-escaped", no_argument, 0, O_MOSES},
+        {"bpe-dropout", required_argument, 0, O_DROP},
+        {"seed", required_argument, 0, O_SEED},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
+    tok_list *drop_src = NULL, *drop_tgt = NULL;
     int c;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -136,6 +140,8 @@ static int learn(int argc, char **argv)
         }
         case O_PH: o.placeholders = 1; break;
         case O_MOSES: o.moses_escaped = 1; break;
+        case O_DROP: o.bpe_dropout = cli_parse_double("--bpe-dropout", optarg, 0, 0.9); break;
+        case O_SEED: o.seed = (uint64_t)cli_parse_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
         case 'h':
             printf("usage: seqmt vocab learn --train-src FILE --train-tgt FILE [--merges N "
                    "--codes FILE] [--src-vocab FILE --tgt-vocab FILE] [options]\n"
@@ -154,8 +160,10 @@ static int learn(int argc, char **argv)
                    "  --placeholders        count numbers, URLs, e-mail addresses and emoji as\n"
                    "                        placeholders, as 'seqmt train --placeholders' does\n"
                    "  --src-lang, --tgt-lang, --max-length, --max-ratio, --format,\n"
-                   "  --moses-escaped\n"
-                   "                        as for 'seqmt train'\n");
+                   "  --moses-escaped, --bpe-dropout P, --seed N\n"
+                   "                        as for 'seqmt train' (with --bpe-dropout, the\n"
+                   "                        vocabularies also count one split with merges\n"
+                   "                        left out, drawn from the seed)\n");
             return 0;
         default:
             fprintf(stderr, "see 'seqmt vocab learn --help'\n");
@@ -176,6 +184,12 @@ static int learn(int argc, char **argv)
     if (!codes_out != !o.bpe_merges) {
         fprintf(stderr, "seqmt vocab learn: give --merges and --codes together: --merges is "
                         "the number of merges to learn, --codes the file to write them to\n");
+        return 2;
+    }
+    if (o.bpe_dropout > 0 && !o.bpe_merges) {
+        fprintf(stderr, "seqmt vocab learn: --bpe-dropout %g leaves merges out of the split, "
+                        "and there are none: add --merges N and --codes FILE\n",
+                o.bpe_dropout);
         return 2;
     }
     if (!codes_tgt_out != !o.bpe_separate) {
@@ -220,13 +234,23 @@ static int learn(int argc, char **argv)
         }
         fprintf(stderr, "codes: %zu merges written to %s%s%s\n", bpe_n_merges(sc), codes_out,
                 tc ? ", target codes to " : "", tc ? codes_tgt_out : "");
-        if (train_segment_all(sc, src, n) || train_segment_all(tc ? tc : sc, tgt, n)) {
+        if (o.bpe_dropout > 0) {
+            /* The splits training adds to its vocabulary counts. */
+            uint64_t state = train_dropout_state(o.seed);
+
+            drop_src = train_segment_copy(sc, src, n, o.bpe_dropout, &state);
+            drop_tgt = drop_src ? train_segment_copy(tc ? tc : sc, tgt, n, o.bpe_dropout, &state)
+                                : NULL;
+        }
+        if ((o.bpe_dropout > 0 && !drop_tgt) || train_segment_all(sc, src, n) ||
+            train_segment_all(tc ? tc : sc, tgt, n)) {
             fail("learn", "out of memory splitting the corpus into subwords");
             goto done;
         }
     }
     if (src_vocab_out) {
-        if (!(sv = train_build_vocab(src, n, o.src_vocab_size, o.min_count))) {
+        if (!(sv = drop_src ? train_build_vocab_pair(src, drop_src, n, o.src_vocab_size, o.min_count)
+                            : train_build_vocab(src, n, o.src_vocab_size, o.min_count))) {
             fail("learn", "out of memory building the source vocabulary");
             goto done;
         }
@@ -238,7 +262,8 @@ static int learn(int argc, char **argv)
                 src_vocab_out);
     }
     if (tgt_vocab_out) {
-        if (!(tv = train_build_vocab(tgt, n, o.tgt_vocab_size, o.min_count))) {
+        if (!(tv = drop_tgt ? train_build_vocab_pair(tgt, drop_tgt, n, o.tgt_vocab_size, o.min_count)
+                            : train_build_vocab(tgt, n, o.tgt_vocab_size, o.min_count))) {
             fail("learn", "out of memory building the target vocabulary");
             goto done;
         }
@@ -251,6 +276,8 @@ static int learn(int argc, char **argv)
     }
     rc = 0;
 done:
+    corpus_free_tokens(drop_src, n);
+    corpus_free_tokens(drop_tgt, n);
     corpus_free_tokens(src, n);
     corpus_free_tokens(tgt, n);
     bpe_free(sc);
@@ -431,13 +458,21 @@ int vocab_main(int argc, char **argv)
         vocab_usage(stderr);
         return 2;
     }
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } actions[] = {{"learn", learn}, {"apply", apply}, {"export", export_model}};
+    char program[40];
+
     optind = 1;
-    if (strcmp(argv[1], "learn") == 0)
-        return learn(argc - 1, argv + 1);
-    if (strcmp(argv[1], "apply") == 0)
-        return apply(argc - 1, argv + 1);
-    if (strcmp(argv[1], "export") == 0)
-        return export_model(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++) {
+        if (strcmp(argv[1], actions[i].name) == 0) {
+            /* getopt names argv[0] in its messages: "seqmt vocab learn: ...". */
+            snprintf(program, sizeof program, "seqmt vocab %s", actions[i].name);
+            argv[1] = program;
+            return actions[i].run(argc - 1, argv + 1);
+        }
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         vocab_usage(stdout);
         return 0;

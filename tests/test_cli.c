@@ -341,6 +341,18 @@ static void test_train_bpe_dropout(void)
                          bin),
                     0);
     free(out);
+    /* `vocab learn` with the same dropout and seed writes the vocabularies
+     * training built, which differ from those without dropout. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s vocab learn --train-src train.en --train-tgt train.de "
+                         "--merges 300 --bpe-dropout 0.1 --seed 3 --codes d.codes --src-vocab "
+                         "d.en --tgt-vocab d.de 2>&1 && %s vocab export --model drop1.seqmt "
+                         "--src-vocab m.en --tgt-vocab m.de && %s vocab export --model "
+                         "plain.seqmt --src-vocab p.en --tgt-vocab p.de && cmp d.en m.en && "
+                         "cmp d.de m.de && ! cmp -s d.de p.de 2>&1",
+                         dir, bin, bin, bin),
+                    0);
+    free(out);
     CU_ASSERT_EQUAL(runf(&out,
                          "cd %s && %s train --train-src train.en --train-tgt train.de "
                          "--valid-src val.en --valid-tgt val.de -o x.seqmt --bpe-dropout 0.1 2>&1",
