@@ -7,7 +7,8 @@
 # usage: bench/subword_vs_word.sh [OUTPUT_DIR] [MERGES]
 #   SEQMT_BUILD names the build folder (default build); EPOCHS (12) and
 #   TIME_LIMIT (minutes per model, 110) bound each training run; ATTENTION=1
-#   trains both models with --attention.
+#   trains both models with --attention; BPE_DROPOUT=P trains the subword
+#   model with --bpe-dropout P.
 set -eu
 out=${1:-bench-out}
 merges=${2:-15000}
@@ -16,6 +17,8 @@ epochs=${EPOCHS:-12}
 limit=${TIME_LIMIT:-110}
 attention=
 [ "${ATTENTION:-0}" = 1 ] && attention=--attention
+dropout=
+[ -n "${BPE_DROPOUT:-}" ] && dropout="--bpe-dropout $BPE_DROPOUT"
 bin=$build/seqmt
 mkdir -p "$out"
 
@@ -30,7 +33,7 @@ zcat data/multi30k/test_2016_flickr.de.gz > "$out/test.de"
 # shellcheck disable=SC2086 # $common is a list of flags
 "$bin" train $common --output "$out/word.seqmt" 2> "$out/word.log"
 # shellcheck disable=SC2086
-"$bin" train $common --bpe-merges "$merges" --placeholders --output "$out/bpe.seqmt" \
+"$bin" train $common --bpe-merges "$merges" --placeholders $dropout --output "$out/bpe.seqmt" \
     2> "$out/bpe.log"
 for kind in word bpe; do
     "$bin" translate --model "$out/$kind.seqmt" --input "$out/test.en" --output "$out/$kind.de"

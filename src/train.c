@@ -130,8 +130,11 @@ tok_list *train_segment_copy(const bpe *codes, const tok_list *words, size_t n, 
         for (size_t j = 0; j < words[i].count; j++) {
             const char *w = words[i].items[j];
 
-            if (placeholder_is(w) ? tok_list_push(&out[i], w) != 0
-                                  : bpe_segment_word_dropout(codes, w, dropout, state, &out[i]) != 0) {
+            int rc = placeholder_is(w)
+                         ? tok_list_push(&out[i], w)
+                         : bpe_segment_word_dropout(codes, w, dropout, state, &out[i]);
+
+            if (rc != 0) {
                 corpus_free_tokens(out, n);
                 return NULL;
             }
@@ -578,8 +581,6 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     double lr = opt->learning_rate, best_ppl = INFINITY, start = now_seconds();
     double limit = opt->time_limit_minutes * 60.0;
     size_t done_tokens = 0, total_tokens = train_tokens * opt->epochs;
-    /* BPE-dropout changes the token count every epoch; the estimate of the
-     * time left takes the latest epoch's count for the epochs to come. */
     int stop = 0;
 
     for (int epoch = 1; epoch <= opt->epochs && !stop; epoch++) {
@@ -587,17 +588,22 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         size_t window_tokens = 0;
 
         if (words_src) {
-            tok_list *s = train_segment_copy(m->src_bpe, words_src, n_train, opt->bpe_dropout, &seg_state);
-            tok_list *t = s ? train_segment_copy(m->tgt_bpe, words_tgt, n_train, opt->bpe_dropout,
-                                           &seg_state)
+            /* BPE-dropout: split the words anew for this epoch. */
+            double p = opt->bpe_dropout;
+            tok_list *s = train_segment_copy(m->src_bpe, words_src, n_train, p, &seg_state);
+            tok_list *t = s ? train_segment_copy(m->tgt_bpe, words_tgt, n_train, p, &seg_state)
                             : NULL;
+            int failed;
 
             corpus_free(&train);
-            int failed = !t || corpus_from_tokens(s, t, n_train, m->src_vocab, m->tgt_vocab, &train);
+            failed = !t || corpus_from_tokens(s, t, n_train, m->src_vocab, m->tgt_vocab, &train);
             corpus_free_tokens(s, n_train);
             corpus_free_tokens(t, n_train);
             if (failed)
                 goto oom;
+
+            /* The split changes the token count, so the estimate of the
+             * time left takes this epoch's count for the epochs to come. */
             train_tokens = 0;
             for (size_t i = 0; i < train.n; i++)
                 train_tokens += (size_t)train.tgt_len[i] + 1;
