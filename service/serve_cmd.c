@@ -27,10 +27,17 @@
 #define STOP_POLL_MS 100 /* how often the main thread checks for SIGINT or SIGTERM */
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t loading = 1; /* models still loading */
 
+/* Sets the flag the main thread polls. A second signal while the models
+ * load ends the process at once, so a slow load can still be interrupted. */
 static void on_signal(int sig)
 {
-    (void)sig;
+    if (stop_requested && loading) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     stop_requested = 1;
 }
 
@@ -268,8 +275,8 @@ int serve_main(int argc, char **argv)
     cli_set_threads(blas_threads);
 
     /* OpenBLAS may start threads before main, so a signal can land on any
-     * thread. The handler only sets a flag, which is checked once the
-     * models are loaded and then polled by the loop below. */
+     * thread. The handler sets a flag, which is checked once the models are
+     * loaded and then polled by the loop below. */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 
@@ -323,6 +330,7 @@ int serve_main(int argc, char **argv)
     hc.authorize = access ? authorize_request : NULL;
     hc.authorize_ctx = access;
 
+    loading = 0;
     if (stop_requested) {
         fprintf(stderr, "seqmt serve: stopped while loading the models\n");
         goto done;

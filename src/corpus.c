@@ -310,16 +310,23 @@ int corpus_tokenize(const char *line, const char *lang, tok_list *out, size_t *n
     return rc;
 }
 
-int corpus_segment(const bpe *codes, const tok_list *words, tok_list *out)
+int corpus_segment_dropout(const bpe *codes, const tok_list *words, double dropout,
+                           uint64_t *state, tok_list *out)
 {
     for (size_t i = 0; i < words->count; i++) {
-        int rc = placeholder_is(words->items[i]) ? tok_list_push(out, words->items[i])
-                                                 : bpe_segment_word(codes, words->items[i], out);
+        const char *w = words->items[i];
+        int rc = placeholder_is(w) ? tok_list_push(out, w)
+                                   : bpe_segment_word_dropout(codes, w, dropout, state, out);
 
         if (rc)
             return -1;
     }
     return 0;
+}
+
+int corpus_segment(const bpe *codes, const tok_list *words, tok_list *out)
+{
+    return corpus_segment_dropout(codes, words, 0, NULL, out);
 }
 
 int32_t *corpus_ids(const vocab *v, const tok_list *list)

@@ -58,6 +58,11 @@ int corpus_tokenize(const char *line, const char *lang, tok_list *out, size_t *n
  * whole. Returns 0, or -1 when out of memory. */
 int corpus_segment(const bpe *codes, const tok_list *words, tok_list *out);
 
+/* Like corpus_segment, but leaves each merge out with probability dropout
+ * (bpe_segment_word_dropout), drawing from *state. */
+int corpus_segment_dropout(const bpe *codes, const tok_list *words, double dropout,
+                           uint64_t *state, tok_list *out);
+
 /* Token ids of a tokenized line; unknown tokens map to VOCAB_UNK. Returns
  * a malloc'd array of list->count ids (at least 1 byte), or NULL. */
 int32_t *corpus_ids(const vocab *v, const tok_list *list);

@@ -127,17 +127,9 @@ tok_list *train_segment_copy(const bpe *codes, const tok_list *words, size_t n, 
     if (!out)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < words[i].count; j++) {
-            const char *w = words[i].items[j];
-
-            int rc = placeholder_is(w)
-                         ? tok_list_push(&out[i], w)
-                         : bpe_segment_word_dropout(codes, w, dropout, state, &out[i]);
-
-            if (rc != 0) {
-                corpus_free_tokens(out, n);
-                return NULL;
-            }
+        if (corpus_segment_dropout(codes, &words[i], dropout, state, &out[i])) {
+            corpus_free_tokens(out, n);
+            return NULL;
         }
     }
     return out;
@@ -397,11 +389,15 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                                 "at least 1", (double)opt->max_ratio);
         return -1;
     }
-    if (opt->bpe_dropout < 0 || opt->bpe_dropout >= 1 ||
-        (opt->bpe_dropout > 0 && !opt->bpe_codes && opt->bpe_merges == 0)) {
+    if (!(opt->bpe_dropout >= 0 && opt->bpe_dropout < 1)) {
         snprintf(err, err_size,
-                 "invalid BPE-dropout %g: use a probability in [0, 1), and subwords "
-                 "(merges to learn or a codes file) for it to drop",
+                 "invalid BPE-dropout %g: expected a probability from 0 to below 1",
+                 opt->bpe_dropout);
+        return -1;
+    }
+    if (opt->bpe_dropout > 0 && !opt->bpe_codes && opt->bpe_merges == 0) {
+        snprintf(err, err_size,
+                 "BPE-dropout %g needs subwords: give merges to learn or a codes file",
                  opt->bpe_dropout);
         return -1;
     }
@@ -480,7 +476,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         int failed;
 
         if (opt->bpe_dropout > 0) {
-            /* Keep the words: every epoch splits them anew. */
+            /* Keep the words: every epoch splits them anew. The dropout
+             * splits for the vocabularies are drawn even when vocabulary
+             * files are given, so that the epochs draw what they would
+             * after `vocab learn --bpe-dropout` with the same seed. */
             words_src = tr_src;
             words_tgt = tr_tgt;
             tr_src = train_segment_copy(src_codes, words_src, n_train, 0, NULL);
@@ -609,8 +608,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                 train_tokens += (size_t)train.tgt_len[i] + 1;
             total_tokens = done_tokens + train_tokens * (size_t)(opt->epochs - epoch + 1);
             if (epoch == 1) {
-                log_unknown_share(log, log_ctx, "source (with BPE-dropout)", &train, 0, NULL);
-                log_unknown_share(log, log_ctx, "target (with BPE-dropout)", &train, 1, NULL);
+                log_unknown_share(log, log_ctx, "source (epoch 1's BPE-dropout split)", &train,
+                                  0, NULL);
+                log_unknown_share(log, log_ctx, "target (epoch 1's BPE-dropout split)", &train,
+                                  1, NULL);
             }
         }
         if (corpus_make_batches(&train, opt->batch_size, &rng, &batches))

@@ -89,10 +89,13 @@ vocab *train_build_vocab(const tok_list *lists, size_t n, size_t max_size, uint6
 tok_list *train_segment_copy(const bpe *codes, const tok_list *words, size_t n, double dropout,
                              uint64_t *state);
 
-/* The generator state BPE-dropout starts from for a training seed. With
- * dropout, training splits the source words once and then the target
- * words once from this state, adds those splits to the vocabulary counts
- * (train_build_vocab_pair), and goes on drawing from it for every epoch. */
+/* Returns the generator state BPE-dropout starts from for a training seed.
+ * It differs from the seed because rng_seed derives the training generator
+ * from the seed with the same splitmix64 steps, and equal states would
+ * repeat those draws. With dropout, training splits the source words once
+ * and then the target words once from this state, adds those splits to the
+ * vocabulary counts (train_build_vocab_pair), and goes on drawing from it
+ * for every epoch. */
 uint64_t train_dropout_state(uint64_t seed);
 
 /* Builds a vocabulary as train_build_vocab does, counting the tokens of

@@ -2,7 +2,8 @@
 #ifndef SEQMT_VOCAB_CMD_H
 #define SEQMT_VOCAB_CMD_H
 
-/* Runs `seqmt vocab` with argv[0] == "vocab". Returns the exit status. */
+/* Runs `seqmt vocab`; argv[0] is the program name for messages ("seqmt vocab") and
+ * argv[1] the action. Returns the exit status. */
 int vocab_main(int argc, char **argv);
 
 #endif

@@ -903,6 +903,31 @@ static void test_dropout_segmentation(void)
     bpe_free(codes);
 }
 
+/* Dropout decides per occurrence: in "ababa" one "a b" can merge while the
+ * other stays apart, in either order. */
+static void test_dropout_per_occurrence(void)
+{
+    char err[ERR_SIZE];
+    bpe *codes = codes_from_string("#version: 0.2\na b\n", err);
+    uint64_t state = 11;
+    int left = 0, right = 0, both = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(codes);
+    for (int i = 0; i < 500; i++) {
+        char *s = dropout_to_string(codes, "ababa", 0.5, &state);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        left += strcmp(s, "ab@@ a@@ b@@ a") == 0;
+        right += strcmp(s, "a@@ b@@ ab@@ a") == 0;
+        both += strcmp(s, "ab@@ ab@@ a") == 0;
+        free(s);
+    }
+    CU_ASSERT_TRUE(left > 0);
+    CU_ASSERT_TRUE(right > 0);
+    CU_ASSERT_TRUE(both > 0);
+    bpe_free(codes);
+}
+
 static void test_cache_gives_same_segmentation(void)
 {
     const char *words[N_GENERATED];
@@ -1125,6 +1150,7 @@ int main(void)
     CU_add_test(s, "marker in words round trip", test_marker_in_words_round_trip);
     CU_add_test(s, "cache gives same segmentation", test_cache_gives_same_segmentation);
     CU_add_test(s, "dropout segmentation", test_dropout_segmentation);
+    CU_add_test(s, "dropout per occurrence", test_dropout_per_occurrence);
     CU_add_test(s, "segment from threads", test_segment_from_threads);
 
     s = CU_add_suite("bpe on Multi30k", NULL, NULL);

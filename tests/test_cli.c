@@ -321,14 +321,15 @@ static void test_train_bpe_dropout(void)
 {
     char *out = NULL;
     const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
-                         "--valid-tgt val.de --bpe-merges 300 --layers 1 --embed-size 8 "
-                         "--hidden-size 8 --epochs 2 --threads 1 --seed 3";
+                         "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
+                         "--epochs 2 --threads 1 --seed 3 --placeholders";
 
     NEED_MODEL();
     CU_ASSERT_EQUAL_FATAL(runf(&out,
-                               "cd %s && %s train %s --bpe-dropout 0.1 -o drop1.seqmt 2>&1 && "
-                               "%s train %s --bpe-dropout 0.1 -o drop2.seqmt 2>/dev/null && "
-                               "%s train %s -o plain.seqmt 2>/dev/null",
+                               "cd %s && %s train %s --bpe-merges 300 --bpe-dropout 0.1 "
+                               "-o drop1.seqmt 2>&1 && %s train %s --bpe-merges 300 "
+                               "--bpe-dropout 0.1 -o drop2.seqmt 2>/dev/null && %s train %s "
+                               "--bpe-merges 300 -o plain.seqmt 2>/dev/null",
                                dir, bin, common, bin, common, bin, common),
                           0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "BPE-dropout 0.1: training pairs are split anew"));
@@ -342,15 +343,23 @@ static void test_train_bpe_dropout(void)
                     0);
     free(out);
     /* `vocab learn` with the same dropout and seed writes the vocabularies
-     * training built, which differ from those without dropout. */
+     * training built, which differ from those without dropout, and training
+     * on its files gives the same model. */
     CU_ASSERT_EQUAL(runf(&out,
                          "cd %s && %s vocab learn --train-src train.en --train-tgt train.de "
-                         "--merges 300 --bpe-dropout 0.1 --seed 3 --codes d.codes --src-vocab "
-                         "d.en --tgt-vocab d.de 2>&1 && %s vocab export --model drop1.seqmt "
-                         "--src-vocab m.en --tgt-vocab m.de && %s vocab export --model "
-                         "plain.seqmt --src-vocab p.en --tgt-vocab p.de && cmp d.en m.en && "
-                         "cmp d.de m.de && ! cmp -s d.de p.de 2>&1",
+                         "--merges 300 --bpe-dropout 0.1 --seed 3 --placeholders --codes "
+                         "d.codes --src-vocab d.en --tgt-vocab d.de 2>&1 && %s vocab export "
+                         "--model drop1.seqmt --src-vocab m.en --tgt-vocab m.de && %s vocab "
+                         "export --model plain.seqmt --src-vocab p.en --tgt-vocab p.de && "
+                         "cmp d.en m.en && cmp d.de m.de && ! cmp -s d.de p.de 2>&1",
                          dir, bin, bin, bin),
+                    0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train %s --bpe-codes d.codes --src-vocab d.en --tgt-vocab "
+                         "d.de --bpe-dropout 0.1 -o outer-drop.seqmt 2>&1 && "
+                         "cmp outer-drop.seqmt drop1.seqmt 2>&1",
+                         dir, bin, common),
                     0);
     free(out);
     CU_ASSERT_EQUAL(runf(&out,
@@ -359,6 +368,20 @@ static void test_train_bpe_dropout(void)
                          dir, bin),
                     2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "add --bpe-merges N or --bpe-codes FILE"));
+    free(out);
+}
+
+/* Option errors name the command, as getopt prints them. */
+static void test_option_errors_name_command(void)
+{
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL(runf(&out, "%s train --bogus 2>&1", bin), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "seqmt train: unrecognized option '--bogus'"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out, "%s vocab learn --bogus 2>&1", bin), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "seqmt vocab learn: unrecognized option '--bogus'"));
     free(out);
 }
 
@@ -567,6 +590,7 @@ int main(void)
     CU_add_test(s, "vocab learn matches train", test_vocab_learn_matches_train);
     CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
     CU_add_test(s, "train with BPE-dropout", test_train_bpe_dropout);
+    CU_add_test(s, "option errors name command", test_option_errors_name_command);
     CU_add_test(s, "translate rejects other vocab", test_translate_rejects_other_vocab);
     CU_add_test(s, "outputs never destroy data", test_outputs_never_destroy_data);
     CU_add_test(s, "bleu command output", test_bleu_command_output);

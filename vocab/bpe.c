@@ -544,7 +544,7 @@ static double next_uniform(uint64_t *state)
  * pair with probability dropout, drawing from *state; the merge of lowest
  * rank among the pairs kept applies to its kept occurrences only, and
  * segmentation ends at the first step that keeps no pair with a merge.
- * keep has room for n flags. */
+ * keep has room for n flags, and may be NULL when dropout is 0. */
 static size_t apply_merges(const bpe *codes, const char *buf, span *syms, size_t n,
                            double dropout, uint64_t *state, bool *keep)
 {
@@ -554,9 +554,11 @@ static size_t apply_merges(const bpe *codes, const char *buf, span *syms, size_t
         size_t new_n = 0;
 
         for (size_t i = 0; i + 1 < n; i++) {
-            keep[i] = dropout <= 0 || next_uniform(state) >= dropout;
-            if (!keep[i])
-                continue;
+            if (dropout > 0) {
+                keep[i] = next_uniform(state) >= dropout;
+                if (!keep[i])
+                    continue;
+            }
             uint32_t rank = *rank_slot(codes, buf + syms[i].start, syms[i].end - syms[i].start,
                                        buf + syms[i + 1].start, syms[i + 1].end - syms[i + 1].start);
 
@@ -570,7 +572,9 @@ static size_t apply_merges(const bpe *codes, const char *buf, span *syms, size_t
          * "x x" merges once, giving "xx x". */
         m = &codes->merges[best];
         for (size_t i = 0; i < n;) {
-            if (i + 1 < n && keep[i] && span_equals(buf, syms[i], m->first, m->first_len) &&
+            bool kept = dropout <= 0 || (i + 1 < n && keep[i]);
+
+            if (i + 1 < n && kept && span_equals(buf, syms[i], m->first, m->first_len) &&
                 span_equals(buf, syms[i + 1], m->second, m->second_len)) {
                 syms[new_n].start = syms[i].start;
                 syms[new_n].end = syms[i + 1].end;
@@ -607,11 +611,11 @@ static int segment_uncached(const bpe *codes, const char *word, size_t len, doub
     size_t buf_len = len + EOW_LEN, n = 0;
     char *buf = malloc(buf_len + 1 + len + MARKER_LEN + 1);
     span *syms = malloc((len + 1) * sizeof *syms);
-    bool *keep = malloc(len + 1);
+    bool *keep = dropout > 0 ? malloc((len + 1) * sizeof *keep) : NULL;
     char *scratch;
     int rc = -1;
 
-    if (!buf || !syms || !keep)
+    if (!buf || !syms || (dropout > 0 && !keep))
         goto cleanup;
     scratch = buf + buf_len + 1;
     memcpy(buf, word, len);
