@@ -58,8 +58,9 @@
  * Stopping: http_server_stop closes the listening port to new connections,
  * replies to the requests in progress within a grace period, then stops
  * what is left (see http.h). The daemon owns the listening socket so that
- * it can close it while libmicrohttpd runs: libmicrohttpd 0.9.75's own way,
- * MHD_quiesce_daemon, races with its epoll loop and can abort the process.
+ * it can close it while libmicrohttpd runs, because libmicrohttpd 0.9.75's
+ * own way, MHD_quiesce_daemon, races with its epoll loop and can abort the
+ * process.
  *
  * Limits: libmicrohttpd 0.9.x cannot reply while a body is still arriving,
  * so a chunked body over the limit is read and discarded to its end before
@@ -121,7 +122,7 @@
 #define DEFAULT_MAX_LENGTH 256
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_GRACE_SECONDS 30
-#define DEFAULT_MAX_CONNECTIONS 1020 /* libmicrohttpd 0.9.75's default: FD_SETSIZE - 4 */
+#define DEFAULT_MAX_CONNECTIONS 1020 /* libmicrohttpd 0.9.75's default, FD_SETSIZE - 4 (measured) */
 #define MAX_BATCH_JOBS 256      /* jobs one translate thread takes at once */
 #define IDLE_TIMEOUT_SECONDS 30 /* an idle connection is closed after this */
 #define FLUSH_TIMEOUT_MS 1000   /* after the grace period, time to send the last replies */
@@ -141,13 +142,14 @@ struct http_server {
     char *pair_list;      /* "en-de, de-en" for error messages */
     unsigned short port;
     int listen_fd;                /* listening socket, or -1 once stop_listening closed it */
-    int wake_pipe[2];             /* the accept thread polls [0]; a byte on [1] wakes it */
+    int wake_pipe[2];             /* read end, polled by the accept thread, and write end */
     pthread_t acceptor;           /* accept thread: accepts and hands connections over */
     int acceptor_started;
     atomic_int stop_accepting;    /* set by stop_listening to end the accept thread */
     unsigned connection_limit;    /* max_connections, or DEFAULT_MAX_CONNECTIONS */
     atomic_uint open_connections; /* handed to libmicrohttpd and not closed yet */
-    unsigned long accept_failures; /* failed accept4 calls in a row (accept thread only) */
+    unsigned long accept_failures; /* failed accept4 or poll calls in a row; used by the
+                                      accept thread alone */
     atomic_int started;           /* 0 while MHD_start_daemon runs */
     char start_error[ERROR_SIZE]; /* last libmicrohttpd message before start */
     char id_prefix[9];            /* makes request ids unique across restarts */
@@ -1759,8 +1761,8 @@ fail:
 }
 
 /* Writes a byte to the wake pipe, so that the accept thread checks the
- * connection count and the stop flag again. The pipe is non-blocking: when
- * it is full, a wake-up is pending anyway, so a failed write is ignored. */
+ * connection count and the stop flag again. The pipe is non-blocking, and
+ * a full pipe already holds a wake-up, so a failed write is ignored. */
 static void wake_acceptor(http_server *srv)
 {
     const char byte = 0;
@@ -1775,9 +1777,11 @@ static void wake_acceptor(http_server *srv)
 static void drain_wake_pipe(http_server *srv)
 {
     char bytes[64];
+    ssize_t got;
 
-    while (read(srv->wake_pipe[0], bytes, sizeof(bytes)) > 0 || errno == EINTR)
-        ;
+    do
+        got = read(srv->wake_pipe[0], bytes, sizeof(bytes));
+    while (got > 0 || (got < 0 && errno == EINTR));
 }
 
 /* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback, run on its HTTP
@@ -1832,9 +1836,9 @@ static int is_transient_accept_error(int error)
     }
 }
 
-/* Logs the first of a run of failed accept4 or poll calls; the accept
- * thread then retries every ACCEPT_RETRY_MS, and accept_connection reports
- * the end of the run. EMFILE, ENFILE, ENOBUFS and ENOMEM land here. */
+/* Logs the first failure in a run of failed accept4 or poll calls, such as
+ * EMFILE, ENFILE, ENOBUFS or ENOMEM. The accept thread retries every
+ * ACCEPT_RETRY_MS, and accept_connection logs the end of the run. */
 static void report_accept_failure(http_server *srv, const char *call, int error)
 {
     if (srv->accept_failures++ == 0)
@@ -1868,8 +1872,12 @@ static int accept_connection(http_server *srv)
         srv->accept_failures = 0;
     }
 
-    /* Count the connection before the hand-over: notify_connection may
-     * subtract it on an HTTP thread before MHD_add_connection returns. */
+    /* Count the connection before the hand-over, because notify_connection
+     * may subtract it on an HTTP thread before MHD_add_connection returns.
+     * NOTE: a connection that libmicrohttpd drops after MHD_add_connection
+     * returned MHD_YES, which happens when its HTTP thread cannot allocate
+     * the connection's memory pool, gets no close notification and stays
+     * counted. */
     atomic_fetch_add(&srv->open_connections, 1);
     if (MHD_add_connection(srv->daemon, fd, (const struct sockaddr *)&peer, peer_len) != MHD_YES) {
         error = errno;
@@ -1884,16 +1892,15 @@ static int accept_connection(http_server *srv)
     return 0;
 }
 
-/* The accept thread. While fewer than connection_limit connections are
- * open, it waits on the listening socket and the wake pipe, and accepts.
- * At the limit it waits on the wake pipe alone, so new connections wait in
- * the kernel's listen backlog until notify_connection reports a closed one.
- * Counting here, and not leaving the limit to libmicrohttpd alone, matters
- * because libmicrohttpd 0.9.75 counts a connection from MHD_add_connection
- * only when its HTTP thread takes it up. One over the limit by then is
- * closed ("Failed to start serving new connection"), and in trials
- * MHD_stop_daemon hung afterwards. The thread ends when stop_listening
- * sets stop_accepting and wakes it. */
+/* Runs the accept loop. While fewer than connection_limit connections are
+ * open, it polls the listening socket and the wake pipe, and accepts. At
+ * the limit it polls the wake pipe alone, so new connections wait in the
+ * kernel's listen backlog until notify_connection reports a close. The
+ * limit is counted here because libmicrohttpd 0.9.75 counts a connection
+ * from MHD_add_connection only when an HTTP thread takes it up, and closes
+ * it if that thread is full by then ("Failed to start serving new
+ * connection"). In trials MHD_stop_daemon then hung. The loop ends when
+ * stop_listening sets stop_accepting and wakes it. */
 static void *accept_thread(void *arg)
 {
     http_server *srv = arg;
@@ -2105,9 +2112,9 @@ static int open_sockets(http_server *srv, const struct sockaddr *addr, socklen_t
     return 0;
 }
 
-/* Starts libmicrohttpd without a listening socket of its own: the accept
- * thread hands it every connection. Returns 0, or -1 with a message in
- * err. */
+/* Starts libmicrohttpd without a listening socket of its own, because the
+ * accept thread hands it every connection. Returns 0, or -1 with a message
+ * in err. */
 static int start_daemon(http_server *srv, char *err, size_t err_size)
 {
     /* MHD_USE_ITC wakes an HTTP thread for a connection from
@@ -2120,12 +2127,12 @@ static int start_daemon(http_server *srv, char *err, size_t err_size)
     size_t option_count = 0;
     unsigned long long daemon_limit;
 
-    /* libmicrohttpd splits its connection limit evenly among the HTTP
-     * threads, and MHD_add_connection passes a connection to a thread
-     * below its share. The accept thread keeps the total at
+    /* libmicrohttpd gives each HTTP thread an even share of its connection
+     * limit, and MHD_add_connection hands a connection to a thread below
+     * its share (daemon.c). The accept thread keeps the total at most
      * connection_limit, so a share of connection_limit + 1 per thread
-     * always has room, even for a thread that has not yet subtracted a
-     * connection whose close notify_connection already reported. */
+     * always has room. The extra one covers a thread that has reported a
+     * close to notify_connection but not yet subtracted it. */
     daemon_limit = (srv->connection_limit + 1ULL) * srv->config.threads;
     if (daemon_limit > UINT_MAX)
         daemon_limit = UINT_MAX;
