@@ -1808,10 +1808,10 @@ static void pause_acceptor(http_server *srv, int timeout_ms)
     poll(&wake, 1, timeout_ms);
 }
 
-/* Returns nonzero for an errno of accept4 that concerns only the connection
- * being accepted: it was aborted or reset, none is left (EAGAIN), a signal
- * came, or a network error that Linux reports through accept (see
- * accept(2)). The next connection may be accepted at once. */
+/* Returns nonzero for an errno of accept4 after which the next connection
+ * may be accepted at once: none is waiting (EAGAIN), a signal came, or the
+ * connection was aborted, reset or hit a network error that Linux reports
+ * through accept (see accept(2)). */
 static int is_transient_accept_error(int error)
 {
     switch (error) {
@@ -1839,12 +1839,12 @@ static int is_transient_accept_error(int error)
 /* Logs the first failure in a run of failed accept4 or poll calls, such as
  * EMFILE, ENFILE, ENOBUFS or ENOMEM. The accept thread retries every
  * ACCEPT_RETRY_MS, and accept_connection logs the end of the run. */
-static void report_accept_failure(http_server *srv, const char *call, int error)
+static void report_accept_failure(http_server *srv, const char *call, const char *cause)
 {
     if (srv->accept_failures++ == 0)
         fprintf(stderr, "http: %s failed: %s; new connections wait in the listen backlog, "
                         "retrying every %d ms\n",
-                call, strerror(error), ACCEPT_RETRY_MS);
+                call, cause, ACCEPT_RETRY_MS);
 }
 
 /* Accepts one connection and hands it to libmicrohttpd, which picks an HTTP
@@ -1863,7 +1863,7 @@ static int accept_connection(http_server *srv)
         error = errno;
         if (is_transient_accept_error(error))
             return 0;
-        report_accept_failure(srv, "accept4", error);
+        report_accept_failure(srv, "accept4", strerror(error));
         return -1;
     }
     if (srv->accept_failures > 0) {
@@ -1921,13 +1921,27 @@ static void *accept_thread(void *arg)
 
         if (poll(fds, 2, -1) < 0) {
             if (errno != EINTR) {
-                report_accept_failure(srv, "poll", errno);
+                report_accept_failure(srv, "poll", strerror(errno));
                 pause_acceptor(srv, ACCEPT_RETRY_MS);
             }
             continue;
         }
-        if (fds[1].revents != 0 && accept_connection(srv) != 0)
+        if (fds[1].revents & POLLIN) {
+            if (accept_connection(srv) != 0)
+                pause_acceptor(srv, ACCEPT_RETRY_MS);
+        } else if (fds[1].revents != 0) {
+            /* POLLERR, POLLHUP or POLLNVAL, none of which a listening
+             * socket is expected to report. The pause keeps an unexpected
+             * one from becoming a busy loop. */
+            const char *event = "POLLERR";
+
+            if (fds[1].revents & POLLHUP)
+                event = "POLLHUP";
+            if (fds[1].revents & POLLNVAL)
+                event = "POLLNVAL";
+            report_accept_failure(srv, "poll on the listening socket", event);
             pause_acceptor(srv, ACCEPT_RETRY_MS);
+        }
     }
     return NULL;
 }

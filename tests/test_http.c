@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -57,6 +59,8 @@
 #define IDLE_CPU_MAX_MS 100     /* the most CPU time the process may use meanwhile */
 #define STOP_RACE_ROUNDS 200    /* servers stopped while a client connects */
 #define STOP_RACE_MAX_MS 15000  /* the stop race ends after this even if rounds are left */
+#define FD_HEADROOM 8           /* descriptors above the ones in use that the fd limit test fills */
+#define FD_FILLERS_MAX 256      /* the most descriptors it opens to reach the limit */
 
 /* ---- translate test double ---- */
 
@@ -3099,6 +3103,76 @@ static void test_stop_while_connecting(void)
     free(log);
 }
 
+/* Returns how many times needle occurs in text. */
+static int count_occurrences(const char *text, const char *needle)
+{
+    int count = 0;
+
+    for (const char *at = strstr(text, needle); at; at = strstr(at + 1, needle))
+        count++;
+    return count;
+}
+
+/* When the process runs out of file descriptors, the accept thread logs
+ * the failure of accept4 once and retries every 100 ms without spinning.
+ * Once descriptors are free again, it accepts the waiting connection,
+ * which gets its reply, and logs that it accepts again. */
+static void test_accept_at_descriptor_limit(void)
+{
+    const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    http_config config = test_config();
+    int fillers[FD_FILLERS_MAX];
+    int filled = 0, source, client;
+    struct rlimit saved, lowered;
+    stderr_capture capture;
+    http_response r;
+    http_server *s;
+    char *log;
+
+    config.threads = 1;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    source = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CU_ASSERT_TRUE_FATAL(source >= 0);
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_start(&capture), 0);
+
+    /* Step 1: lower the limit a few descriptors above the ones in use, take
+     * every free one but the last, and let the client's socket take that. */
+    lowered = saved;
+    lowered.rlim_cur = (rlim_t)source + FD_HEADROOM;
+    CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+    while (filled < FD_FILLERS_MAX && (fillers[filled] = dup(source)) >= 0)
+        filled++;
+    CU_ASSERT_TRUE(filled < FD_FILLERS_MAX); /* dup failed with EMFILE */
+    if (filled > 0)
+        close(fillers[--filled]);
+    client = connect_to("127.0.0.1", http_server_port(s));
+    CU_ASSERT_TRUE(client >= 0);
+    CU_ASSERT_EQUAL(send_all(client, health, sizeof(health) - 1), 0);
+
+    /* Step 2: accept4 fails with EMFILE, and the server idles meanwhile. */
+    check_idle_cpu("out of file descriptors");
+
+    /* Step 3: with descriptors free again, the connection gets its reply. */
+    while (filled > 0)
+        close(fillers[--filled]);
+    CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    CU_ASSERT_EQUAL(read_one_response(client, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+    if (client >= 0)
+        close(client);
+    close(source);
+    http_server_stop(s);
+
+    log = stderr_capture_end(&capture);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_EQUAL(count_occurrences(log, "http: accept4 failed: Too many open files"), 1);
+    CU_ASSERT_EQUAL(count_occurrences(log, "http: accepting connections again after"), 1);
+    free(log);
+}
+
 /* Every path and method of the embedded OpenAPI document replies with one
  * of its documented statuses. */
 static void test_openapi_paths_answer(void)
@@ -3583,6 +3657,7 @@ int main(void)
     CU_add_test(suite, "max connections", test_max_connections);
     CU_add_test(suite, "stop at the connection limit", test_stop_at_connection_limit);
     CU_add_test(suite, "stop while clients connect", test_stop_while_connecting);
+    CU_add_test(suite, "accept at the descriptor limit", test_accept_at_descriptor_limit);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
     CU_add_test(suite, "OpenAPI documents access", test_openapi_documents_access);
     CU_add_test(suite, "OpenAPI matches v1 reply", test_openapi_matches_v1_reply);
