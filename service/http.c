@@ -1809,9 +1809,9 @@ static void pause_acceptor(http_server *srv, int timeout_ms)
 }
 
 /* Returns nonzero for an errno of accept4 after which the next connection
- * may be accepted at once: none is waiting (EAGAIN), a signal came, or the
- * connection was aborted, reset or hit a network error that Linux reports
- * through accept (see accept(2)). */
+ * may be accepted at once. These mean that none is waiting (EAGAIN), that
+ * a signal came, or that the connection was aborted, was reset or hit a
+ * network error that Linux reports through accept (see accept(2)). */
 static int is_transient_accept_error(int error)
 {
     switch (error) {

@@ -56,11 +56,11 @@
 #define RACE_CLIENTS 24         /* concurrent requests per round of the expiry race */
 #define RACE_ROUNDS 3
 #define IDLE_WATCH_MS 500       /* how long a test watches the CPU time of a waiting server */
-#define IDLE_CPU_MAX_MS 100     /* the most CPU time the process may use meanwhile */
+#define IDLE_CPU_MAX_MS 100     /* maximum CPU time the process may use meanwhile */
 #define STOP_RACE_ROUNDS 200    /* servers stopped while a client connects */
 #define STOP_RACE_MAX_MS 15000  /* the stop race ends after this even if rounds are left */
 #define FD_HEADROOM 8           /* descriptors above the ones in use that the fd limit test fills */
-#define FD_FILLERS_MAX 256      /* the most descriptors it opens to reach the limit */
+#define FD_FILLERS_MAX 256      /* maximum descriptors it opens to reach the limit */
 
 /* ---- translate test double ---- */
 
@@ -2880,7 +2880,7 @@ static void test_cors_headers(void)
     http_server_stop(s);
 }
 
-/* At the connection limit, the daemon stops accepting: a new connection
+/* At the connection limit, the daemon stops accepting. A new connection
  * completes its handshake in the kernel's listen backlog and gets no reply
  * until an open connection closes, and then gets it. */
 static void test_max_connections(void)
@@ -3015,8 +3015,8 @@ static void test_stop_at_connection_limit(void)
     }
 }
 
-/* A client of test_stop_while_connecting: it opens two connections, sends
- * GET /health on the first and reads until the reply, a reset or the
+/* A client of test_stop_while_connecting, which opens two connections,
+ * sends GET /health on the first and reads until the reply, a reset or the
  * close. The second one waits in the listen backlog when the first one
  * fills the limit of one connection. */
 typedef struct {
