@@ -1,10 +1,13 @@
 /* HTTP translation daemon: libmicrohttpd for the protocol, cJSON for bodies.
  *
- * Threading: libmicrohttpd's internal thread pool of config->threads HTTP
- * threads reads requests and writes replies, and never translates. A
- * complete, valid translation request is split into sentences
- * (translate_job.h) and becomes a job on a bounded FIFO (job_queue.h),
- * weighted by its sentence count, and its connection is suspended.
+ * Threading: the daemon owns the listening socket and one accept thread,
+ * which hands each new connection to libmicrohttpd (MHD_add_connection)
+ * while fewer than max_connections are open. libmicrohttpd's internal
+ * thread pool of config->threads HTTP threads reads requests and writes
+ * replies, and never translates. A complete, valid translation request is
+ * split into sentences (translate_job.h) and becomes a job on a bounded
+ * FIFO (job_queue.h), weighted by its sentence count, and its connection
+ * is suspended.
  * config->translate_threads translate threads take jobs off the queue, run
  * the translate callback, store the reply in each job and resume its
  * connection. The HTTP thread that owns the connection then queues the
@@ -54,7 +57,10 @@
  *
  * Stopping: http_server_stop closes the listening port to new connections,
  * replies to the requests in progress within a grace period, then stops
- * what is left (see http.h).
+ * what is left (see http.h). The daemon owns the listening socket so that
+ * it can close it while libmicrohttpd runs, because libmicrohttpd 0.9.75's
+ * own way, MHD_quiesce_daemon, races with its epoll loop and can abort the
+ * process.
  *
  * Limits: libmicrohttpd 0.9.x cannot reply while a body is still arriving,
  * so a chunked body over the limit is read and discarded to its end before
@@ -86,6 +92,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -115,9 +122,11 @@
 #define DEFAULT_MAX_LENGTH 256
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_GRACE_SECONDS 30
+#define DEFAULT_MAX_CONNECTIONS 1020 /* libmicrohttpd 0.9.75's default, FD_SETSIZE - 4 (measured) */
 #define MAX_BATCH_JOBS 256      /* jobs one translate thread takes at once */
 #define IDLE_TIMEOUT_SECONDS 30 /* an idle connection is closed after this */
 #define FLUSH_TIMEOUT_MS 1000   /* after the grace period, time to send the last replies */
+#define ACCEPT_RETRY_MS 100     /* pause of the accept thread after a failed accept4 */
 #define RETRY_AFTER_SECONDS "1" /* Retry-After of a 503 */
 #define CORS_MAX_AGE_SECONDS "86400"
 #define DISCONNECT_SUMMARY_MS 60000 /* minimum time between two summaries of client disconnects */
@@ -132,8 +141,15 @@ struct http_server {
     char *languages_json; /* the reply of GET /languages */
     char *pair_list;      /* "en-de, de-en" for error messages */
     unsigned short port;
-    int idle_pipe;                /* write end of the pipe that replaced the listening
-                                     socket (stop_listening), or -1 */
+    int listen_fd;                /* listening socket, or -1 once stop_listening closed it */
+    int wake_pipe[2];             /* read end, polled by the accept thread, and write end */
+    pthread_t acceptor;           /* accept thread: accepts and hands connections over */
+    int acceptor_started;
+    atomic_int stop_accepting;    /* set by stop_listening to end the accept thread */
+    unsigned connection_limit;    /* max_connections, or DEFAULT_MAX_CONNECTIONS */
+    atomic_uint open_connections; /* handed to libmicrohttpd and not closed yet */
+    unsigned long accept_failures; /* failed accept4 or poll calls in a row; used by the
+                                      accept thread alone */
     atomic_int started;           /* 0 while MHD_start_daemon runs */
     char start_error[ERROR_SIZE]; /* last libmicrohttpd message before start */
     char id_prefix[9];            /* makes request ids unique across restarts */
@@ -1226,23 +1242,30 @@ static const char *request_api_key(struct MHD_Connection *conn, const translate_
     return header[0] ? header : NULL;
 }
 
-/* Writes the peer's address of conn into buf as inet_ntop does. Returns
- * buf, or NULL when the address is unknown or of another family. */
+/* Writes the IP address of addr into buf as inet_ntop does. Returns buf,
+ * or NULL when addr is NULL or of another family. */
+static const char *sockaddr_text(const struct sockaddr *addr, char *buf, size_t size)
+{
+    if (!addr)
+        return NULL;
+    if (addr->sa_family == AF_INET)
+        return inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, buf,
+                         (socklen_t)size);
+    if (addr->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, buf,
+                         (socklen_t)size);
+    return NULL;
+}
+
+/* Writes the peer's address of conn, which accept_connection passed to
+ * MHD_add_connection, into buf as inet_ntop does. Returns buf, or NULL
+ * when the address is unknown or of another family. */
 static const char *client_address(struct MHD_Connection *conn, char *buf, size_t size)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *peer = info ? info->client_addr : NULL;
 
-    if (!peer)
-        return NULL;
-    if (peer->sa_family == AF_INET)
-        return inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, buf,
-                         (socklen_t)size);
-    if (peer->sa_family == AF_INET6)
-        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, buf,
-                         (socklen_t)size);
-    return NULL;
+    return sockaddr_text(info ? info->client_addr : NULL, buf, size);
 }
 
 /* Checks a fully received translation request and queues its translation,
@@ -1692,6 +1715,237 @@ static void log_daemon_message(void *cls, const char *format, va_list ap)
     }
 }
 
+/* ---- listening socket and accept thread ---- */
+
+/* Opens a non-blocking TCP socket listening on addr with the settings
+ * libmicrohttpd 0.9.75 gives its own: SO_REUSEADDR, IPV6_V6ONLY on an IPv6
+ * address (what MHD_USE_IPv6 without MHD_USE_DUAL_STACK sets), and a
+ * backlog of SOMAXCONN. Non-blocking, because a connection can be reset
+ * between poll and accept4, which must then fail with EAGAIN instead of
+ * waiting. Returns the socket, or -1 with a message in err naming address
+ * and port. */
+static int open_listening_socket(const struct sockaddr *addr, socklen_t addr_len,
+                                 const char *address, unsigned short port, char *err,
+                                 size_t err_size)
+{
+    const char *call = "socket";
+    int on = 1;
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int error;
+
+    if (fd < 0)
+        goto fail;
+    call = "setsockopt SO_REUSEADDR";
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0)
+        goto fail;
+    call = "setsockopt IPV6_V6ONLY";
+    if (addr->sa_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)
+        goto fail;
+    call = "bind";
+    if (bind(fd, addr, addr_len) != 0)
+        goto fail;
+    call = "listen";
+    if (listen(fd, SOMAXCONN) != 0)
+        goto fail;
+    return fd;
+
+fail:
+    error = errno;
+    snprintf(err, err_size, "cannot start HTTP server on %.64s port %u: %s failed: %s%s", address,
+             port, call, strerror(error),
+             error == EADDRINUSE ? "; stop the server on that port or choose another port" : "");
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+/* Writes a byte to the wake pipe, so that the accept thread checks the
+ * connection count and the stop flag again. The pipe is non-blocking, and
+ * a full pipe already holds a wake-up, so a failed write is ignored. */
+static void wake_acceptor(http_server *srv)
+{
+    const char byte = 0;
+    ssize_t written;
+
+    do
+        written = write(srv->wake_pipe[1], &byte, 1);
+    while (written < 0 && errno == EINTR);
+}
+
+/* Reads the wake pipe empty. */
+static void drain_wake_pipe(http_server *srv)
+{
+    char bytes[64];
+    ssize_t got;
+
+    do
+        got = read(srv->wake_pipe[0], bytes, sizeof(bytes));
+    while (got > 0 || (got < 0 && errno == EINTR));
+}
+
+/* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback, run on its HTTP
+ * threads. A closed connection no longer counts against the limit, so it
+ * wakes the accept thread, which may be waiting for room. */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    http_server *srv = cls;
+
+    (void)conn;
+    (void)socket_context;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED)
+        return;
+    atomic_fetch_sub(&srv->open_connections, 1);
+    wake_acceptor(srv);
+}
+
+/* Waits timeout_ms, or less when the wake pipe becomes readable. */
+static void pause_acceptor(http_server *srv, int timeout_ms)
+{
+    struct pollfd wake = {.fd = srv->wake_pipe[0], .events = POLLIN};
+
+    poll(&wake, 1, timeout_ms);
+}
+
+/* Returns nonzero for an errno of accept4 after which the next connection
+ * may be accepted at once. These mean that none is waiting (EAGAIN), that
+ * a signal came, or that the connection was aborted, was reset or hit a
+ * network error that Linux reports through accept (see accept(2)). */
+static int is_transient_accept_error(int error)
+{
+    switch (error) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM: /* a firewall rule rejected the connection */
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Logs the first failure in a run of failed accept4 or poll calls, such as
+ * EMFILE, ENFILE, ENOBUFS or ENOMEM. The accept thread retries every
+ * ACCEPT_RETRY_MS, and accept_connection logs the end of the run. */
+static void report_accept_failure(http_server *srv, const char *call, const char *cause)
+{
+    if (srv->accept_failures++ == 0)
+        fprintf(stderr, "http: %s failed: %s; new connections wait in the listen backlog, "
+                        "retrying every %d ms\n",
+                call, cause, ACCEPT_RETRY_MS);
+}
+
+/* Accepts one connection and hands it to libmicrohttpd, which picks an HTTP
+ * thread for it. Returns 0, or -1 when accept4 failed for a reason that
+ * calls for a pause before the next try. */
+static int accept_connection(http_server *srv)
+{
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof(peer);
+    char address[INET6_ADDRSTRLEN];
+    int fd = accept4(srv->listen_fd, (struct sockaddr *)&peer, &peer_len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int error;
+
+    if (fd < 0) {
+        error = errno;
+        if (is_transient_accept_error(error))
+            return 0;
+        report_accept_failure(srv, "accept4", strerror(error));
+        return -1;
+    }
+    if (srv->accept_failures > 0) {
+        fprintf(stderr, "http: accepting connections again after %lu failed attempt%s\n",
+                srv->accept_failures, srv->accept_failures == 1 ? "" : "s");
+        srv->accept_failures = 0;
+    }
+
+    /* Count the connection before the hand-over, because notify_connection
+     * may subtract it on an HTTP thread before MHD_add_connection returns.
+     * NOTE: a connection that libmicrohttpd drops after MHD_add_connection
+     * returned MHD_YES, which happens when its HTTP thread cannot allocate
+     * the connection's memory pool, gets no close notification and stays
+     * counted. */
+    atomic_fetch_add(&srv->open_connections, 1);
+    if (MHD_add_connection(srv->daemon, fd, (const struct sockaddr *)&peer, peer_len) != MHD_YES) {
+        error = errno;
+        atomic_fetch_sub(&srv->open_connections, 1);
+        fprintf(stderr, "http: libmicrohttpd could not take the connection from %s and closed "
+                        "it: %s\n",
+                sockaddr_text((const struct sockaddr *)&peer, address, sizeof(address))
+                    ? address
+                    : "an unknown address",
+                strerror(error));
+    }
+    return 0;
+}
+
+/* Runs the accept loop. While fewer than connection_limit connections are
+ * open, it polls the listening socket and the wake pipe, and accepts. At
+ * the limit it polls the wake pipe alone, so new connections wait in the
+ * kernel's listen backlog until notify_connection reports a close. The
+ * limit is counted here because libmicrohttpd 0.9.75 counts a connection
+ * from MHD_add_connection only when an HTTP thread takes it up, and closes
+ * it if that thread is full by then ("Failed to start serving new
+ * connection"). In trials MHD_stop_daemon then hung. The loop ends when
+ * stop_listening sets stop_accepting and wakes it. */
+static void *accept_thread(void *arg)
+{
+    http_server *srv = arg;
+
+    for (;;) {
+        struct pollfd fds[2] = {
+            {.fd = srv->wake_pipe[0], .events = POLLIN},
+            {.fd = -1, .events = POLLIN}, /* poll skips a negative fd */
+        };
+
+        /* Drain before checking, so that a wake-up sent after the checks
+         * stays in the pipe and ends the poll below. */
+        drain_wake_pipe(srv);
+        if (atomic_load(&srv->stop_accepting))
+            break;
+        if (atomic_load(&srv->open_connections) < srv->connection_limit)
+            fds[1].fd = srv->listen_fd;
+
+        if (poll(fds, 2, -1) < 0) {
+            if (errno != EINTR) {
+                report_accept_failure(srv, "poll", strerror(errno));
+                pause_acceptor(srv, ACCEPT_RETRY_MS);
+            }
+            continue;
+        }
+        if (fds[1].revents & POLLIN) {
+            if (accept_connection(srv) != 0)
+                pause_acceptor(srv, ACCEPT_RETRY_MS);
+        } else if (fds[1].revents != 0) {
+            /* POLLERR, POLLHUP or POLLNVAL, none of which a listening
+             * socket is expected to report. The pause keeps an unexpected
+             * one from becoming a busy loop. */
+            const char *event = "POLLERR";
+
+            if (fds[1].revents & POLLHUP)
+                event = "POLLHUP";
+            if (fds[1].revents & POLLNVAL)
+                event = "POLLNVAL";
+            report_accept_failure(srv, "poll on the listening socket", event);
+            pause_acceptor(srv, ACCEPT_RETRY_MS);
+        }
+    }
+    return NULL;
+}
+
 /* ---- public API ---- */
 
 /* Closes the queue and joins the translate threads and the expiry thread.
@@ -1707,8 +1961,15 @@ static void stop_translate_threads(http_server *srv)
     srv->expiry_started = 0;
 }
 
+/* Frees srv and closes its sockets. The accept thread and the daemon must
+ * have stopped. */
 static void server_free(http_server *srv)
 {
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    for (int i = 0; i < 2; i++)
+        if (srv->wake_pipe[i] >= 0)
+            close(srv->wake_pipe[i]);
     if (srv->queue_ready)
         job_queue_destroy(&srv->queue);
     if (srv->sync_ready) {
@@ -1837,19 +2098,93 @@ static int check_config(const http_config *config, char *err, size_t err_size)
     return 0;
 }
 
+/* Opens the listening socket and the wake pipe of the accept thread, and
+ * sets srv->port to the bound port. Returns 0, or -1 with a message in
+ * err. */
+static int open_sockets(http_server *srv, const struct sockaddr *addr, socklen_t addr_len,
+                        char *err, size_t err_size)
+{
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+
+    srv->listen_fd = open_listening_socket(addr, addr_len, srv->address, srv->config.port, err,
+                                           err_size);
+    if (srv->listen_fd < 0)
+        return -1;
+    if (getsockname(srv->listen_fd, (struct sockaddr *)&bound, &bound_len) != 0) {
+        snprintf(err, err_size, "cannot start HTTP server on %.64s port %u: getsockname failed: %s",
+                 srv->address, srv->config.port, strerror(errno));
+        return -1;
+    }
+    srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    if (pipe2(srv->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        srv->wake_pipe[0] = srv->wake_pipe[1] = -1;
+        snprintf(err, err_size, "cannot start HTTP server: pipe2 failed: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Starts libmicrohttpd without a listening socket of its own, because the
+ * accept thread hands it every connection. Returns 0, or -1 with a message
+ * in err. */
+static int start_daemon(http_server *srv, char *err, size_t err_size)
+{
+    /* MHD_USE_ITC wakes an HTTP thread for a connection from
+     * MHD_add_connection, to resume suspended connections and to stop.
+     * libmicrohttpd 0.9.75 implies it with MHD_ALLOW_SUSPEND_RESUME and
+     * MHD_USE_NO_LISTEN_SOCKET, but documents that only in its header. */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_NO_LISTEN_SOCKET |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem options[8];
+    size_t option_count = 0;
+    unsigned long long daemon_limit;
+
+    /* libmicrohttpd gives each HTTP thread an even share of its connection
+     * limit, and MHD_add_connection hands a connection to a thread below
+     * its share (daemon.c). The accept thread keeps the total at most
+     * connection_limit, so a share of connection_limit + 1 per thread
+     * always has room. The extra one covers a thread that has reported a
+     * close to notify_connection but not yet subtracted it. */
+    daemon_limit = (srv->connection_limit + 1ULL) * srv->config.threads;
+    if (daemon_limit > UINT_MAX)
+        daemon_limit = UINT_MAX;
+
+    /* libmicrohttpd warns about a pool of one thread, so that option is
+     * left out then. */
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)IDLE_TIMEOUT_SECONDS, NULL};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_CONNECTION_LIMIT, (intptr_t)daemon_limit, NULL};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)free_request, srv};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, srv};
+    options[option_count++] = (struct MHD_OptionItem){
+        MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_daemon_message, srv};
+    if (srv->config.threads > 1)
+        options[option_count++] = (struct MHD_OptionItem){
+            MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->config.threads, NULL};
+    options[option_count++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle_access, srv, MHD_OPTION_ARRAY,
+                                   options, MHD_OPTION_END);
+    if (!srv->daemon) {
+        snprintf(err, err_size, "cannot start HTTP server on %.64s port %u: %s", srv->address,
+                 srv->config.port,
+                 srv->start_error[0] ? srv->start_error : "libmicrohttpd failed");
+        return -1;
+    }
+    atomic_store(&srv->started, 1);
+    return 0;
+}
+
 http_server *http_server_start(const http_config *config, char *err, size_t err_size)
 {
     struct sockaddr_in addr4;
     struct sockaddr_in6 addr6;
     struct sockaddr *addr;
-    /* MHD_USE_ITC wakes the daemon thread to resume suspended connections
-     * and to stop. libmicrohttpd 0.9.75 implies it with
-     * MHD_ALLOW_SUSPEND_RESUME, but documents that only in its header. */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
-    const union MHD_DaemonInfo *info;
-    struct MHD_OptionItem options[8];
-    size_t option_count = 0;
+    socklen_t addr_len;
     struct timespec now;
     http_server *srv;
     int rc;
@@ -1864,11 +2199,12 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
         addr4.sin_family = AF_INET;
         addr4.sin_port = htons(config->port);
         addr = (struct sockaddr *)&addr4;
+        addr_len = sizeof(addr4);
     } else if (inet_pton(AF_INET6, config->address, &addr6.sin6_addr) == 1) {
         addr6.sin6_family = AF_INET6;
         addr6.sin6_port = htons(config->port);
         addr = (struct sockaddr *)&addr6;
-        flags |= MHD_USE_IPv6;
+        addr_len = sizeof(addr6);
     } else {
         snprintf(err, err_size, "invalid listen address \"%.64s\": expected an IPv4 or IPv6 "
                  "literal such as 127.0.0.1 or ::1", config->address);
@@ -1883,10 +2219,13 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     }
     srv->config = *config;
     srv->config.pairs = NULL;
-    srv->idle_pipe = -1;
+    srv->listen_fd = -1;
+    srv->wake_pipe[0] = srv->wake_pipe[1] = -1;
     srv->address = strdup(config->address);
     srv->config.address = srv->address;
     apply_defaults(&srv->config);
+    srv->connection_limit =
+        srv->config.max_connections ? srv->config.max_connections : DEFAULT_MAX_CONNECTIONS;
     srv->workers = calloc(srv->config.translate_threads, sizeof(*srv->workers));
     srv->metrics = metrics_create();
     if (!srv->address || copy_pairs(srv, config) != 0 || !srv->workers || !srv->metrics) {
@@ -1900,10 +2239,18 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
                              (unsigned long)now.tv_nsec ^ (unsigned long)getpid()) &
                  0xffffffffUL);
     atomic_init(&srv->next_id, 1);
+    atomic_init(&srv->open_connections, 0);
     clock_gettime(CLOCK_MONOTONIC, &srv->last_summary);
     metrics_set_models(srv->metrics, srv->config.pair_count);
 
-    /* Step 3: create the job queue and start the translate threads and the
+    /* Step 3: bind the port, before any thread starts, so that a port in
+     * use fails fast. */
+    if (open_sockets(srv, addr, addr_len, err, err_size) != 0) {
+        server_free(srv);
+        return NULL;
+    }
+
+    /* Step 4: create the job queue and start the translate threads and the
      * expiry thread. */
     srv->sync_ready = init_sync(srv) == 0;
     srv->queue_ready = srv->sync_ready && job_queue_init(&srv->queue, srv->config.max_queue) == 0;
@@ -1933,35 +2280,21 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     }
     srv->expiry_started = 1;
 
-    /* Step 4: start the daemon. The port argument is unused with SOCK_ADDR.
-     * libmicrohttpd warns about a pool of one thread or a zero connection
-     * limit, so those options are left out then. */
-    options[option_count++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, addr};
-    options[option_count++] = (struct MHD_OptionItem){
-        MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)IDLE_TIMEOUT_SECONDS, NULL};
-    options[option_count++] = (struct MHD_OptionItem){
-        MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)free_request, srv};
-    options[option_count++] = (struct MHD_OptionItem){
-        MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)log_daemon_message, srv};
-    if (srv->config.threads > 1)
-        options[option_count++] = (struct MHD_OptionItem){
-            MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->config.threads, NULL};
-    if (srv->config.max_connections > 0)
-        options[option_count++] = (struct MHD_OptionItem){
-            MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->config.max_connections, NULL};
-    options[option_count++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    srv->daemon = MHD_start_daemon(flags, config->port, NULL, NULL, handle_access, srv,
-                                   MHD_OPTION_ARRAY, options, MHD_OPTION_END);
-    if (!srv->daemon) {
-        snprintf(err, err_size, "cannot start HTTP server on %.64s port %u: %s", config->address,
-                 config->port, srv->start_error[0] ? srv->start_error : "libmicrohttpd failed");
+    /* Step 5: start libmicrohttpd, then the accept thread that feeds it. */
+    if (start_daemon(srv, err, err_size) != 0) {
         stop_translate_threads(srv);
         server_free(srv);
         return NULL;
     }
-    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : config->port;
-    atomic_store(&srv->started, 1);
+    rc = pthread_create(&srv->acceptor, NULL, accept_thread, srv);
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot start the accept thread: %s", strerror(rc));
+        MHD_stop_daemon(srv->daemon);
+        stop_translate_threads(srv);
+        server_free(srv);
+        return NULL;
+    }
+    srv->acceptor_started = 1;
     return srv;
 }
 
@@ -2020,52 +2353,22 @@ static size_t reject_waiting_jobs(http_server *srv)
     return count;
 }
 
-/* Makes the listening socket refuse new connections while the open ones
- * carry on: the read end of a fresh pipe takes the listening socket's file
- * descriptor number (dup3), which closes the socket. The kernel then
- * refuses new connections and resets those still waiting in the backlog,
- * and drops the socket from libmicrohttpd's epoll sets. An empty pipe whose
- * write end stays open is never readable, so libmicrohttpd sees no more
- * connections to accept, and MHD_stop_daemon closes the read end in the
- * socket's place; http_server_stop closes the write end after it.
- *
- * MHD_quiesce_daemon is the documented way, but in libmicrohttpd 0.9.75 it
- * races with the epoll loop of the daemon thread: both remove the socket
- * from the epoll set, and the loser aborts the process ("Failed to remove
- * listen FD from epoll set"), which happened in about one of thirty
- * test_http runs. Without quiescing, the daemon thread removes the socket
- * from its set only when it reaches the connection limit (--max-connections).
- *
- * NOTE: that removal still aborts if the connection that reaches the limit
- * is accepted while this function runs, because the socket has then left
- * the epoll set behind libmicrohttpd's back. The window is one accept()
- * call at the moment of shutdown with the server exactly full. */
+/* Stops accepting: ends the accept thread and closes the listening
+ * socket. The kernel then refuses new connections (connect fails with
+ * ECONNREFUSED) and resets those still waiting in the listen backlog,
+ * while libmicrohttpd carries on with the open ones. */
 static void stop_listening(http_server *srv)
 {
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_LISTEN_FD);
-    int fds[2];
-
-    if (!info || info->listen_fd == MHD_INVALID_SOCKET) {
-        fprintf(stderr, "http: no listening socket to close; new connections wait until the "
-                        "daemon stops\n");
-        return;
+    if (srv->acceptor_started) {
+        atomic_store(&srv->stop_accepting, 1);
+        wake_acceptor(srv);
+        pthread_join(srv->acceptor, NULL);
+        srv->acceptor_started = 0;
     }
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        fprintf(stderr, "http: cannot stop listening (pipe: %s); new connections wait until "
-                        "the daemon stops\n",
-                strerror(errno));
-        return;
+    if (srv->listen_fd >= 0) {
+        close(srv->listen_fd);
+        srv->listen_fd = -1;
     }
-    if (dup3(fds[0], info->listen_fd, O_CLOEXEC) < 0) {
-        fprintf(stderr, "http: cannot stop listening (dup3: %s); new connections wait until "
-                        "the daemon stops\n",
-                strerror(errno));
-        close(fds[1]);
-        fds[1] = -1;
-    }
-    close(fds[0]);
-    srv->idle_pipe = fds[1];
 }
 
 void http_server_stop(http_server *server)
@@ -2104,7 +2407,5 @@ void http_server_stop(http_server *server)
     pthread_mutex_lock(&server->mutex);
     summarize_disconnects(server, 1);
     pthread_mutex_unlock(&server->mutex);
-    if (server->idle_pipe >= 0)
-        close(server->idle_pipe);
     server_free(server);
 }

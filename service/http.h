@@ -88,13 +88,11 @@ typedef struct {
     unsigned short port;       /* 0 picks a free port, see http_server_port */
     unsigned threads;          /* HTTP threads (libmicrohttpd's pool); 0 means 2 */
     unsigned translate_threads; /* threads that run the translate callback; 0 means 2 */
-    unsigned max_connections;  /* open connections; 0 leaves libmicrohttpd's default.
-                                  At the limit the daemon stops accepting, so a new
-                                  connection waits in the kernel's listen backlog,
-                                  unanswered, until an open one closes.
-                                  libmicrohttpd 0.9 splits the limit evenly among the
-                                  HTTP threads, and each thread stops accepting at its
-                                  share */
+    unsigned max_connections;  /* open connections, all HTTP threads together; 0 means
+                                  1020, libmicrohttpd 0.9.75's default. At the limit
+                                  the daemon stops accepting, so a new connection
+                                  waits in the kernel's listen backlog, unanswered,
+                                  until an open one closes */
     size_t max_queue;          /* requests waiting for a translate thread; more get 503; 0 means 64 */
     size_t max_body_bytes;     /* larger bodies get 413; 0 means 1 MiB */
     size_t max_texts;          /* larger q arrays get 400; 0 means 128 */

@@ -22,16 +22,19 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -52,6 +55,12 @@
 #define EXPIRY_SLACK_MS 150     /* the latest a 504 may come after its deadline */
 #define RACE_CLIENTS 24         /* concurrent requests per round of the expiry race */
 #define RACE_ROUNDS 3
+#define IDLE_WATCH_MS 500       /* how long a test watches the CPU time of a waiting server */
+#define IDLE_CPU_MAX_MS 100     /* maximum CPU time the process may use meanwhile */
+#define STOP_RACE_ROUNDS 200    /* servers stopped while a client connects */
+#define STOP_RACE_MAX_MS 15000  /* the stop race ends after this even if rounds are left */
+#define FD_HEADROOM 8           /* descriptors above the ones in use that the fd limit test fills */
+#define FD_FILLERS_MAX 256      /* maximum descriptors it opens to reach the limit */
 
 /* ---- translate test double ---- */
 
@@ -1597,11 +1606,15 @@ static void test_start_errors(void)
     CU_ASSERT_PTR_NULL(second);
 }
 
-/* Starts a second server on ::1 and checks /health. Skips when the host
- * has no IPv6 loopback. */
+/* Starts a second server on ::1, checks /health, and checks that the
+ * authorize hook gets the client's address "::1". Skips when the host has
+ * no IPv6 loopback. */
 static void test_ipv6_loopback(void)
 {
     const char request[] = "GET /health HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n";
+    const char translate[] = "POST /translate HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 10\r\n\r\n"
+                             "{\"q\": \"x\"}";
     http_config config = {
         .address = "::1",
         .port = 0,
@@ -1609,6 +1622,7 @@ static void test_ipv6_loopback(void)
         .pair_count = 1,
         .translate = upper_case_translate,
         .translate_ctx = &double_calls,
+        .authorize = authorize_key,
     };
     char err[256] = "";
     http_server *v6 = http_server_start(&config, err, sizeof(err));
@@ -1621,6 +1635,14 @@ static void test_ipv6_loopback(void)
     CU_ASSERT_EQUAL(exchange_at("::1", http_server_port(v6), request, sizeof(request) - 1, &r), 0);
     CU_ASSERT_EQUAL(r.status, 200);
     response_free(&r);
+
+    CU_ASSERT_EQUAL(
+        exchange_at("::1", http_server_port(v6), translate, sizeof(translate) - 1, &r), 0);
+    CU_ASSERT_TRUE(is_translation(&r, "X"));
+    response_free(&r);
+    pthread_mutex_lock(&address_mutex);
+    CU_ASSERT_STRING_EQUAL(last_client_address, "::1");
+    pthread_mutex_unlock(&address_mutex);
     http_server_stop(v6);
 }
 
@@ -2858,11 +2880,9 @@ static void test_cors_headers(void)
     http_server_stop(s);
 }
 
-/* With one HTTP thread, a limit of 2 connections refuses a third while two
- * are open, and accepts it again once one closes. */
-/* At the connection limit, libmicrohttpd stops accepting: a new
- * connection completes its handshake in the kernel's listen backlog and
- * gets no reply until an open connection closes, and then gets it. */
+/* At the connection limit, the daemon stops accepting. A new connection
+ * completes its handshake in the kernel's listen backlog and gets no reply
+ * until an open connection closes, and then gets it. */
 static void test_max_connections(void)
 {
     const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -2898,6 +2918,259 @@ static void test_max_connections(void)
     close(waiting.fd);
     close(open_fds[1]);
     http_server_stop(s);
+}
+
+/* Returns the CPU time of this process, all threads together, in ms. */
+static double process_cpu_ms(void)
+{
+    struct timespec used;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used);
+    return 1e3 * (double)used.tv_sec + 1e-6 * (double)used.tv_nsec;
+}
+
+/* Asserts that the process uses less than IDLE_CPU_MAX_MS of CPU time in
+ * IDLE_WATCH_MS, as it should while the server only waits. A thread that
+ * spins uses about IDLE_WATCH_MS when it gets a core. */
+static void check_idle_cpu(const char *state)
+{
+    double start = process_cpu_ms();
+    double used;
+
+    sleep_ms(IDLE_WATCH_MS);
+    used = process_cpu_ms() - start;
+    if (used >= IDLE_CPU_MAX_MS)
+        fprintf(stderr, "\n  %s: %.1f ms of CPU time in %d ms\n", state, used, IDLE_WATCH_MS);
+    CU_ASSERT_TRUE(used < IDLE_CPU_MAX_MS);
+}
+
+/* At the connection limit, with a third connection waiting in the listen
+ * backlog, the server waits without using CPU time. Once stop begins, the
+ * waiting connection is reset, new ones are refused, an idle connection
+ * closed during the grace period leaves the server idle, and the request
+ * in progress still gets its reply. Runs with one and two HTTP threads. */
+static void test_stop_at_connection_limit(void)
+{
+    const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        http_config config = test_config();
+        struct pollfd waiting = {.events = POLLIN};
+        async_stop stop = {0};
+        async_post running;
+        unsigned short to_port;
+        http_response r;
+        http_server *s;
+        int idle;
+
+        config.threads = threads;
+        config.max_connections = 2;
+        config.grace_seconds = 5;
+        s = start_config(&config);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        to_port = http_server_port(s);
+
+        /* Step 1: an idle keep-alive connection and a request held at the
+         * gate reach the limit. */
+        idle = connect_to("127.0.0.1", to_port);
+        CU_ASSERT_EQUAL(keep_alive_exchange(idle, health, &r), 0);
+        CU_ASSERT_EQUAL(r.status, 200);
+        response_free(&r);
+        set_gate(&double_calls, 0);
+        async_post_start(&running, to_port, "{\"q\": \"WAIT\"}");
+        CU_ASSERT_TRUE(wait_for_count(&double_calls.waiting, 1));
+
+        /* Step 2: a third connection waits in the backlog, unanswered,
+         * while the server idles. */
+        waiting.fd = connect_to("127.0.0.1", to_port);
+        CU_ASSERT_TRUE_FATAL(waiting.fd >= 0);
+        CU_ASSERT_EQUAL(send_all(waiting.fd, health, sizeof(health) - 1), 0);
+        check_idle_cpu(threads == 1 ? "at the limit, 1 thread" : "at the limit, 2 threads");
+        CU_ASSERT_EQUAL(poll(&waiting, 1, 0), 0);
+
+        /* Step 3: stop. The waiting connection is reset with the backlog,
+         * and a new one is refused. */
+        stop.server = s;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&stop.thread, NULL, async_stop_thread, &stop), 0);
+        sleep_ms(100);
+        CU_ASSERT_EQUAL(atomic_load(&stop.done), 0);
+        CU_ASSERT_EQUAL(connect_errno(to_port), ECONNREFUSED);
+        CU_ASSERT_NOT_EQUAL(read_one_response(waiting.fd, &r), 0);
+        response_free(&r);
+        close(waiting.fd);
+
+        /* Step 4: the idle connection closes during the grace period. */
+        if (idle >= 0)
+            close(idle);
+        check_idle_cpu(threads == 1 ? "stopping, 1 thread" : "stopping, 2 threads");
+        CU_ASSERT_EQUAL(atomic_load(&running.done), 0);
+
+        /* Step 5: the request in progress gets its reply, then stop returns. */
+        set_gate(&double_calls, 1);
+        pthread_join(stop.thread, NULL);
+        async_post_join(&running);
+        CU_ASSERT_EQUAL(running.rc, 0);
+        CU_ASSERT_TRUE(is_translation(&running.response, "WAIT"));
+        response_free(&running.response);
+    }
+}
+
+/* A client of test_stop_while_connecting, which opens two connections,
+ * sends GET /health on the first and reads until the reply, a reset or the
+ * close. The second one waits in the listen backlog when the first one
+ * fills the limit of one connection. */
+typedef struct {
+    pthread_t thread;
+    unsigned short port;
+    atomic_int connecting; /* set just before the first connect */
+} racing_client;
+
+static void *racing_client_thread(void *arg)
+{
+    const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    racing_client *client = arg;
+    http_response r;
+    int fds[2];
+
+    atomic_store(&client->connecting, 1);
+    fds[0] = connect_to("127.0.0.1", client->port);
+    fds[1] = connect_to("127.0.0.1", client->port);
+    if (fds[0] >= 0 && send_all(fds[0], health, sizeof(health) - 1) == 0 &&
+        read_one_response(fds[0], &r) == 0)
+        response_free(&r);
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return NULL;
+}
+
+/* Stops a server with one HTTP thread and a limit of one connection while
+ * a client connects, STOP_RACE_ROUNDS times (or for STOP_RACE_MAX_MS at
+ * most), with the stop 0 to 200 microseconds after the client starts. The
+ * process must survive every stop, and no accept failure may be logged. */
+static void test_stop_while_connecting(void)
+{
+    static const char *const unexpected[] = {
+        "Error accepting connection",   /* libmicrohttpd's accept failed */
+        "accept4 failed",               /* the accept thread's */
+        "poll failed",
+        "could not take the connection",
+        "Failed to start serving new connection",
+        "Server reached connection limit",
+    };
+    http_config config = test_config();
+    stderr_capture capture;
+    double start = now_ms();
+    int rounds = 0;
+    char *log;
+
+    config.threads = 1;
+    config.max_connections = 1;
+    config.grace_seconds = 1;
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_start(&capture), 0);
+    for (; rounds < STOP_RACE_ROUNDS && now_ms() - start < STOP_RACE_MAX_MS; rounds++) {
+        http_server *s = start_config(&config);
+        racing_client client = {.port = 0};
+        double delay_ms = 0.025 * (rounds % 9);
+
+        if (!s) {
+            CU_FAIL("server did not start");
+            break;
+        }
+        client.port = http_server_port(s);
+        atomic_init(&client.connecting, 0);
+        if (pthread_create(&client.thread, NULL, racing_client_thread, &client) != 0) {
+            CU_FAIL("cannot start the client thread");
+            http_server_stop(s);
+            break;
+        }
+        while (!atomic_load(&client.connecting))
+            sched_yield();
+        for (double until = now_ms() + delay_ms; now_ms() < until;)
+            ;
+        http_server_stop(s);
+        pthread_join(client.thread, NULL);
+    }
+    log = stderr_capture_end(&capture);
+    fprintf(stderr, "\n  %d stops while connecting in %.0f ms\n", rounds, now_ms() - start);
+    CU_ASSERT_TRUE(rounds > 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    for (size_t i = 0; i < sizeof(unexpected) / sizeof(unexpected[0]); i++) {
+        if (strstr(log, unexpected[i]))
+            fprintf(stderr, "  logged: %s\n", unexpected[i]);
+        CU_ASSERT_PTR_NULL(strstr(log, unexpected[i]));
+    }
+    free(log);
+}
+
+/* Returns how many times needle occurs in text. */
+static int count_occurrences(const char *text, const char *needle)
+{
+    int count = 0;
+
+    for (const char *at = strstr(text, needle); at; at = strstr(at + 1, needle))
+        count++;
+    return count;
+}
+
+/* When the process runs out of file descriptors, the accept thread logs
+ * the failure of accept4 once and retries every 100 ms without spinning.
+ * Once descriptors are free again, it accepts the waiting connection,
+ * which gets its reply, and logs that it accepts again. */
+static void test_accept_at_descriptor_limit(void)
+{
+    const char health[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    http_config config = test_config();
+    int fillers[FD_FILLERS_MAX];
+    int filled = 0, source, client;
+    struct rlimit saved, lowered;
+    stderr_capture capture;
+    http_response r;
+    http_server *s;
+    char *log;
+
+    config.threads = 1;
+    s = start_config(&config);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    source = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CU_ASSERT_TRUE_FATAL(source >= 0);
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    CU_ASSERT_EQUAL_FATAL(stderr_capture_start(&capture), 0);
+
+    /* Step 1: lower the limit a few descriptors above the ones in use, take
+     * every free one but the last, and let the client's socket take that. */
+    lowered = saved;
+    lowered.rlim_cur = (rlim_t)source + FD_HEADROOM;
+    CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+    while (filled < FD_FILLERS_MAX && (fillers[filled] = dup(source)) >= 0)
+        filled++;
+    CU_ASSERT_TRUE(filled < FD_FILLERS_MAX); /* dup failed with EMFILE */
+    if (filled > 0)
+        close(fillers[--filled]);
+    client = connect_to("127.0.0.1", http_server_port(s));
+    CU_ASSERT_TRUE(client >= 0);
+    CU_ASSERT_EQUAL(send_all(client, health, sizeof(health) - 1), 0);
+
+    /* Step 2: accept4 fails with EMFILE, and the server idles meanwhile. */
+    check_idle_cpu("out of file descriptors");
+
+    /* Step 3: with descriptors free again, the connection gets its reply. */
+    while (filled > 0)
+        close(fillers[--filled]);
+    CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    CU_ASSERT_EQUAL(read_one_response(client, &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    response_free(&r);
+    if (client >= 0)
+        close(client);
+    close(source);
+    http_server_stop(s);
+
+    log = stderr_capture_end(&capture);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_EQUAL(count_occurrences(log, "http: accept4 failed: Too many open files"), 1);
+    CU_ASSERT_EQUAL(count_occurrences(log, "http: accepting connections again after"), 1);
+    free(log);
 }
 
 /* Every path and method of the embedded OpenAPI document replies with one
@@ -3382,6 +3655,9 @@ int main(void)
     CU_add_test(suite, "detectedLanguage for auto source", test_detected_language_for_auto);
     CU_add_test(suite, "CORS headers only with cors", test_cors_headers);
     CU_add_test(suite, "max connections", test_max_connections);
+    CU_add_test(suite, "stop at the connection limit", test_stop_at_connection_limit);
+    CU_add_test(suite, "stop while clients connect", test_stop_while_connecting);
+    CU_add_test(suite, "accept at the descriptor limit", test_accept_at_descriptor_limit);
     CU_add_test(suite, "OpenAPI paths answer", test_openapi_paths_answer);
     CU_add_test(suite, "OpenAPI documents access", test_openapi_documents_access);
     CU_add_test(suite, "OpenAPI matches v1 reply", test_openapi_matches_v1_reply);
