@@ -67,10 +67,9 @@ static void print_usage(void)
            "  --max-length N          output tokens per sentence, and the largest max_length a\n"
            "                          request may set (256)\n"
            "  --max-beam-size N       largest beam_size a request may set (16)\n"
-           "  --max-connections N     open connections, split evenly among the HTTP threads;\n"
-           "                          at the limit, new connections wait unanswered in the\n"
-           "                          kernel's listen backlog until one closes\n"
-           "                          (libmicrohttpd's default)\n"
+           "  --max-connections N     open connections, all HTTP threads together; at the\n"
+           "                          limit, new connections wait unanswered in the\n"
+           "                          kernel's listen backlog until one closes (1020)\n"
            "  --timeout SECONDS       time from request to reply; later ones get 504 (30)\n"
            "  --grace-period SECONDS  on SIGINT or SIGTERM, time to finish requests in progress\n"
            "                          before closing connections (30)\n"
@@ -144,7 +143,7 @@ static void log_startup(const http_config *hc, const char *const *paths, model *
                         size_t count, unsigned short port)
 {
     int ipv6 = strchr(hc->address, ':') != NULL;
-    char connections[24] = "default";
+    char connections[24] = "1020 (default)";
 
     if (hc->max_connections)
         snprintf(connections, sizeof(connections), "%u", hc->max_connections);
