@@ -122,7 +122,6 @@
 #define DEFAULT_MAX_LENGTH 256
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_GRACE_SECONDS 30
-#define DEFAULT_MAX_CONNECTIONS 1020 /* libmicrohttpd 0.9.75's default, FD_SETSIZE - 4 (measured) */
 #define MAX_BATCH_JOBS 256      /* jobs one translate thread takes at once */
 #define IDLE_TIMEOUT_SECONDS 30 /* an idle connection is closed after this */
 #define FLUSH_TIMEOUT_MS 1000   /* after the grace period, time to send the last replies */
@@ -146,7 +145,7 @@ struct http_server {
     pthread_t acceptor;           /* accept thread: accepts and hands connections over */
     int acceptor_started;
     atomic_int stop_accepting;    /* set by stop_listening to end the accept thread */
-    unsigned connection_limit;    /* max_connections, or DEFAULT_MAX_CONNECTIONS */
+    unsigned connection_limit;    /* max_connections, or HTTP_DEFAULT_MAX_CONNECTIONS */
     atomic_uint open_connections; /* handed to libmicrohttpd and not closed yet */
     unsigned long accept_failures; /* failed accept4 or poll calls in a row; used by the
                                       accept thread alone */
@@ -2225,7 +2224,7 @@ http_server *http_server_start(const http_config *config, char *err, size_t err_
     srv->config.address = srv->address;
     apply_defaults(&srv->config);
     srv->connection_limit =
-        srv->config.max_connections ? srv->config.max_connections : DEFAULT_MAX_CONNECTIONS;
+        srv->config.max_connections ? srv->config.max_connections : HTTP_DEFAULT_MAX_CONNECTIONS;
     srv->workers = calloc(srv->config.translate_threads, sizeof(*srv->workers));
     srv->metrics = metrics_create();
     if (!srv->address || copy_pairs(srv, config) != 0 || !srv->workers || !srv->metrics) {

@@ -83,13 +83,17 @@ typedef unsigned (*http_authorize_fn)(void *ctx, const char *api_key, const char
                                       unsigned *retry_after_seconds, char *err,
                                       size_t err_size);
 
+/* Open connections allowed when http_config.max_connections is 0: libmicrohttpd
+ * 0.9.75's own default, FD_SETSIZE - 4 (measured). */
+#define HTTP_DEFAULT_MAX_CONNECTIONS 1020
+
 typedef struct {
     const char *address;       /* IPv4 or IPv6 literal to bind, e.g. "127.0.0.1" or "0.0.0.0" */
     unsigned short port;       /* 0 picks a free port, see http_server_port */
     unsigned threads;          /* HTTP threads (libmicrohttpd's pool); 0 means 2 */
     unsigned translate_threads; /* threads that run the translate callback; 0 means 2 */
     unsigned max_connections;  /* open connections, all HTTP threads together; 0 means
-                                  1020, libmicrohttpd 0.9.75's default. At the limit
+                                  HTTP_DEFAULT_MAX_CONNECTIONS. At the limit
                                   the daemon stops accepting, so a new connection
                                   waits in the kernel's listen backlog, unanswered,
                                   until an open one closes */

@@ -69,7 +69,7 @@ static void print_usage(void)
            "  --max-beam-size N       largest beam_size a request may set (16)\n"
            "  --max-connections N     open connections, all HTTP threads together; at the\n"
            "                          limit, new connections wait unanswered in the\n"
-           "                          kernel's listen backlog until one closes (1020)\n"
+           "                          kernel's listen backlog until one closes (%d)\n"
            "  --timeout SECONDS       time from request to reply; later ones get 504 (30)\n"
            "  --grace-period SECONDS  on SIGINT or SIGTERM, time to finish requests in progress\n"
            "                          before closing connections (30)\n"
@@ -83,7 +83,8 @@ static void print_usage(void)
            "  --debug                 log the texts of requests (never logged otherwise)\n"
            "  --blas-threads N        OpenBLAS threads per product (1)\n"
            "  --beam-size N           beam width of requests that set none (5)\n",
-           SEQMT_DEFAULT_MODEL, DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BODY_BYTES);
+           SEQMT_DEFAULT_MODEL, DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BODY_BYTES,
+           HTTP_DEFAULT_MAX_CONNECTIONS);
 }
 
 /* http_authorize_fn with ctx an access_control: 403 for a missing or
@@ -143,10 +144,12 @@ static void log_startup(const http_config *hc, const char *const *paths, model *
                         size_t count, unsigned short port)
 {
     int ipv6 = strchr(hc->address, ':') != NULL;
-    char connections[24] = "1020 (default)";
+    char connections[24];
 
     if (hc->max_connections)
         snprintf(connections, sizeof(connections), "%u", hc->max_connections);
+    else
+        snprintf(connections, sizeof(connections), "%d (default)", HTTP_DEFAULT_MAX_CONNECTIONS);
     for (size_t i = 0; i < count; i++)
         fprintf(stderr, "seqmt serve: model %s (%s->%s)\n", paths[i], models[i]->cfg.src_lang,
                 models[i]->cfg.tgt_lang);

@@ -15,6 +15,21 @@
 #endif
 
 /* Parses a whole number in [min, max] or exits naming the flag. */
+int cli_run_command(const cli_command *table, size_t n, const char *prefix, int argc,
+                    char **argv)
+{
+    char program[64];
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[1], table[i].name) == 0) {
+            snprintf(program, sizeof program, "%s %s", prefix, table[i].name);
+            argv[1] = program;
+            return table[i].run(argc - 1, argv + 1);
+        }
+    }
+    return -1;
+}
+
 long cli_parse_long(const char *flag, const char *s, long min, long max)
 {
     char *end;

@@ -8,6 +8,19 @@
 
 #include "model.h"
 
+/* One subcommand: its name and the function that runs it. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+/* Runs the command of table[0..n) named argv[1] with argc - 1 and argv + 1,
+ * after replacing argv[1] by "PREFIX NAME" so that getopt's messages name
+ * the command ("seqmt vocab learn: unrecognized option ..."). Returns its
+ * exit status, or -1 when no command has that name. */
+int cli_run_command(const cli_command *table, size_t n, const char *prefix, int argc,
+                    char **argv);
+
 /* Parses a whole number in [min, max] or exits (status 2) naming the flag. */
 long cli_parse_long(const char *flag, const char *s, long min, long max);
 

@@ -429,27 +429,19 @@ static int cmd_bleu(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*run)(int argc, char **argv);
-    } commands[] = {
+    static const cli_command commands[] = {
         {"vocab", vocab_main}, {"train", cmd_train}, {"translate", cmd_translate},
         {"bleu", cmd_bleu},    {"serve", serve_main},
     };
-    char program[32];
+    int status;
 
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
-        if (strcmp(argv[1], commands[i].name) == 0) {
-            /* getopt names argv[0] in its messages: "seqmt serve: ...". */
-            snprintf(program, sizeof program, "seqmt %s", commands[i].name);
-            argv[1] = program;
-            return commands[i].run(argc - 1, argv + 1);
-        }
-    }
+    status = cli_run_command(commands, sizeof commands / sizeof *commands, "seqmt", argc, argv);
+    if (status >= 0)
+        return status;
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return 0;

@@ -354,6 +354,17 @@ static void hint_moses_escapes(train_log_fn log, void *ctx, const char *path,
                   hits, hits == 1 ? "" : "s", path, hits == 1 ? "s" : "");
 }
 
+/* Returns the target tokens of c that one epoch predicts, end-of-sentence
+ * tokens included. */
+static size_t target_tokens(const corpus *c)
+{
+    size_t total = 0;
+
+    for (size_t i = 0; i < c->n; i++)
+        total += (size_t)c->tgt_len[i] + 1;
+    return total;
+}
+
 int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
               size_t err_size)
 {
@@ -574,9 +585,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
               cfg.src_vocab, cfg.src_lang, cfg.tgt_vocab, cfg.tgt_lang, m->n_params);
 
     /* Epochs. */
-    size_t train_tokens = 0;
-    for (size_t i = 0; i < train.n; i++)
-        train_tokens += (size_t)train.tgt_len[i] + 1;
+    size_t train_tokens = target_tokens(&train);
     double lr = opt->learning_rate, best_ppl = INFINITY, start = now_seconds();
     double limit = opt->time_limit_minutes * 60.0;
     size_t done_tokens = 0, total_tokens = train_tokens * opt->epochs;
@@ -603,9 +612,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
 
             /* The split changes the token count, so the estimate of the
              * time left takes this epoch's count for the epochs to come. */
-            train_tokens = 0;
-            for (size_t i = 0; i < train.n; i++)
-                train_tokens += (size_t)train.tgt_len[i] + 1;
+            train_tokens = target_tokens(&train);
             total_tokens = done_tokens + train_tokens * (size_t)(opt->epochs - epoch + 1);
             if (epoch == 1) {
                 log_unknown_share(log, log_ctx, "source (epoch 1's BPE-dropout split)", &train,

@@ -81,11 +81,11 @@ int train_segment_all(const bpe *codes, tok_list *lists, size_t n);
  * least min_count times, at most max_size entries. NULL when out of memory. */
 vocab *train_build_vocab(const tok_list *lists, size_t n, size_t max_size, uint64_t min_count);
 
-/* Returns n new lists holding the subwords of words[0..n) under codes,
- * each merge left out with probability dropout as bpe_segment_word_dropout
- * does (0 applies every merge and draws nothing), drawing from *state;
- * placeholders stay whole. The caller frees them with corpus_free_tokens.
- * NULL when out of memory. */
+/* Returns n new lists holding the subwords of words[0..n) under codes, or
+ * NULL when out of memory. Each merge is left out with probability dropout,
+ * drawing from *state, as bpe_segment_word_dropout does. Dropout 0 applies
+ * every merge and draws nothing. Placeholders stay whole. The caller frees
+ * the lists with corpus_free_tokens. */
 tok_list *train_segment_copy(const bpe *codes, const tok_list *words, size_t n, double dropout,
                              uint64_t *state);
 

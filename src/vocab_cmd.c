@@ -249,8 +249,9 @@ static int learn(int argc, char **argv)
         }
     }
     if (src_vocab_out) {
-        if (!(sv = drop_src ? train_build_vocab_pair(src, drop_src, n, o.src_vocab_size, o.min_count)
-                            : train_build_vocab(src, n, o.src_vocab_size, o.min_count))) {
+        sv = drop_src ? train_build_vocab_pair(src, drop_src, n, o.src_vocab_size, o.min_count)
+                      : train_build_vocab(src, n, o.src_vocab_size, o.min_count);
+        if (!sv) {
             fail("learn", "out of memory building the source vocabulary");
             goto done;
         }
@@ -262,8 +263,9 @@ static int learn(int argc, char **argv)
                 src_vocab_out);
     }
     if (tgt_vocab_out) {
-        if (!(tv = drop_tgt ? train_build_vocab_pair(tgt, drop_tgt, n, o.tgt_vocab_size, o.min_count)
-                            : train_build_vocab(tgt, n, o.tgt_vocab_size, o.min_count))) {
+        tv = drop_tgt ? train_build_vocab_pair(tgt, drop_tgt, n, o.tgt_vocab_size, o.min_count)
+                      : train_build_vocab(tgt, n, o.tgt_vocab_size, o.min_count);
+        if (!tv) {
             fail("learn", "out of memory building the target vocabulary");
             goto done;
         }
@@ -458,21 +460,14 @@ int vocab_main(int argc, char **argv)
         vocab_usage(stderr);
         return 2;
     }
-    static const struct {
-        const char *name;
-        int (*run)(int argc, char **argv);
-    } actions[] = {{"learn", learn}, {"apply", apply}, {"export", export_model}};
-    char program[40];
+    static const cli_command actions[] = {
+        {"learn", learn}, {"apply", apply}, {"export", export_model}};
+    int status;
 
     optind = 1;
-    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++) {
-        if (strcmp(argv[1], actions[i].name) == 0) {
-            /* getopt names argv[0] in its messages: "seqmt vocab learn: ...". */
-            snprintf(program, sizeof program, "seqmt vocab %s", actions[i].name);
-            argv[1] = program;
-            return actions[i].run(argc - 1, argv + 1);
-        }
-    }
+    status = cli_run_command(actions, sizeof actions / sizeof *actions, "seqmt vocab", argc, argv);
+    if (status >= 0)
+        return status;
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         vocab_usage(stdout);
         return 0;

@@ -572,9 +572,9 @@ static size_t apply_merges(const bpe *codes, const char *buf, span *syms, size_t
          * "x x" merges once, giving "xx x". */
         m = &codes->merges[best];
         for (size_t i = 0; i < n;) {
-            bool kept = dropout <= 0 || (i + 1 < n && keep[i]);
+            bool allowed = dropout <= 0 || (i + 1 < n && keep[i]);
 
-            if (i + 1 < n && kept && span_equals(buf, syms[i], m->first, m->first_len) &&
+            if (i + 1 < n && allowed && span_equals(buf, syms[i], m->first, m->first_len) &&
                 span_equals(buf, syms[i + 1], m->second, m->second_len)) {
                 syms[new_n].start = syms[i].start;
                 syms[new_n].end = syms[i + 1].end;
