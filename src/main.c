@@ -61,7 +61,8 @@ static int cmd_train(int argc, char **argv)
         O_SRC = 256, O_TGT, O_VSRC, O_VTGT, O_SLANG, O_TLANG, O_LAYERS, O_EMBED, O_HIDDEN,
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
         O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO, O_BPE, O_BPESEP,
-        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF, O_MOSES, O_ATT, O_BPEDROP
+        O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF, O_MOSES, O_ATT, O_BPEDROP,
+        O_BPETHR
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -94,6 +95,7 @@ static int cmd_train(int argc, char **argv)
         {"bpe-merges", required_argument, 0, O_BPE},
         {"bpe-separate", no_argument, 0, O_BPESEP},
         {"bpe-dropout", required_argument, 0, O_BPEDROP},
+        {"bpe-threshold", required_argument, 0, O_BPETHR},
         {"bpe-codes", required_argument, 0, O_CODES},
         {"bpe-codes-tgt", required_argument, 0, O_CODES_TGT},
         {"src-vocab", required_argument, 0, O_SVOCABF},
@@ -145,6 +147,9 @@ static int cmd_train(int argc, char **argv)
         case O_BPE: o.bpe_merges = (size_t)cli_parse_long("--bpe-merges", optarg, 0, 10000000); break;
         case O_BPESEP: o.bpe_separate = 1; break;
         case O_BPEDROP: o.bpe_dropout = cli_parse_double("--bpe-dropout", optarg, 0, 0.9); break;
+        case O_BPETHR:
+            o.bpe_threshold = (uint64_t)cli_parse_long("--bpe-threshold", optarg, 0, 1000000000);
+            break;
         case O_CODES: o.bpe_codes = optarg; break;
         case O_PH: o.placeholders = 1; break;
         case O_CODES_TGT: o.bpe_codes_tgt = optarg; break;
@@ -176,6 +181,10 @@ static int cmd_train(int argc, char **argv)
                    "  --bpe-dropout P           split the training pairs anew every epoch,\n"
                    "                            leaving each merge out with probability P\n"
                    "                            (BPE-dropout; 0 to 0.9, 0.1 is usual, 0: off)\n"
+                   "  --bpe-threshold N         split subwords seen fewer than N times on their\n"
+                   "                            side back into the subwords they were merged\n"
+                   "                            from, like subword-nmt's --vocabulary-threshold\n"
+                   "                            (50 is usual; 0: off)\n"
                    "  --src-vocab FILE          use this source vocabulary (one token per line,\n"
                    "                            as 'seqmt vocab learn' writes) in its order\n"
                    "  --tgt-vocab FILE          likewise for the target side\n"
@@ -251,6 +260,12 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "seqmt train: --bpe-dropout %g drops subword merges, and this model has "
                         "none: add --bpe-merges N or --bpe-codes FILE\n",
                 o.bpe_dropout);
+        return 2;
+    }
+    if (o.bpe_threshold > 0 && !o.bpe_codes && o.bpe_merges == 0) {
+        fprintf(stderr, "seqmt train: --bpe-threshold %llu splits rare subwords, and this model "
+                        "has none: add --bpe-merges N or --bpe-codes FILE\n",
+                (unsigned long long)o.bpe_threshold);
         return 2;
     }
     if ((o.src_vocab_file && src_size_set) || (o.tgt_vocab_file && tgt_size_set)) {

@@ -95,6 +95,36 @@ void model_set_bpe(model *m, bpe *src, bpe *tgt)
     m->tgt_bpe = tgt;
 }
 
+int model_codes_use_vocab(bpe *codes, const vocab *v)
+{
+    size_t n = vocab_size(v);
+    const char **tokens = malloc((n ? n : 1) * sizeof *tokens);
+    int rc;
+
+    if (!tokens)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        tokens[i] = vocab_token(v, (int32_t)i);
+    rc = bpe_set_vocabulary(codes, tokens, n);
+    free(tokens);
+    return rc;
+}
+
+int model_filter_subwords(model *m)
+{
+    if (!m->src_bpe)
+        return 0;
+    if (m->tgt_bpe == m->src_bpe && !(m->tgt_bpe = bpe_copy(m->src_bpe))) {
+        m->tgt_bpe = m->src_bpe;
+        return -1;
+    }
+    if (model_codes_use_vocab(m->src_bpe, m->src_vocab) ||
+        model_codes_use_vocab(m->tgt_bpe, m->tgt_vocab))
+        return -1;
+    m->subword_filter = 1;
+    return 0;
+}
+
 void model_init_uniform(model *m, float scale, rng_state *rng)
 {
     for (size_t i = 0; i < m->n_params; i++)
@@ -509,7 +539,7 @@ static void put_vocab(bytes *b, const vocab *v)
 }
 
 /* Bits of the tokenizer flags in a model file. */
-enum { TOKENIZER_PLACEHOLDERS = 1 };
+enum { TOKENIZER_PLACEHOLDERS = 1, TOKENIZER_SUBWORD_FILTER = 2 };
 
 /* How the codes section of a model file is laid out. */
 enum { CODES_NONE = 0, CODES_JOINT = 1, CODES_SEPARATE = 2 };
@@ -559,16 +589,18 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     put(&b, m->cfg.src_lang, sizeof(m->cfg.src_lang));
     put(&b, m->cfg.tgt_lang, sizeof(m->cfg.tgt_lang));
     put_u32(&b, MODEL_TOKENIZER_VERSION);
-    put_u32(&b, m->placeholders ? TOKENIZER_PLACEHOLDERS : 0);
+    put_u32(&b, (m->placeholders ? TOKENIZER_PLACEHOLDERS : 0) |
+                    (m->subword_filter ? TOKENIZER_SUBWORD_FILTER : 0));
     uint32_t codes_mode = CODES_SEPARATE;
 
+    /* Filtered sides hold equal codes in two objects; they are stored once. */
     if (!m->src_bpe)
         codes_mode = CODES_NONE;
-    else if (m->src_bpe == m->tgt_bpe)
+    else if (m->src_bpe == m->tgt_bpe || bpe_hash(m->src_bpe) == bpe_hash(m->tgt_bpe))
         codes_mode = CODES_JOINT;
     put_u32(&b, codes_mode);
     put_codes(&b, m->src_bpe);
-    if (m->tgt_bpe != m->src_bpe)
+    if (codes_mode == CODES_SEPARATE)
         put_codes(&b, m->tgt_bpe);
     if (m->cfg.attention)
         put_u32(&b, ARCH_ATTENTION);
@@ -817,6 +849,18 @@ model *model_load(const char *path, char *err, size_t err_size)
                      path, tok_version, MODEL_TOKENIZER_VERSION);
             goto fail;
         }
+        if (tok_flags & ~(uint32_t)(TOKENIZER_PLACEHOLDERS | TOKENIZER_SUBWORD_FILTER)) {
+            snprintf(err, err_size,
+                     "model %s uses tokenizer flags 0x%x that this seqmt does not know; use a "
+                     "newer seqmt",
+                     path, tok_flags & ~(uint32_t)(TOKENIZER_PLACEHOLDERS |
+                                                   TOKENIZER_SUBWORD_FILTER));
+            goto fail;
+        }
+        if ((tok_flags & TOKENIZER_SUBWORD_FILTER) && codes_mode == CODES_NONE) {
+            snprintf(err, err_size, "model %s is corrupt: a subword filter without codes", path);
+            goto fail;
+        }
         if (codes_mode > CODES_SEPARATE) {
             snprintf(err, err_size, "model %s is corrupt: unknown subword mode %u", path,
                      codes_mode);
@@ -874,6 +918,12 @@ model *model_load(const char *path, char *err, size_t err_size)
     model_set_bpe(m, src_codes, tgt_codes);
     src_codes = tgt_codes = NULL;
     m->placeholders = (tok_flags & TOKENIZER_PLACEHOLDERS) != 0;
+    if ((tok_flags & TOKENIZER_SUBWORD_FILTER) && model_filter_subwords(m)) {
+        snprintf(err, err_size, "out of memory loading model %s", path);
+        model_free(m);
+        m = NULL;
+        goto fail;
+    }
     if (dtype == MODEL_F16) {
         for (size_t i = 0; i < n_params; i++) {
             _Float16 h;

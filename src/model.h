@@ -54,6 +54,10 @@ typedef struct {
     /* Nonzero when numbers, URLs, e-mail addresses and emoji were replaced
      * by placeholders in training (see placeholder.h). */
     int placeholders;
+    /* Nonzero when segmentation splits subwords outside the vocabularies
+     * (bpe_set_vocabulary); the two sides then have codes objects of their
+     * own even when their merges are equal. */
+    int subword_filter;
     float *params; /* n_params floats */
     size_t n_params;
     model_views w;
@@ -83,6 +87,16 @@ model *model_new(const model_config *cfg, vocab *src_vocab, vocab *tgt_vocab);
 /* Gives m the subword codes of its source and target side (either may be
  * NULL; src == tgt for joint codes) and takes ownership of them. */
 void model_set_bpe(model *m, bpe *src, bpe *tgt);
+
+/* Restricts codes to the tokens of v (bpe_set_vocabulary). Returns 0, or
+ * -1 when out of memory. */
+int model_codes_use_vocab(bpe *codes, const vocab *v);
+
+/* Makes segmentation split subwords outside the model's vocabularies:
+ * gives the target side codes of its own when the two sides share them,
+ * restricts each side to its vocabulary and sets subword_filter. A model
+ * without codes is left alone. Returns 0, or -1 when out of memory. */
+int model_filter_subwords(model *m);
 
 /* Draws every parameter uniformly from [-scale, scale]. */
 void model_init_uniform(model *m, float scale, rng_state *rng);

@@ -211,6 +211,67 @@ done:
     return v;
 }
 
+int train_filter_rare_subwords(bpe **src_codes, bpe **tgt_codes, const tok_list *src,
+                               const tok_list *tgt, size_t n, uint64_t threshold,
+                               const vocab *src_vocab, const vocab *tgt_vocab, vocab **src_kept,
+                               vocab **tgt_kept)
+{
+    tok_list *s = NULL, *t = NULL;
+    int rc = -1;
+
+    *src_kept = *tgt_kept = NULL;
+    if (*tgt_codes == *src_codes && !(*tgt_codes = bpe_copy(*src_codes))) {
+        *tgt_codes = *src_codes;
+        return -1;
+    }
+    if (!src_vocab && !(s = train_segment_copy(*src_codes, src, n, 0, NULL)))
+        goto done;
+    if (!tgt_vocab && !(t = train_segment_copy(*tgt_codes, tgt, n, 0, NULL)))
+        goto done;
+    if ((s && !(*src_kept = train_build_vocab(s, n, SIZE_MAX, threshold))) ||
+        (t && !(*tgt_kept = train_build_vocab(t, n, SIZE_MAX, threshold))))
+        goto done;
+    if (model_codes_use_vocab(*src_codes, src_vocab ? src_vocab : *src_kept) ||
+        model_codes_use_vocab(*tgt_codes, tgt_vocab ? tgt_vocab : *tgt_kept))
+        goto done;
+    rc = 0;
+done:
+    corpus_free_tokens(s, n);
+    corpus_free_tokens(t, n);
+    if (rc) {
+        vocab_free(*src_kept);
+        vocab_free(*tgt_kept);
+        *src_kept = *tgt_kept = NULL;
+    }
+    return rc;
+}
+
+int train_check_kept(const vocab *kept, const vocab *v, const char *side, uint64_t threshold,
+                     char *err, size_t err_size)
+{
+    size_t n = kept ? vocab_size(kept) : 0, missing = 0;
+    const char *first = NULL;
+
+    for (size_t i = VOCAB_N_SPECIAL; i < n; i++) {
+        const char *tok = vocab_token(kept, (int32_t)i);
+
+        if (vocab_id(v, tok) == VOCAB_UNK) {
+            if (!first)
+                first = tok;
+            missing++;
+        }
+    }
+    if (!missing)
+        return 0;
+    snprintf(err, err_size,
+             "the %s vocabulary of %zu entries lacks %zu of the %zu subwords seen at least %llu "
+             "times (first: '%s'); raise --%s-vocab-size, lower --min-count or raise "
+             "--bpe-threshold",
+             side, vocab_size(v), missing, n - VOCAB_N_SPECIAL, (unsigned long long)threshold,
+             first, strcmp(side, "source") == 0 ? "src" : "tgt");
+    return -1;
+}
+
 /* Mean per-token loss of a corpus without dropout; -1 when out of memory. */
 static double evaluate(const model *m, const corpus *c, int batch_size, model_workspace *ws)
 {
@@ -376,6 +437,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     bpe *src_codes = NULL, *tgt_codes = NULL;
     tok_list *words_src = NULL, *words_tgt = NULL; /* kept for BPE-dropout */
     tok_list *drop_src = NULL, *drop_tgt = NULL;   /* one dropout split, for the vocabularies */
+    vocab *src_kept = NULL, *tgt_kept = NULL;      /* subwords kept by --bpe-threshold */
     uint64_t seg_state = train_dropout_state(opt->seed);
     model *m = NULL;
     float *grads = NULL;
@@ -410,6 +472,13 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         snprintf(err, err_size,
                  "BPE-dropout %g needs subwords: give merges to learn or a codes file",
                  opt->bpe_dropout);
+        return -1;
+    }
+    if (opt->bpe_threshold > 0 && !opt->bpe_codes && opt->bpe_merges == 0) {
+        snprintf(err, err_size,
+                 "--bpe-threshold %llu splits rare subwords: give merges to learn or a codes "
+                 "file",
+                 (unsigned long long)opt->bpe_threshold);
         return -1;
     }
     if (check_lang("--src-lang", opt->src_lang, err, err_size) ||
@@ -486,6 +555,23 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                       opt->bpe_codes_tgt ? opt->bpe_codes_tgt : "learned from the training corpus");
         int failed;
 
+        if (opt->src_vocab_file && !(sv = vocab_read(opt->src_vocab_file, err, err_size)))
+            goto done;
+        if (opt->tgt_vocab_file && !(tv = vocab_read(opt->tgt_vocab_file, err, err_size)))
+            goto done;
+        if (opt->bpe_threshold > 0) {
+            if (train_filter_rare_subwords(&src_codes, &tgt_codes, tr_src, tr_tgt, n_train,
+                                           opt->bpe_threshold, sv, tv, &src_kept, &tgt_kept)) {
+                snprintf(err, err_size, "out of memory filtering rare subwords");
+                goto done;
+            }
+            logf_line(log, log_ctx,
+                      "subwords seen fewer than %llu times are split back: source keeps %s, "
+                      "target keeps %s",
+                      (unsigned long long)opt->bpe_threshold,
+                      src_kept ? "those seen enough" : "its vocabulary file's",
+                      tgt_kept ? "those seen enough" : "its vocabulary file's");
+        }
         if (opt->bpe_dropout > 0) {
             /* Keep the words: every epoch splits them anew. The dropout
              * splits for the vocabularies are drawn even when vocabulary
@@ -514,9 +600,9 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             goto done;
         }
     }
-    if (opt->src_vocab_file && !(sv = vocab_read(opt->src_vocab_file, err, err_size)))
+    if (opt->src_vocab_file && !sv && !(sv = vocab_read(opt->src_vocab_file, err, err_size)))
         goto done;
-    if (opt->tgt_vocab_file && !(tv = vocab_read(opt->tgt_vocab_file, err, err_size)))
+    if (opt->tgt_vocab_file && !tv && !(tv = vocab_read(opt->tgt_vocab_file, err, err_size)))
         goto done;
     if (!sv)
         sv = drop_src ? train_build_vocab_pair(tr_src, drop_src, n_train, opt->src_vocab_size,
@@ -534,6 +620,17 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         corpus_from_tokens(va_src, va_tgt, n_valid, sv, tv, &valid)) {
         snprintf(err, err_size, "out of memory building vocabularies");
         goto done;
+    }
+    if (opt->bpe_threshold > 0 && src_codes) {
+        /* From here on the vocabularies are the filters, as they are for
+         * translation; they split as the kept subwords did. */
+        if (train_check_kept(src_kept, sv, "source", opt->bpe_threshold, err, err_size) ||
+            train_check_kept(tgt_kept, tv, "target", opt->bpe_threshold, err, err_size))
+            goto done;
+        if (model_codes_use_vocab(src_codes, sv) || model_codes_use_vocab(tgt_codes, tv)) {
+            snprintf(err, err_size, "out of memory filtering rare subwords");
+            goto done;
+        }
     }
     log_unknown_share(log, log_ctx, "source", &train, 0, opt->src_vocab_file);
     log_unknown_share(log, log_ctx, "target", &train, 1, opt->tgt_vocab_file);
@@ -569,6 +666,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         model_set_bpe(m, src_codes, tgt_codes);
         src_codes = tgt_codes = NULL;
         m->placeholders = opt->placeholders;
+        m->subword_filter = opt->bpe_threshold > 0 && m->src_bpe;
     }
     grads = m ? calloc(m->n_params, sizeof(float)) : NULL;
     ws = model_workspace_new();
@@ -726,6 +824,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
 oom:
     snprintf(err, err_size, "out of memory during training");
 done:
+    vocab_free(src_kept);
+    vocab_free(tgt_kept);
     corpus_free_tokens(drop_src, n_train);
     corpus_free_tokens(drop_tgt, n_train);
     corpus_free_tokens(words_src, n_train);

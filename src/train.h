@@ -30,6 +30,8 @@ typedef struct {
                                source when bpe_codes_tgt is set) */
     const char *bpe_codes_tgt; /* subword-nmt codes file for the target side */
     double bpe_dropout;        /* BPE-dropout probability for the training pairs; 0: off */
+    uint64_t bpe_threshold;    /* split subwords seen fewer times on their side back
+                                  (train_filter_rare_subwords); 0: off */
     const char *src_vocab_file, *tgt_vocab_file; /* fixed vocabularies (vocab_read) instead of
                                                     ones built from the corpus */
     int placeholders;       /* replace numbers, URLs, e-mails and emoji by placeholders */
@@ -104,5 +106,28 @@ uint64_t train_dropout_state(uint64_t seed);
  * together. NULL when out of memory. */
 vocab *train_build_vocab_pair(const tok_list *a, const tok_list *b, size_t n, size_t max_size,
                               uint64_t min_count);
+
+/* Makes the codes split rare subwords back, as subword-nmt's apply_bpe.py
+ * with --vocabulary-threshold does: splits the words of src[0..n) and
+ * tgt[0..n) under the codes, and restricts each side's codes to the
+ * subwords seen at least threshold times on that side, or to the tokens
+ * of a given vocabulary (src_vocab, tgt_vocab; NULL to count). Joint codes
+ * get a copy for the target side first, so *tgt_codes may change. The
+ * subwords kept by counting are stored in *src_kept and *tgt_kept (NULL
+ * for a side with a given vocabulary), which the caller checks with
+ * train_check_kept and frees with vocab_free. Returns 0, or -1 when out of
+ * memory. */
+int train_filter_rare_subwords(bpe **src_codes, bpe **tgt_codes, const tok_list *src,
+                               const tok_list *tgt, size_t n, uint64_t threshold,
+                               const vocab *src_vocab, const vocab *tgt_vocab, vocab **src_kept,
+                               vocab **tgt_kept);
+
+/* Checks that the vocabulary v built for one side (side: "source" or
+ * "target") holds every subword that side's filter kept, so that the
+ * codes may take v as their filter from then on and split as they did.
+ * Returns 0, or -1 with a message in err naming the first missing subword
+ * and the fix. A NULL kept passes. */
+int train_check_kept(const vocab *kept, const vocab *v, const char *side, uint64_t threshold,
+                     char *err, size_t err_size);
 
 #endif

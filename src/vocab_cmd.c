@@ -78,7 +78,7 @@ static int learn(int argc, char **argv)
     enum {
         O_SRC = 256, O_TGT, O_SLANG, O_TLANG, O_MERGES, O_SEP, O_CODES, O_CODES_TGT, O_SVOC,
         O_TVOC, O_SVSIZE, O_TVSIZE, O_MINC, O_MAXLEN, O_RATIO, O_FORMAT, O_PH, O_MOSES,
-        O_DROP, O_SEED
+        O_DROP, O_SEED, O_THR
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -100,11 +100,13 @@ static int learn(int argc, char **argv)
         {"placeholders", no_argument, 0, O_PH},
         {"moses-escaped", no_argument, 0, O_MOSES},
         {"bpe-dropout", required_argument, 0, O_DROP},
+        {"bpe-threshold", required_argument, 0, O_THR},
         {"seed", required_argument, 0, O_SEED},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     tok_list *drop_src = NULL, *drop_tgt = NULL;
+    vocab *src_kept = NULL, *tgt_kept = NULL;
     int c;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -141,6 +143,9 @@ static int learn(int argc, char **argv)
         case O_PH: o.placeholders = 1; break;
         case O_MOSES: o.moses_escaped = 1; break;
         case O_DROP: o.bpe_dropout = cli_parse_double("--bpe-dropout", optarg, 0, 0.9); break;
+        case O_THR:
+            o.bpe_threshold = (uint64_t)cli_parse_long("--bpe-threshold", optarg, 0, 1000000000);
+            break;
         case O_SEED: o.seed = (uint64_t)cli_parse_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
         case 'h':
             printf("usage: seqmt vocab learn --train-src FILE --train-tgt FILE [--merges N "
@@ -160,10 +165,12 @@ static int learn(int argc, char **argv)
                    "  --placeholders        count numbers, URLs, e-mail addresses and emoji as\n"
                    "                        placeholders, as 'seqmt train --placeholders' does\n"
                    "  --src-lang, --tgt-lang, --max-length, --max-ratio, --format,\n"
-                   "  --moses-escaped, --bpe-dropout P, --seed N\n"
+                   "  --moses-escaped, --bpe-dropout P, --bpe-threshold N, --seed N\n"
                    "                        as for 'seqmt train' (with --bpe-dropout, the\n"
                    "                        vocabularies also count one split with merges\n"
-                   "                        left out, drawn from the seed)\n");
+                   "                        left out, drawn from the seed; with\n"
+                   "                        --bpe-threshold, train with the same N and the\n"
+                   "                        written vocabularies)\n");
             return 0;
         default:
             fprintf(stderr, "see 'seqmt vocab learn --help'\n");
@@ -190,6 +197,12 @@ static int learn(int argc, char **argv)
         fprintf(stderr, "seqmt vocab learn: --bpe-dropout %g leaves merges out of the split, "
                         "and there are none: add --merges N and --codes FILE\n",
                 o.bpe_dropout);
+        return 2;
+    }
+    if (o.bpe_threshold > 0 && !o.bpe_merges) {
+        fprintf(stderr, "seqmt vocab learn: --bpe-threshold %llu splits rare subwords, and "
+                        "there are none: add --merges N and --codes FILE\n",
+                (unsigned long long)o.bpe_threshold);
         return 2;
     }
     if (!codes_tgt_out != !o.bpe_separate) {
@@ -234,6 +247,18 @@ static int learn(int argc, char **argv)
         }
         fprintf(stderr, "codes: %zu merges written to %s%s%s\n", bpe_n_merges(sc), codes_out,
                 tc ? ", target codes to " : "", tc ? codes_tgt_out : "");
+        if (o.bpe_threshold > 0) {
+            bpe *t = tc ? tc : sc;
+
+            if (train_filter_rare_subwords(&sc, &t, src, tgt, n, o.bpe_threshold, NULL, NULL,
+                                           &src_kept, &tgt_kept)) {
+                if (t != sc)
+                    tc = t;
+                fail("learn", "out of memory filtering rare subwords");
+                goto done;
+            }
+            tc = t;
+        }
         if (o.bpe_dropout > 0) {
             /* The splits training adds to its vocabulary counts. */
             uint64_t state = train_dropout_state(o.seed);
@@ -255,6 +280,10 @@ static int learn(int argc, char **argv)
             fail("learn", "out of memory building the source vocabulary");
             goto done;
         }
+        if (train_check_kept(src_kept, sv, "source", o.bpe_threshold, err, sizeof(err))) {
+            fail("learn", err);
+            goto done;
+        }
         if (vocab_write(sv, src_vocab_out, err, sizeof(err))) {
             fail("learn", err);
             goto done;
@@ -269,6 +298,10 @@ static int learn(int argc, char **argv)
             fail("learn", "out of memory building the target vocabulary");
             goto done;
         }
+        if (train_check_kept(tgt_kept, tv, "target", o.bpe_threshold, err, sizeof(err))) {
+            fail("learn", err);
+            goto done;
+        }
         if (vocab_write(tv, tgt_vocab_out, err, sizeof(err))) {
             fail("learn", err);
             goto done;
@@ -278,6 +311,8 @@ static int learn(int argc, char **argv)
     }
     rc = 0;
 done:
+    vocab_free(src_kept);
+    vocab_free(tgt_kept);
     corpus_free_tokens(drop_src, n);
     corpus_free_tokens(drop_tgt, n);
     corpus_free_tokens(src, n);

@@ -156,23 +156,20 @@ static int temp_path(char *buf)
  * which overlap. Occurrences are merged left to right, so position 0
  * merges and position 1 is skipped: aa a a</w>. "aa a" and "a a</w>" have
  * no rank, so the result is "aa@@ a@@ a", not "aa@@ aa". */
-static void test_golden_segmentation(void)
+/* Compares the segmentation of every word of the golden file name (under
+ * tests/data/bpe) with codes against the subwords written there, and
+ * returns the number of words compared. */
+static int compare_with_golden(const bpe *codes, const char *name)
 {
-    char codes_path[4096], golden_path[4096], err[ERR_SIZE] = "", line[512];
+    char relative[256], golden_path[4096], line[512];
     FILE *golden;
-    bpe *codes;
     int n_words = 0;
 
-    if (!source_path("tests/data/bpe/small.codes", codes_path, sizeof codes_path) ||
-        !source_path("tests/data/bpe/small.golden", golden_path, sizeof golden_path))
-        return;
-    codes = bpe_read(codes_path, err, sizeof err);
-    check(codes != NULL, __LINE__, "bpe_read(small.codes): %s%s%s", err, "", "");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(codes);
-    CU_ASSERT_EQUAL(bpe_n_merges(codes), 14);
+    snprintf(relative, sizeof relative, "tests/data/bpe/%s", name);
+    if (!source_path(relative, golden_path, sizeof golden_path))
+        return -1;
     golden = fopen(golden_path, "r");
     CU_ASSERT_PTR_NOT_NULL_FATAL(golden);
-
     while (fgets(line, sizeof line, golden)) {
         char *tab = strchr(line, '\t'), *got;
 
@@ -189,8 +186,87 @@ static void test_golden_segmentation(void)
         free(got);
         n_words++;
     }
-    CU_ASSERT_EQUAL(n_words, 20);
     fclose(golden);
+    return n_words;
+}
+
+/* Reads tests/data/bpe/small.codes, or returns NULL after a skip message. */
+static bpe *read_small_codes(void)
+{
+    char codes_path[4096], err[ERR_SIZE] = "";
+    bpe *codes;
+
+    if (!source_path("tests/data/bpe/small.codes", codes_path, sizeof codes_path))
+        return NULL;
+    codes = bpe_read(codes_path, err, sizeof err);
+    check(codes != NULL, __LINE__, "bpe_read(small.codes): %s%s%s", err, "", "");
+    return codes;
+}
+
+static void test_golden_segmentation(void)
+{
+    bpe *codes = read_small_codes();
+
+    if (!codes)
+        return;
+    CU_ASSERT_EQUAL(bpe_n_merges(codes), 14);
+    CU_ASSERT_EQUAL(compare_with_golden(codes, "small.golden"), 20);
+    bpe_free(codes);
+}
+
+/* Derivations with the vocabulary filter, small.codes restricted to
+ * small.vocab (lo@@ w@@ er es@@ t th@@ e aa@@ a):
+ *
+ * "lowest" merges to low@@ est, as in small.golden. "low@@" is not in
+ * the vocabulary; rank 2 "lo w" made it, so it splits into "lo@@" and
+ * "w@@", both in the vocabulary. The last subword "est" (est</w>) is not
+ * either; rank 7 "es t</w>" made it, giving "es@@" and "t", both allowed.
+ *
+ * "häuser" merges to häu@@ s@@ er. "häu@@" came from rank 10 "h äu":
+ * "h@@" is not allowed and no merge makes "h", so it stays; "äu@@" came
+ * from rank 9 "ä u", whose parts stay as characters. "s@@" stays for the
+ * same reason, and "er" is allowed.
+ *
+ * "@@" merges to one symbol @@</w> by rank 12. "@@" is not allowed, so it
+ * splits into "@" and "@</w>"; the last subword's final '@' is already a
+ * subword of its own, so the result is the same as without the filter. */
+static void test_filtered_golden_segmentation(void)
+{
+    char vocab_path[4096], line[256];
+    const char *tokens[32];
+    size_t n = 0;
+    bpe *codes = read_small_codes();
+    FILE *f;
+
+    if (!codes)
+        return;
+    CU_ASSERT_FALSE(bpe_has_vocabulary(codes));
+    if (!source_path("tests/data/bpe/small.vocab", vocab_path, sizeof vocab_path)) {
+        bpe_free(codes);
+        return;
+    }
+    f = fopen(vocab_path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    while (n < 32 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        tokens[n++] = strdup(line);
+    }
+    fclose(f);
+    CU_ASSERT_EQUAL(n, 9);
+
+    /* A cached word is segmented again once the vocabulary is set. */
+    const char *lower = "lower";
+    CU_ASSERT_EQUAL(bpe_cache_words(codes, &lower, 1), 0);
+    CU_ASSERT_EQUAL(bpe_set_vocabulary(codes, tokens, n), 0);
+    CU_ASSERT_TRUE(bpe_has_vocabulary(codes));
+    CU_ASSERT_EQUAL(compare_with_golden(codes, "small.filtered.golden"), 11);
+
+    /* Removing the filter restores the plain segmentation. */
+    CU_ASSERT_EQUAL(bpe_set_vocabulary(codes, NULL, 0), 0);
+    CU_ASSERT_FALSE(bpe_has_vocabulary(codes));
+    CU_ASSERT_EQUAL(compare_with_golden(codes, "small.golden"), 20);
+    for (size_t i = 0; i < n; i++)
+        free((char *)tokens[i]);
     bpe_free(codes);
 }
 
@@ -905,6 +981,91 @@ static void test_dropout_segmentation(void)
 
 /* Dropout decides per occurrence: in "ababa" one "a b" can merge while the
  * other stays apart, in either order. */
+/* "abc" (abc</w>) is made by rank 1 "ab c</w>" and by rank 3 "a bc</w>".
+ * With only "bc" allowed, the lower rank splits it: "ab@@" (from rank 0)
+ * and "c", giving a@@ b@@ c; the higher rank would give a@@ bc. */
+static void test_filter_splits_by_lowest_rank(void)
+{
+    char err[ERR_SIZE] = "";
+    bpe *codes = codes_from_string("#version: 0.2\na b\nab c</w>\nb c</w>\na bc</w>\n", err);
+    const char *allowed[] = {"bc"};
+    char *got;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(codes);
+    got = segment_to_string(codes, "abc");
+    CU_ASSERT_STRING_EQUAL(got, "abc");
+    free(got);
+    CU_ASSERT_EQUAL(bpe_set_vocabulary(codes, allowed, 1), 0);
+    got = segment_to_string(codes, "abc");
+    CU_ASSERT_STRING_EQUAL(got, "a@@ b@@ c");
+    free(got);
+    bpe_free(codes);
+}
+
+/* With a filter, every subword, with BPE-dropout too, is in the
+ * vocabulary or one code point, and joining gives the word back. A copy
+ * has the same merges and hash but no filter. */
+static void test_filter_keeps_vocabulary(void)
+{
+    char err[ERR_SIZE] = "";
+    bpe *codes = codes_from_string("#version: 0.2\ne r</w>\nl o\nlo w\nlow er</w>\nn e\n"
+                                   "ne w\nnew er</w>\ne s\nes t</w>\n",
+                                   err);
+    const char *allowed[] = {"low@@", "lo@@", "er", "new@@", "t", "e@@"};
+    const char *words[] = {"lower", "newer", "newest", "lowest", "slower", "renew", "ee"};
+    bpe *copy;
+    uint64_t state = 42;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(codes);
+    CU_ASSERT_EQUAL(bpe_set_vocabulary(codes, allowed, 6), 0);
+    copy = bpe_copy(codes);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+    CU_ASSERT_FALSE(bpe_has_vocabulary(copy));
+    CU_ASSERT_EQUAL(bpe_hash(copy), bpe_hash(codes));
+    for (int round = 0; round < 50; round++) {
+        for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+            tok_list pieces = {0}, joined = {0};
+            double dropout = round == 0 ? 0.0 : 0.3;
+
+            CU_ASSERT_EQUAL(bpe_segment_word_dropout(codes, words[w], dropout, &state, &pieces),
+                            0);
+            for (size_t i = 0; i < pieces.count; i++) {
+                const char *p = pieces.items[i];
+                size_t len = strlen(p), core = len;
+                bool in_vocab = false;
+
+                for (size_t k = 0; k < 6; k++)
+                    in_vocab |= strcmp(p, allowed[k]) == 0;
+                if (i + 1 < pieces.count)
+                    core -= strlen(BPE_MARKER);
+                check(in_vocab || utf8proc_iterate((const utf8proc_uint8_t *)p,
+                                                   (utf8proc_ssize_t)core,
+                                                   &(utf8proc_int32_t){0}) == (utf8proc_ssize_t)core,
+                      __LINE__, "%s: subword %s is neither allowed nor one character%s",
+                      words[w], p, "");
+            }
+            CU_ASSERT_EQUAL(bpe_join((const char *const *)pieces.items, pieces.count, &joined), 0);
+            CU_ASSERT_EQUAL(joined.count, 1);
+            if (joined.count == 1)
+                CU_ASSERT_STRING_EQUAL(joined.items[0], words[w]);
+            tok_list_clear(&pieces);
+            tok_list_clear(&joined);
+        }
+    }
+    {
+        char *got = segment_to_string(codes, "newest"), *plain = segment_to_string(copy, "newest");
+
+        /* new@@ est: rank 8 "es t</w>" splits "est" into es@@ and t, and
+         * rank 7 "e s" splits es@@ into e@@ and s@@. */
+        CU_ASSERT_STRING_EQUAL(plain, "new@@ est");
+        CU_ASSERT_STRING_EQUAL(got, "new@@ e@@ s@@ t");
+        free(got);
+        free(plain);
+    }
+    bpe_free(copy);
+    bpe_free(codes);
+}
+
 static void test_dropout_per_occurrence(void)
 {
     char err[ERR_SIZE];
@@ -1122,6 +1283,8 @@ int main(void)
 
     s = CU_add_suite("bpe golden", NULL, NULL);
     CU_add_test(s, "small.codes matches small.golden", test_golden_segmentation);
+    CU_add_test(s, "small.vocab filter matches small.filtered.golden",
+                test_filtered_golden_segmentation);
 
     s = CU_add_suite("bpe codes files", NULL, NULL);
     CU_add_test(s, "read keeps file order", test_read_keeps_file_order);
@@ -1151,6 +1314,8 @@ int main(void)
     CU_add_test(s, "cache gives same segmentation", test_cache_gives_same_segmentation);
     CU_add_test(s, "dropout segmentation", test_dropout_segmentation);
     CU_add_test(s, "dropout per occurrence", test_dropout_per_occurrence);
+    CU_add_test(s, "filter splits by lowest rank", test_filter_splits_by_lowest_rank);
+    CU_add_test(s, "filter keeps vocabulary", test_filter_keeps_vocabulary);
     CU_add_test(s, "segment from threads", test_segment_from_threads);
 
     s = CU_add_suite("bpe on Multi30k", NULL, NULL);

@@ -371,6 +371,66 @@ static void test_train_bpe_dropout(void)
     free(out);
 }
 
+/* --bpe-threshold splits rare subwords back: the vocabularies shrink,
+ * `vocab learn` with the same threshold writes them, training on its files
+ * gives the same model, and the model translates. */
+static void test_train_bpe_threshold(void)
+{
+    char *out = NULL;
+    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
+                         "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
+                         "--epochs 1 --threads 1 --seed 3";
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && %s train %s --bpe-merges 300 --bpe-threshold 20 "
+                               "-o thr.seqmt 2>&1 && %s train %s --bpe-merges 300 "
+                               "-o thr-plain.seqmt 2>/dev/null",
+                               dir, bin, common, bin, common),
+                          0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "subwords seen fewer than 20 times are split back"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s vocab export --model thr.seqmt --codes te.codes "
+                         "--src-vocab te.en --tgt-vocab te.de && %s vocab export --model "
+                         "thr-plain.seqmt --codes pe.codes --tgt-vocab pe.de && "
+                         "cmp te.codes pe.codes && test $(wc -l < te.de) -lt $(wc -l < pe.de) "
+                         "2>&1",
+                         dir, bin, bin),
+                    0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s vocab learn --train-src train.en --train-tgt train.de "
+                         "--merges 300 --bpe-threshold 20 --codes t.codes --src-vocab t.en "
+                         "--tgt-vocab t.de 2>&1 && cmp t.en te.en && cmp t.de te.de && "
+                         "%s train %s --bpe-codes t.codes --src-vocab t.en --tgt-vocab t.de "
+                         "--bpe-threshold 20 -o thr-outer.seqmt 2>&1 && "
+                         "cmp thr-outer.seqmt thr.seqmt 2>&1",
+                         dir, bin, bin, common),
+                    0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && echo 'a man in a blue shirt' | %s translate --model "
+                               "thr.seqmt",
+                         dir, bin),
+                    0);
+    free(out);
+
+    /* A threshold below --min-count keeps subwords the vocabulary drops. */
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && %s train %s --bpe-merges 300 --bpe-threshold 1 "
+                               "--min-count 2 -o thr1.seqmt 2>&1",
+                         dir, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "raise --bpe-threshold"));
+    free(out);
+    CU_ASSERT_NOT_EQUAL(runf(&out, "test -e %s/thr1.seqmt", dir), 0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && %s train %s --bpe-threshold 20 -o x.seqmt 2>&1", dir,
+                         bin, common),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "add --bpe-merges N or --bpe-codes FILE"));
+    free(out);
+}
+
 /* Option errors name the command, as getopt prints them. */
 static void test_option_errors_name_command(void)
 {
@@ -590,6 +650,7 @@ int main(void)
     CU_add_test(s, "vocab learn matches train", test_vocab_learn_matches_train);
     CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
     CU_add_test(s, "train with BPE-dropout", test_train_bpe_dropout);
+    CU_add_test(s, "train with a BPE threshold", test_train_bpe_threshold);
     CU_add_test(s, "option errors name command", test_option_errors_name_command);
     CU_add_test(s, "translate rejects other vocab", test_translate_rejects_other_vocab);
     CU_add_test(s, "outputs never destroy data", test_outputs_never_destroy_data);

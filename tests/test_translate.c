@@ -3,6 +3,7 @@
  * translations, line counts are kept, and bad model files are rejected
  * with a message that says why. */
 #include <CUnit/CUnit.h>
+#include <utf8proc.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -459,6 +460,77 @@ static void test_bad_model_files_rejected(void)
     free(d);
 }
 
+/* Whether piece, without a trailing continuation marker, is one code
+ * point. */
+static int is_one_character(const char *piece)
+{
+    size_t len = strlen(piece);
+    utf8proc_int32_t cp;
+
+    if (len > 2 && strcmp(piece + len - 2, "@@") == 0)
+        len -= 2;
+    return utf8proc_iterate((const utf8proc_uint8_t *)piece, (utf8proc_ssize_t)len, &cp) ==
+           (utf8proc_ssize_t)len;
+}
+
+/* A model trained with a subword threshold stores the filter: after
+ * loading, both sides split rare subwords back, so every source subword
+ * of the sample is in the vocabulary or one character, where the plain
+ * codes make subwords outside it. */
+static void test_subword_threshold_model(void)
+{
+    beam_options bo = beam_default_options();
+    char path[400] = "", copy_path[400], err[1024], *out[N_SAMPLE];
+    train_options o = quick_options(path);
+    model *m, *copy;
+    bpe *plain;
+    int outside_plain = 0;
+
+    NEED_MODEL();
+    snprintf(path, sizeof(path), "%s/thr.seqmt", workdir);
+    snprintf(copy_path, sizeof(copy_path), "%s/thr-copy.seqmt", workdir);
+    o.bpe_merges = 300;
+    o.bpe_threshold = 30;
+    CU_ASSERT_EQUAL_FATAL(train_run(&o, NULL, NULL, err, sizeof(err)), 0);
+    m = model_load(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_TRUE(m->subword_filter);
+    CU_ASSERT_PTR_NOT_EQUAL(m->src_bpe, m->tgt_bpe);
+    CU_ASSERT_EQUAL(bpe_hash(m->src_bpe), bpe_hash(m->tgt_bpe));
+    CU_ASSERT_TRUE(bpe_has_vocabulary(m->src_bpe) && bpe_has_vocabulary(m->tgt_bpe));
+    plain = bpe_copy(m->src_bpe);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+    for (size_t i = 0; i < N_SAMPLE; i++) {
+        tok_list words = {0}, pieces = {0}, plain_pieces = {0};
+
+        CU_ASSERT_EQUAL(tok_tokenize(sample[i], "en", &words), 0);
+        CU_ASSERT_EQUAL(bpe_segment(m->src_bpe, &words, &pieces), 0);
+        CU_ASSERT_EQUAL(bpe_segment(plain, &words, &plain_pieces), 0);
+        for (size_t k = 0; k < pieces.count; k++)
+            CU_ASSERT(vocab_id(m->src_vocab, pieces.items[k]) != VOCAB_UNK ||
+                      is_one_character(pieces.items[k]));
+        for (size_t k = 0; k < plain_pieces.count; k++)
+            outside_plain += vocab_id(m->src_vocab, plain_pieces.items[k]) == VOCAB_UNK &&
+                             !is_one_character(plain_pieces.items[k]);
+        tok_list_clear(&words);
+        tok_list_clear(&pieces);
+        tok_list_clear(&plain_pieces);
+    }
+    CU_ASSERT(outside_plain > 0);
+    bpe_free(plain);
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, sample, N_SAMPLE, out), 0);
+    for (size_t i = 0; i < N_SAMPLE; i++) {
+        CU_ASSERT_PTR_NULL(strstr(out[i], "@@"));
+        free(out[i]);
+    }
+    CU_ASSERT_EQUAL(model_save(m, copy_path, MODEL_F32, err, sizeof(err)), 0);
+    copy = model_load(copy_path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+    CU_ASSERT_TRUE(copy->subword_filter && bpe_has_vocabulary(copy->tgt_bpe));
+    model_free(copy);
+    model_free(m);
+}
+
 /* A subword model: codes stored in the file with their hash, outputs
  * joined back into words without continuation markers. */
 /* Makes m prefer <unk> at every step, so that copying is observable. */
@@ -599,6 +671,7 @@ int main(void)
     CU_add_test(s, "bad model files rejected", test_bad_model_files_rejected);
     CU_add_test(s, "unknown words copied", test_unknown_words_copied);
     CU_add_test(s, "subword model round trip", test_subword_model_round_trip);
+    CU_add_test(s, "subword threshold model", test_subword_threshold_model);
     CU_add_test(s, "attention model", test_attention_model);
     return test_run_all();
 }

@@ -130,6 +130,12 @@ struct bpe {
     size_t ranks_capacity;
     cache_entry *cache; /* [cache_capacity], NULL until bpe_cache_words */
     size_t cache_capacity, cache_size;
+    /* Vocabulary filter (bpe_set_vocabulary): the allowed subwords, and for
+     * each string a merge makes, the lowest rank making it. Empty tables
+     * when there is no filter. */
+    char **allowed;        /* [allowed_capacity] copies, NULL for an empty slot */
+    size_t allowed_capacity;
+    uint32_t *made_by;     /* [ranks_capacity] lowest rank per merged string */
 };
 
 static uint64_t pair_hash(const char *first, size_t first_len, const char *second,
@@ -162,15 +168,34 @@ static uint32_t *rank_slot(const bpe *codes, const char *first, size_t first_len
     }
 }
 
-void bpe_free(bpe *codes)
+static void drop_cache(bpe *codes)
 {
-    if (!codes)
-        return;
     for (size_t i = 0; i < codes->cache_capacity; i++) {
         free(codes->cache[i].word);
         free(codes->cache[i].pieces);
     }
     free(codes->cache);
+    codes->cache = NULL;
+    codes->cache_capacity = codes->cache_size = 0;
+}
+
+static void drop_vocabulary(bpe *codes)
+{
+    for (size_t i = 0; i < codes->allowed_capacity; i++)
+        free(codes->allowed[i]);
+    free(codes->allowed);
+    free(codes->made_by);
+    codes->allowed = NULL;
+    codes->made_by = NULL;
+    codes->allowed_capacity = 0;
+}
+
+void bpe_free(bpe *codes)
+{
+    if (!codes)
+        return;
+    drop_cache(codes);
+    drop_vocabulary(codes);
     free(codes->text);
     free(codes->symbols);
     free(codes->merges);
@@ -602,15 +627,167 @@ static int push_piece(tok_list *out, char *scratch, const char *s, size_t len, b
     return tok_list_push(out, scratch);
 }
 
+/* ---- Vocabulary filter ---- */
+
+/* Returns the slot of the allowed subword s of len bytes, or the empty
+ * slot where it belongs. The filter must be set. */
+static char **allowed_slot(const bpe *codes, const char *s, size_t len)
+{
+    size_t mask = codes->allowed_capacity - 1;
+
+    for (size_t i = fnv1a_update(FNV_OFFSET, s, len) & mask;; i = (i + 1) & mask) {
+        char *a = codes->allowed[i];
+
+        if (!a || (strncmp(a, s, len) == 0 && a[len] == '\0'))
+            return &codes->allowed[i];
+    }
+}
+
+/* Returns the slot of the lowest-ranked merge whose two symbols joined
+ * give the len bytes at s, or the empty slot where it belongs. */
+static uint32_t *made_by_slot(const bpe *codes, const char *s, size_t len)
+{
+    size_t mask = codes->ranks_capacity - 1;
+
+    for (size_t i = fnv1a_update(FNV_OFFSET, s, len) & mask;; i = (i + 1) & mask) {
+        uint32_t rank = codes->made_by[i];
+        const merge_rule *m;
+
+        if (rank == NO_RANK)
+            return &codes->made_by[i];
+        m = &codes->merges[rank];
+        if (m->first_len + m->second_len == len && memcmp(m->first, s, m->first_len) == 0 &&
+            memcmp(m->second, s + m->first_len, m->second_len) == 0)
+            return &codes->made_by[i];
+    }
+}
+
+int bpe_set_vocabulary(bpe *codes, const char *const *tokens, size_t n)
+{
+    size_t longest = 0;
+    char *joined;
+
+    drop_cache(codes);
+    drop_vocabulary(codes);
+    if (!tokens)
+        return 0;
+    codes->allowed_capacity = table_capacity_for(n);
+    codes->allowed = calloc(codes->allowed_capacity, sizeof *codes->allowed);
+    codes->made_by = malloc(codes->ranks_capacity * sizeof *codes->made_by);
+    if (!codes->allowed || !codes->made_by)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        char **slot;
+
+        if (!tokens[i])
+            continue;
+        slot = allowed_slot(codes, tokens[i], strlen(tokens[i]));
+        if (!*slot && !(*slot = strdup(tokens[i])))
+            goto oom;
+    }
+
+    /* Where merges make the same string, the lowest rank splits it, as in
+     * apply_bpe.py. */
+    memset(codes->made_by, 0xff, codes->ranks_capacity * sizeof *codes->made_by); /* NO_RANK */
+    for (size_t r = 0; r < codes->n_merges; r++) {
+        size_t len = codes->merges[r].first_len + codes->merges[r].second_len;
+
+        if (len > longest)
+            longest = len;
+    }
+    joined = malloc(longest + 1);
+    if (!joined)
+        goto oom;
+    for (size_t r = 0; r < codes->n_merges; r++) {
+        const merge_rule *m = &codes->merges[r];
+        uint32_t *slot;
+
+        memcpy(joined, m->first, m->first_len);
+        memcpy(joined + m->first_len, m->second, m->second_len);
+        slot = made_by_slot(codes, joined, m->first_len + m->second_len);
+        if (*slot == NO_RANK)
+            *slot = (uint32_t)r;
+    }
+    free(joined);
+    return 0;
+
+oom:
+    drop_vocabulary(codes);
+    return -1;
+}
+
+bool bpe_has_vocabulary(const bpe *codes)
+{
+    return codes->allowed != NULL;
+}
+
+bpe *bpe_copy(const bpe *codes)
+{
+    return bpe_from_text(codes->text, codes->text_len, "codes", NULL, 0);
+}
+
+/* Whether the filter allows symbol s of buf, a word of len bytes followed
+ * by the end-of-word mark: as the subword it becomes, "@@" appended when
+ * it ends before the word does and the mark removed when it carries it.
+ * The bare mark of codes version 0.1 is always allowed. scratch has room
+ * for len + MARKER_LEN bytes. */
+static bool is_allowed(const bpe *codes, const char *buf, size_t len, span s, char *scratch)
+{
+    size_t end = s.end < len ? s.end : len, n = end - s.start;
+
+    if (s.start >= len)
+        return true;
+    memcpy(scratch, buf + s.start, n);
+    if (s.end < len) {
+        memcpy(scratch + n, BPE_MARKER, MARKER_LEN);
+        n += MARKER_LEN;
+    }
+    return *allowed_slot(codes, scratch, n) != NULL;
+}
+
+/* Splits every symbol of syms[0..n) that the filter does not allow into
+ * the two symbols of the merge that made it, again and again, until each
+ * part is allowed or no merge makes it (apply_bpe.py's recursive split).
+ * Writes the parts to out and returns their number; out and stack have
+ * room for one span per code point of the word plus one. A split never
+ * cuts into the end-of-word mark. */
+static size_t filter_symbols(const bpe *codes, const char *buf, size_t len, const span *syms,
+                             size_t n, span *out, span *stack, char *scratch)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t top = 0;
+
+        stack[top++] = syms[i];
+        while (top > 0) {
+            span s = stack[--top];
+            uint32_t rank = NO_RANK;
+            size_t mid;
+
+            if (!is_allowed(codes, buf, len, s, scratch))
+                rank = *made_by_slot(codes, buf + s.start, s.end - s.start);
+            mid = rank == NO_RANK ? 0 : s.start + codes->merges[rank].first_len;
+            if (rank == NO_RANK || mid > len) {
+                out[k++] = s;
+                continue;
+            }
+            stack[top++] = (span){mid, s.end};
+            stack[top++] = (span){s.start, mid};
+        }
+    }
+    return k;
+}
+
 /* Segments word (len > 0 bytes) without the cache and appends the subwords
  * to out, dropping merges as apply_merges does when dropout > 0. Returns 0,
  * or -1 when out of memory (some subwords may have been appended). */
 static int segment_uncached(const bpe *codes, const char *word, size_t len, double dropout,
                             uint64_t *state, tok_list *out)
 {
-    size_t buf_len = len + EOW_LEN, n = 0;
+    size_t buf_len = len + EOW_LEN, n = 0, room = len + 2;
     char *buf = malloc(buf_len + 1 + len + MARKER_LEN + 1);
-    span *syms = malloc((len + 1) * sizeof *syms);
+    span *syms = malloc((codes->allowed ? 3 : 1) * room * sizeof *syms);
     bool *keep = dropout > 0 ? malloc((len + 1) * sizeof *keep) : NULL;
     char *scratch;
     int rc = -1;
@@ -646,6 +823,12 @@ static int segment_uncached(const bpe *codes, const char *word, size_t len, doub
         n++;
     }
     n = apply_merges(codes, buf, syms, n, dropout, state, keep);
+    if (codes->allowed) {
+        span *parts = syms + room;
+
+        n = filter_symbols(codes, buf, len, syms, n, parts, parts + room, scratch);
+        memcpy(syms, parts, n * sizeof *syms);
+    }
 
     /* Drop the end-of-word mark, and the last symbol if nothing else. */
     syms[n - 1].end -= EOW_LEN;
@@ -653,8 +836,8 @@ static int segment_uncached(const bpe *codes, const char *word, size_t len, doub
         n--;
 
     /* A last subword ending in the marker would read as a continuation, so
-     * its final byte ('@') becomes a subword of its own. n <= len here, so
-     * syms has room for one more. */
+     * its final byte ('@') becomes a subword of its own. n <= len + 1 here,
+     * so syms has room for one more. */
     if (syms[n - 1].end - syms[n - 1].start >= MARKER_LEN &&
         memcmp(buf + syms[n - 1].end - MARKER_LEN, BPE_MARKER, MARKER_LEN) == 0) {
         syms[n].end = syms[n - 1].end;

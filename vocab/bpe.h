@@ -10,8 +10,8 @@
  * sequence. Codes objects are immutable after creation except through
  * bpe_cache_words, so several threads may segment with one object at once.
  *
- * Limits: no byte-level BPE ("#version: 0.2 byte"), glossaries or
- * vocabulary filter. On valid UTF-8, segmentation differs from
+ * Limits: no byte-level BPE ("#version: 0.2 byte") or glossaries. On
+ * valid UTF-8, segmentation differs from
  * subword-nmt only for words whose last subword would end in "@@" (see
  * bpe_segment_word).
  */
@@ -20,6 +20,7 @@
 
 #include "text.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -136,6 +137,24 @@ int bpe_merge(const bpe *codes, size_t rank, const char **first, const char **se
  * that it is given the codes it was trained with. */
 uint64_t bpe_hash(const bpe *codes);
 
+/* Returns new codes with the merges of codes but no cache or vocabulary,
+ * or NULL when out of memory. */
+bpe *bpe_copy(const bpe *codes);
+
+/* Restricts segmentation to a vocabulary, as apply_bpe.py's --vocabulary
+ * option does: a subword outside tokens[0..n) is split back into the two
+ * symbols of the lowest-ranked merge that joins them into it, and each of
+ * those again, until every part is in the vocabulary or no merge makes
+ * it. Tokens are written as segmentation emits them: "low@@" inside a
+ * word, "er" at its end. NULL tokens are skipped; tokens NULL removes the
+ * filter. Clears the cache, so call it before bpe_cache_words. Not
+ * thread-safe, like bpe_cache_words. Returns 0, or -1 when out of memory,
+ * in which case the codes are left without a filter. */
+int bpe_set_vocabulary(bpe *codes, const char *const *tokens, size_t n);
+
+/* Whether bpe_set_vocabulary gave the codes a filter. */
+bool bpe_has_vocabulary(const bpe *codes);
+
 /* Frees the codes and their cache. NULL is a no-op. */
 void bpe_free(bpe *codes);
 
@@ -156,6 +175,8 @@ int bpe_cache_words(bpe *codes, const char *const *words, size_t n);
  * BPE_END_OF_WORD on the last, the merge of lowest rank among the word's
  * adjacent pairs is applied to all of its occurrences left to right, until
  * no adjacent pair has a merge. A word of one code point stays whole.
+ * Codes with a vocabulary (bpe_set_vocabulary) then split the subwords
+ * outside it.
  *
  * NOTE: subword-nmt gives a word whose last subword ends in "@@" (the word
  * "@@" itself, say) a last token that looks like a continuation. Here the
