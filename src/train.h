@@ -108,10 +108,11 @@ vocab *train_build_vocab_pair(const tok_list *a, const tok_list *b, size_t n, si
                               uint64_t min_count);
 
 /* Makes the codes split rare subwords back, as subword-nmt's apply_bpe.py
- * with --vocabulary-threshold does: splits the words of src[0..n) and
- * tgt[0..n) under the codes, and restricts each side's codes to the
- * subwords seen at least threshold times on that side, or to the tokens
- * of a given vocabulary (src_vocab, tgt_vocab; NULL to count). Joint codes
+ * with --vocabulary-threshold does. It splits the words of src[0..n) and
+ * tgt[0..n) under the codes and counts the subwords of each side. Each
+ * side's codes are then restricted to its subwords seen at least threshold
+ * times, or to the tokens of a given vocabulary (src_vocab, tgt_vocab;
+ * NULL to count). Joint codes
  * get a copy for the target side first, so *tgt_codes may change. The
  * subwords kept by counting are stored in *src_kept and *tgt_kept (NULL
  * for a side with a given vocabulary), which the caller checks with
@@ -123,7 +124,7 @@ int train_filter_rare_subwords(bpe **src_codes, bpe **tgt_codes, const tok_list 
                                vocab **tgt_kept);
 
 /* Checks that the vocabulary v built for one side (side: "source" or
- * "target") holds every subword that side's filter kept, so that the
+ * "target") contains every subword that side's filter kept, so that the
  * codes may take v as their filter from then on and split as they did.
  * Returns 0, or -1 with a message in err naming the first missing subword
  * and the fix. A NULL kept passes. */

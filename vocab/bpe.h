@@ -142,17 +142,17 @@ uint64_t bpe_hash(const bpe *codes);
 bpe *bpe_copy(const bpe *codes);
 
 /* Restricts segmentation to a vocabulary, as apply_bpe.py's --vocabulary
- * option does: a subword outside tokens[0..n) is split back into the two
- * symbols of the lowest-ranked merge that joins them into it, and each of
- * those again, until every part is in the vocabulary or no merge makes
- * it. Tokens are written as segmentation emits them: "low@@" inside a
+ * option does. A subword outside tokens[0..n) is split back into the two
+ * symbols that the lowest-ranked merge making it joined. Each part outside
+ * the vocabulary is split again, until every part is in the vocabulary or
+ * no merge makes it. Tokens are written as segmentation emits them: "low@@" inside a
  * word, "er" at its end. NULL tokens are skipped; tokens NULL removes the
  * filter. Clears the cache, so call it before bpe_cache_words. Not
  * thread-safe, like bpe_cache_words. Returns 0, or -1 when out of memory,
  * in which case the codes are left without a filter. */
 int bpe_set_vocabulary(bpe *codes, const char *const *tokens, size_t n);
 
-/* Whether bpe_set_vocabulary gave the codes a filter. */
+/* Returns whether the codes have a vocabulary (bpe_set_vocabulary). */
 bool bpe_has_vocabulary(const bpe *codes);
 
 /* Frees the codes and their cache. NULL is a no-op. */
