@@ -541,6 +541,12 @@ static void put_vocab(bytes *b, const vocab *v)
 /* Bits of the tokenizer flags in a model file. */
 enum { TOKENIZER_PLACEHOLDERS = 1, TOKENIZER_SUBWORD_FILTER = 2 };
 
+/* Tokenizer version written for models with TOKENIZER_SUBWORD_FILTER.
+ * Builds from before the filter ignore flag bits they do not know, and
+ * would split such a model's input without the filter. They reject this
+ * version instead. Other models keep MODEL_TOKENIZER_VERSION. */
+#define TOKENIZER_VERSION_FILTERED (MODEL_TOKENIZER_VERSION + 1)
+
 /* How the codes section of a model file is laid out. */
 enum { CODES_NONE = 0, CODES_JOINT = 1, CODES_SEPARATE = 2 };
 
@@ -588,7 +594,7 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     put_u32(&b, (uint32_t)m->cfg.tgt_vocab);
     put(&b, m->cfg.src_lang, sizeof(m->cfg.src_lang));
     put(&b, m->cfg.tgt_lang, sizeof(m->cfg.tgt_lang));
-    put_u32(&b, MODEL_TOKENIZER_VERSION);
+    put_u32(&b, m->subword_filter ? TOKENIZER_VERSION_FILTERED : MODEL_TOKENIZER_VERSION);
     put_u32(&b, (m->placeholders ? TOKENIZER_PLACEHOLDERS : 0) |
                     (m->subword_filter ? TOKENIZER_SUBWORD_FILTER : 0));
     uint32_t codes_mode = CODES_SEPARATE;
@@ -842,11 +848,11 @@ model *model_load(const char *path, char *err, size_t err_size)
             snprintf(err, err_size, "model %s is truncated (tokenizer settings)", path);
             goto fail;
         }
-        if (tok_version != MODEL_TOKENIZER_VERSION) {
+        if (tok_version != MODEL_TOKENIZER_VERSION && tok_version != TOKENIZER_VERSION_FILTERED) {
             snprintf(err, err_size,
                      "model %s was trained with tokenizer version %u, but this seqmt has "
-                     "version %d; retrain it or use a matching seqmt",
-                     path, tok_version, MODEL_TOKENIZER_VERSION);
+                     "versions %d and %d; retrain it or use a matching seqmt",
+                     path, tok_version, MODEL_TOKENIZER_VERSION, TOKENIZER_VERSION_FILTERED);
             goto fail;
         }
         if (tok_flags & ~(uint32_t)(TOKENIZER_PLACEHOLDERS | TOKENIZER_SUBWORD_FILTER)) {
@@ -855,6 +861,14 @@ model *model_load(const char *path, char *err, size_t err_size)
                      "newer seqmt",
                      path, tok_flags & ~(uint32_t)(TOKENIZER_PLACEHOLDERS |
                                                    TOKENIZER_SUBWORD_FILTER));
+            goto fail;
+        }
+        if (((tok_flags & TOKENIZER_SUBWORD_FILTER) != 0) !=
+            (tok_version == TOKENIZER_VERSION_FILTERED)) {
+            snprintf(err, err_size,
+                     "model %s is corrupt: tokenizer version %u does not match its subword "
+                     "filter flag",
+                     path, tok_version);
             goto fail;
         }
         if ((tok_flags & TOKENIZER_SUBWORD_FILTER) && codes_mode == CODES_NONE) {

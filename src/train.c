@@ -481,6 +481,18 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                  (unsigned long long)opt->bpe_threshold);
         return -1;
     }
+    if (opt->bpe_threshold > 0 && opt->bpe_threshold < opt->min_count &&
+        (!opt->src_vocab_file || !opt->tgt_vocab_file)) {
+        snprintf(err, err_size,
+                 "--bpe-threshold %llu is below --min-count %llu, so subwords seen %llu to %llu "
+                 "times would stay whole but become <unk>; raise --bpe-threshold to %llu or "
+                 "lower --min-count to %llu",
+                 (unsigned long long)opt->bpe_threshold, (unsigned long long)opt->min_count,
+                 (unsigned long long)opt->bpe_threshold,
+                 (unsigned long long)opt->min_count - 1, (unsigned long long)opt->min_count,
+                 (unsigned long long)opt->bpe_threshold);
+        return -1;
+    }
     if (check_lang("--src-lang", opt->src_lang, err, err_size) ||
         check_lang("--tgt-lang", opt->tgt_lang, err, err_size))
         return -1;

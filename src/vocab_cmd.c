@@ -205,6 +205,15 @@ static int learn(int argc, char **argv)
                 (unsigned long long)o.bpe_threshold);
         return 2;
     }
+    if (o.bpe_threshold > 0 && o.bpe_threshold < o.min_count) {
+        fprintf(stderr, "seqmt vocab learn: --bpe-threshold %llu is below --min-count %llu, so "
+                        "subwords seen %llu to %llu times would stay whole but become <unk>; "
+                        "raise --bpe-threshold to %llu or lower --min-count to %llu\n",
+                (unsigned long long)o.bpe_threshold, (unsigned long long)o.min_count,
+                (unsigned long long)o.bpe_threshold, (unsigned long long)o.min_count - 1,
+                (unsigned long long)o.min_count, (unsigned long long)o.bpe_threshold);
+        return 2;
+    }
     if (!codes_tgt_out != !o.bpe_separate) {
         fprintf(stderr, "seqmt vocab learn: --separate needs --codes-tgt for the target "
                         "side's codes, and --codes-tgt needs --separate\n");
