@@ -246,6 +246,15 @@ done:
     return rc;
 }
 
+void train_count_range(uint64_t low, uint64_t high, char *buf, size_t size)
+{
+    if (low == high)
+        snprintf(buf, size, "%llu time%s", (unsigned long long)low, low == 1 ? "" : "s");
+    else
+        snprintf(buf, size, "%llu to %llu times", (unsigned long long)low,
+                 (unsigned long long)high);
+}
+
 int train_check_kept(const vocab *kept, const vocab *v, const char *side, uint64_t threshold,
                      char *err, size_t err_size)
 {
@@ -483,14 +492,15 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     }
     if (opt->bpe_threshold > 0 && opt->bpe_threshold < opt->min_count &&
         (!opt->src_vocab_file || !opt->tgt_vocab_file)) {
+        char seen[64];
+
+        train_count_range(opt->bpe_threshold, opt->min_count - 1, seen, sizeof(seen));
         snprintf(err, err_size,
-                 "--bpe-threshold %llu is below --min-count %llu, so subwords seen %llu to %llu "
-                 "times would stay whole but become <unk>; raise --bpe-threshold to %llu or "
-                 "lower --min-count to %llu",
-                 (unsigned long long)opt->bpe_threshold, (unsigned long long)opt->min_count,
-                 (unsigned long long)opt->bpe_threshold,
-                 (unsigned long long)opt->min_count - 1, (unsigned long long)opt->min_count,
-                 (unsigned long long)opt->bpe_threshold);
+                 "--bpe-threshold %llu is below --min-count %llu, so subwords seen %s would "
+                 "stay whole but become <unk>; raise --bpe-threshold to %llu or lower "
+                 "--min-count to %llu",
+                 (unsigned long long)opt->bpe_threshold, (unsigned long long)opt->min_count, seen,
+                 (unsigned long long)opt->min_count, (unsigned long long)opt->bpe_threshold);
         return -1;
     }
     if (check_lang("--src-lang", opt->src_lang, err, err_size) ||

@@ -123,6 +123,10 @@ int train_filter_rare_subwords(bpe **src_codes, bpe **tgt_codes, const tok_list 
                                const vocab *src_vocab, const vocab *tgt_vocab, vocab **src_kept,
                                vocab **tgt_kept);
 
+/* Writes "LOW to HIGH times", or "LOW time(s)" when they are equal, to
+ * buf for messages about counts. */
+void train_count_range(uint64_t low, uint64_t high, char *buf, size_t size);
+
 /* Checks that the vocabulary v built for one side (side: "source" or
  * "target") contains every subword that side's filter kept, so that the
  * codes may take v as their filter from then on and split as they did.

@@ -206,11 +206,13 @@ static int learn(int argc, char **argv)
         return 2;
     }
     if (o.bpe_threshold > 0 && o.bpe_threshold < o.min_count) {
+        char seen[64];
+
+        train_count_range(o.bpe_threshold, o.min_count - 1, seen, sizeof(seen));
         fprintf(stderr, "seqmt vocab learn: --bpe-threshold %llu is below --min-count %llu, so "
-                        "subwords seen %llu to %llu times would stay whole but become <unk>; "
-                        "raise --bpe-threshold to %llu or lower --min-count to %llu\n",
-                (unsigned long long)o.bpe_threshold, (unsigned long long)o.min_count,
-                (unsigned long long)o.bpe_threshold, (unsigned long long)o.min_count - 1,
+                        "subwords seen %s would stay whole but become <unk>; raise "
+                        "--bpe-threshold to %llu or lower --min-count to %llu\n",
+                (unsigned long long)o.bpe_threshold, (unsigned long long)o.min_count, seen,
                 (unsigned long long)o.min_count, (unsigned long long)o.bpe_threshold);
         return 2;
     }

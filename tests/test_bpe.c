@@ -979,8 +979,6 @@ static void test_dropout_segmentation(void)
     bpe_free(codes);
 }
 
-/* Dropout decides per occurrence: in "ababa" one "a b" can merge while the
- * other stays apart, in either order. */
 /* "abc" (abc</w>) is made by rank 1 "ab c</w>" and by rank 3 "a bc</w>".
  * With only "bc" allowed, the lower rank splits it: "ab@@" (from rank 0)
  * and "c", giving a@@ b@@ c; the higher rank would give a@@ bc. */
@@ -1066,6 +1064,8 @@ static void test_filter_keeps_vocabulary(void)
     bpe_free(codes);
 }
 
+/* Dropout decides per occurrence: in "ababa" one "a b" can merge while the
+ * other stays apart, in either order. */
 static void test_dropout_per_occurrence(void)
 {
     char err[ERR_SIZE];
