@@ -602,7 +602,7 @@ int model_save(const model *m, const char *path, model_dtype dtype, char *err, s
     /* Filtered sides hold equal codes in two objects; they are stored once. */
     if (!m->src_bpe)
         codes_mode = CODES_NONE;
-    else if (m->src_bpe == m->tgt_bpe || bpe_hash(m->src_bpe) == bpe_hash(m->tgt_bpe))
+    else if (m->src_bpe == m->tgt_bpe || bpe_same_merges(m->src_bpe, m->tgt_bpe))
         codes_mode = CODES_JOINT;
     put_u32(&b, codes_mode);
     put_codes(&b, m->src_bpe);

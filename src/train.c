@@ -274,8 +274,7 @@ int train_check_kept(const vocab *kept, const vocab *v, const char *side, uint64
         return 0;
     snprintf(err, err_size,
              "the %s vocabulary of %zu entries lacks %zu of the %zu subwords seen at least %llu "
-             "times (first: '%s'); raise --%s-vocab-size, lower --min-count or raise "
-             "--bpe-threshold",
+             "times (first: '%s'); raise --%s-vocab-size or --bpe-threshold",
              side, vocab_size(v), missing, n - VOCAB_N_SPECIAL, (unsigned long long)threshold,
              first, strcmp(side, "source") == 0 ? "src" : "tgt");
     return -1;

@@ -4,6 +4,7 @@
  * one-token-per-line vocabulary files. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,13 +252,6 @@ static int learn(int argc, char **argv)
             fail("learn", err);
             goto done;
         }
-        if (bpe_write(sc, codes_out, err, sizeof(err)) ||
-            (tc && bpe_write(tc, codes_tgt_out, err, sizeof(err)))) {
-            fail("learn", err);
-            goto done;
-        }
-        fprintf(stderr, "codes: %zu merges written to %s%s%s\n", bpe_n_merges(sc), codes_out,
-                tc ? ", target codes to " : "", tc ? codes_tgt_out : "");
         if (o.bpe_threshold > 0) {
             bpe *t = tc ? tc : sc;
 
@@ -284,6 +278,7 @@ static int learn(int argc, char **argv)
             goto done;
         }
     }
+    /* Everything is built and checked before the first file is written. */
     if (src_vocab_out) {
         sv = drop_src ? train_build_vocab_pair(src, drop_src, n, o.src_vocab_size, o.min_count)
                       : train_build_vocab(src, n, o.src_vocab_size, o.min_count);
@@ -295,12 +290,6 @@ static int learn(int argc, char **argv)
             fail("learn", err);
             goto done;
         }
-        if (vocab_write(sv, src_vocab_out, err, sizeof(err))) {
-            fail("learn", err);
-            goto done;
-        }
-        fprintf(stderr, "source vocabulary: %zu entries written to %s\n", vocab_size(sv),
-                src_vocab_out);
     }
     if (tgt_vocab_out) {
         tv = drop_tgt ? train_build_vocab_pair(tgt, drop_tgt, n, o.tgt_vocab_size, o.min_count)
@@ -313,13 +302,32 @@ static int learn(int argc, char **argv)
             fail("learn", err);
             goto done;
         }
-        if (vocab_write(tv, tgt_vocab_out, err, sizeof(err))) {
+    }
+    if (sc) {
+        bool own_tgt = tc && !o.bpe_separate; /* a copy made for the target's filter */
+
+        if (bpe_write(sc, codes_out, err, sizeof(err)) ||
+            (tc && !own_tgt && bpe_write(tc, codes_tgt_out, err, sizeof(err)))) {
             fail("learn", err);
             goto done;
         }
+        fprintf(stderr, "codes: %zu merges written to %s%s%s\n", bpe_n_merges(sc), codes_out,
+                o.bpe_separate ? ", target codes to " : "", o.bpe_separate ? codes_tgt_out : "");
+    }
+    if (sv && vocab_write(sv, src_vocab_out, err, sizeof(err))) {
+        fail("learn", err);
+        goto done;
+    }
+    if (sv)
+        fprintf(stderr, "source vocabulary: %zu entries written to %s\n", vocab_size(sv),
+                src_vocab_out);
+    if (tv && vocab_write(tv, tgt_vocab_out, err, sizeof(err))) {
+        fail("learn", err);
+        goto done;
+    }
+    if (tv)
         fprintf(stderr, "target vocabulary: %zu entries written to %s\n", vocab_size(tv),
                 tgt_vocab_out);
-    }
     rc = 0;
 done:
     vocab_free(src_kept);

@@ -1020,6 +1020,14 @@ static void test_filter_keeps_vocabulary(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
     CU_ASSERT_FALSE(bpe_has_vocabulary(copy));
     CU_ASSERT_EQUAL(bpe_hash(copy), bpe_hash(codes));
+    CU_ASSERT_TRUE(bpe_same_merges(copy, codes));
+    {
+        bpe *other = codes_from_string("#version: 0.2\ne r</w>\n", err);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+        CU_ASSERT_FALSE(bpe_same_merges(other, codes));
+        bpe_free(other);
+    }
     for (int round = 0; round < 50; round++) {
         for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
             tok_list pieces = {0}, joined = {0};

@@ -415,6 +415,19 @@ static void test_train_bpe_threshold(void)
                     0);
     free(out);
 
+    /* A vocabulary too small for the kept subwords stops `vocab learn`
+     * before it writes any file. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s vocab learn --train-src train.en --train-tgt train.de "
+                         "--merges 300 --bpe-threshold 20 --tgt-vocab-size 40 --codes s.codes "
+                         "--src-vocab s.en --tgt-vocab s.de 2>&1",
+                         dir, bin),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "raise --tgt-vocab-size or --bpe-threshold"));
+    free(out);
+    CU_ASSERT_NOT_EQUAL(runf(&out, "cd %s && ls s.codes s.en s.de 2>/dev/null", dir), 0);
+    free(out);
+
     /* A threshold below --min-count keeps subwords the vocabulary drops. */
     CU_ASSERT_EQUAL(runf(&out, "cd %s && %s train %s --bpe-merges 300 --bpe-threshold 1 "
                                "--min-count 2 -o thr1.seqmt 2>&1",

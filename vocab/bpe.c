@@ -716,6 +716,11 @@ oom:
     return -1;
 }
 
+bool bpe_same_merges(const bpe *a, const bpe *b)
+{
+    return a->text_len == b->text_len && memcmp(a->text, b->text, a->text_len) == 0;
+}
+
 bool bpe_has_vocabulary(const bpe *codes)
 {
     return codes->allowed != NULL;
