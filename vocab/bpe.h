@@ -145,14 +145,15 @@ bpe *bpe_copy(const bpe *codes);
  * option does. A subword outside tokens[0..n) is split back into the two
  * symbols that the lowest-ranked merge making it joined. Each part outside
  * the vocabulary is split again, until every part is in the vocabulary or
- * no merge makes it. Tokens are written as segmentation emits them: "low@@" inside a
- * word, "er" at its end. NULL tokens are skipped; tokens NULL removes the
- * filter. NOTE: with codes version 0.1, a word's last subword that did
- * not merge with the end-of-word symbol is split here by the merges that
- * made it, where apply_bpe.py keeps it whole. Clears the cache, so call
- * it before bpe_cache_words. Not
- * thread-safe, like bpe_cache_words. Returns 0, or -1 when out of memory,
- * in which case the codes are left without a filter. */
+ * no merge makes it. Tokens are written as segmentation emits them:
+ * "low@@" inside a word, "er" at its end. NULL tokens are skipped; tokens
+ * NULL removes the filter. Clears the cache, so call it before
+ * bpe_cache_words. Not thread-safe, like bpe_cache_words. Returns 0, or -1
+ * when out of memory, in which case the codes are left without a filter.
+ *
+ * NOTE: with codes version 0.1, a word's last subword that did not merge
+ * with the end-of-word symbol is split here by the merges that made it,
+ * where apply_bpe.py keeps it whole. */
 int bpe_set_vocabulary(bpe *codes, const char *const *tokens, size_t n);
 
 /* Returns whether a and b hold the same merges in the same order and
