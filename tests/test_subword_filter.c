@@ -2,12 +2,10 @@
  * the model files that store it: codes version 0.1, words ending in "@@",
  * invalid UTF-8, one-character and very long words, and tokenizer flags a
  * model file must not carry. Every segmentation is joined back to its
- * word.
- *
- * The model tests need SEQMT_SOURCE_DIR for models/en-de.seqmt (ctest
- * sets it) and print a skip message and pass without it. */
+ * word. */
 #include "bpe.h"
 #include "model.h"
+#include "rng.h"
 #include "testutil.h"
 
 #include <CUnit/CUnit.h>
@@ -230,19 +228,28 @@ static void test_very_long_word(void)
 
 /* ---- Model files ---- */
 
-/* Returns SEQMT_SOURCE_DIR/models/en-de.seqmt in buf, or NULL with a skip
- * message. */
-static const char *bundled_model_path(char *buf, size_t size)
+/* Returns a small word-level model with random weights: vocabularies of
+ * a few English and German words, one layer of 8 units. */
+static model *word_level_model(void)
 {
-    const char *dir = getenv("SEQMT_SOURCE_DIR");
+    const char *en[] = {"<pad>", "<unk>", "<s>", "</s>", "the", "man", "an"};
+    const char *de[] = {"<pad>", "<unk>", "<s>", "</s>", "der", "Mann"};
+    model_config cfg = {1, 8, 8, 7, 6, "en", "de", 0};
+    vocab *sv = vocab_from_tokens(en, 7), *tv = vocab_from_tokens(de, 6);
+    rng_state rng;
+    model *m;
 
-    if (!dir) {
-        fprintf(stderr, "SKIP: SEQMT_SOURCE_DIR unset; set it to the source folder "
-                        "(ctest sets it) to run this test\n");
+    if (!sv || !tv) {
+        vocab_free(sv);
+        vocab_free(tv);
         return NULL;
     }
-    snprintf(buf, size, "%s/models/en-de.seqmt", dir);
-    return buf;
+    m = model_new(&cfg, sv, tv);
+    if (m) {
+        rng_seed(&rng, 5);
+        model_init_uniform(m, 0.1f, &rng);
+    }
+    return m;
 }
 
 /* Reads the file at path into a malloc'd buffer and stores its size. */
@@ -297,7 +304,7 @@ static void expect_load_error(const char *path, const char *expected)
     model_free(m);
 }
 
-/* The bundled word-level model loads without a filter. Given codes and
+/* A word-level model loads without a filter. Given codes and
  * the filter, it is saved and loaded with the filter on both sides. Flags
  * outside the known ones, and the filter without codes, are rejected. */
 static void test_model_filter_flag(void)
@@ -310,8 +317,14 @@ static void test_model_filter_flag(void)
     bpe *codes;
     int fd;
 
-    if (!bundled_model_path(src, sizeof src))
-        return;
+    fd = mkstemp(path);
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    close(fd);
+    snprintf(src, sizeof src, "%s.word", path);
+    m = word_level_model();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL_FATAL(model_save(m, src, MODEL_F32, err, sizeof err), 0);
+    model_free(m);
     m = model_load(src, err, sizeof err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     CU_ASSERT_FALSE(m->subword_filter);
@@ -321,9 +334,6 @@ static void test_model_filter_flag(void)
      * tokenizer version of filtered models (2) or without it. */
     data = read_all(src, &size);
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
-    fd = mkstemp(path);
-    CU_ASSERT_TRUE_FATAL(fd >= 0);
-    close(fd);
     snprintf(bad, sizeof bad, "%s.bad", path);
     CU_ASSERT_EQUAL(write_patched(bad, data, size, FLAGS_OFFSET, 2), 0);
     expect_load_error(bad, "tokenizer version 1 does not match its subword filter flag");
@@ -366,6 +376,7 @@ static void test_model_filter_flag(void)
 
     unlink(bad);
     unlink(path);
+    unlink(src);
     model_free(m);
 }
 
