@@ -62,7 +62,7 @@ static int cmd_train(int argc, char **argv)
         O_SVOCAB, O_TVOCAB, O_MINC, O_BATCH, O_EPOCHS, O_MAXLEN, O_LR, O_CLIP, O_INIT, O_DROP,
         O_TIME, O_SEED, O_THREADS, O_DECAY, O_HALF, O_FORMAT, O_RATIO, O_BPE, O_BPESEP,
         O_CODES, O_PH, O_CODES_TGT, O_SVOCABF, O_TVOCABF, O_MOSES, O_ATT, O_BPEDROP,
-        O_BPETHR
+        O_BPETHR, O_RESUME
     };
     static const struct option opts[] = {
         {"train-src", required_argument, 0, O_SRC},
@@ -103,6 +103,7 @@ static int cmd_train(int argc, char **argv)
         {"placeholders", no_argument, 0, O_PH},
         {"moses-escaped", no_argument, 0, O_MOSES},
         {"half-precision-model", no_argument, 0, O_HALF},
+        {"resume", no_argument, 0, O_RESUME},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -141,6 +142,7 @@ static int cmd_train(int argc, char **argv)
         case O_THREADS: threads = cli_parse_long("--threads", optarg, 1, 1024); break;
         case O_DECAY: o.decay_after = (int)cli_parse_long("--decay-after", optarg, 0, 100000); break;
         case O_HALF: o.half_precision_model = 1; break;
+        case O_RESUME: o.resume = 1; break;
         case O_ATT: o.attention = 1; break;
         case O_FORMAT: o.format = parse_format(optarg); break;
         case O_RATIO: o.max_ratio = (float)cli_parse_double("--max-ratio", optarg, 0, 1e6); break;
@@ -164,7 +166,14 @@ static int cmd_train(int argc, char **argv)
                    "files line-aligned; or one TSV file (source TAB target) as --train-src\n"
                    "and --valid-src alone; or WMT SGML files (<seg> elements).\n"
                    "  -o, --output FILE         the best model; OUTPUT.checkpoint holds the last\n"
-                   "                            epoch's model\n"
+                   "                            completed epoch's model, and\n"
+                   "                            OUTPUT.checkpoint.state what --resume needs\n"
+                   "  --resume                  continue the run at OUTPUT from its checkpoint\n"
+                   "                            with the next epoch; give the same options again\n"
+                   "                            (only --epochs, --time-limit and --threads may\n"
+                   "                            change, and the same --threads gives the same\n"
+                   "                            model as a run without a break). An epoch that\n"
+                   "                            --time-limit cut short starts again\n"
                    "  --format F                auto (by file name: .tsv, .sgm), plain, tsv, sgml\n"
                    "  --src-lang, --tgt-lang L  languages for tokenization (en, de)\n"
                    "  --layers N                LSTM layers in encoder and decoder (2)\n"
@@ -209,7 +218,8 @@ static int cmd_train(int argc, char **argv)
                    "                            epoch N on, besides when validation perplexity\n"
                    "                            stops improving (never)\n"
                    "  --half-precision-model    store the best model's weights as float16\n"
-                   "  --time-limit MINUTES      stop training after this time (no limit)\n"
+                   "  --time-limit MINUTES      stop training after this much time in this run,\n"
+                   "                            validate and keep the best model (no limit)\n"
                    "  --seed N                  random seed (1)\n"
                    "  --threads N               OpenBLAS threads (all cores)\n");
             return 0;

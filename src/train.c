@@ -12,10 +12,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "corpus.h"
 #include "model.h"
 #include "placeholder.h"
+#include "train_state.h"
 
 train_options train_default_options(void)
 {
@@ -434,6 +436,62 @@ static size_t target_tokens(const corpus *c)
     return total;
 }
 
+/* Checks, before any corpus is read, that a run can resume: the checkpoint
+ * and its state exist, the state was written for the options and input
+ * files of opt, and it records the checkpoint's size and CRC-32. */
+static int open_resume_state(const train_options *opt, const char *ckpt, const char *state_path,
+                             train_state *st, char *err, size_t err_size)
+{
+    uint32_t crc;
+    uint64_t size;
+
+    if (access(ckpt, F_OK) != 0) {
+        snprintf(err, err_size,
+                 "cannot resume: checkpoint %s not found, so there is no epoch to continue "
+                 "from; drop --resume to start a new run",
+                 ckpt);
+        return -1;
+    }
+    if (train_state_read(state_path, opt, st, err, err_size) ||
+        train_state_file_crc(ckpt, &crc, &size, err, err_size))
+        return -1;
+    if (crc != st->checkpoint_crc || size != st->checkpoint_size) {
+        snprintf(err, err_size,
+                 "cannot resume: checkpoint %s is not the one training state %s was written "
+                 "for (its size or CRC-32 differs), as when a run stops between writing the "
+                 "two; drop --resume to start a new run",
+                 ckpt, state_path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Replaces the parameters of m, built from the corpus and options, by
+ * those of the checkpoint, after checking that it is the same model. */
+static int load_checkpoint_params(model *m, const char *ckpt, char *err, size_t err_size)
+{
+    model *saved = model_load(ckpt, err, err_size);
+    int rc;
+
+    if (!saved)
+        return -1;
+    rc = train_state_check_model(saved, m, ckpt, err, err_size);
+    if (rc == 0)
+        memcpy(m->params, saved->params, m->n_params * sizeof(float));
+    model_free(saved);
+    return rc;
+}
+
+/* Writes st for the checkpoint at ckpt, recording that file's size and
+ * CRC-32. */
+static int write_state(const train_options *opt, const char *ckpt, const char *state_path,
+                       train_state *st, char *err, size_t err_size)
+{
+    if (train_state_file_crc(ckpt, &st->checkpoint_crc, &st->checkpoint_size, err, err_size))
+        return -1;
+    return train_state_write(state_path, opt, st, err, err_size);
+}
+
 int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
               size_t err_size)
 {
@@ -455,7 +513,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     model_batch bt = {0};
     rng_state rng;
     int rc = -1;
-    char ckpt[4096];
+    char ckpt[4096], state_path[4200];
+    train_state st = {0}; /* st.epoch 0: no state written yet */
     const char *why;
 
     if (opt->batch_size < 1 || opt->epochs < 1 || opt->max_len < 1 || opt->learning_rate <= 0 ||
@@ -511,6 +570,26 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     }
     if (check_writable(opt->output, err, err_size))
         return -1;
+    snprintf(state_path, sizeof(state_path), "%s.state", ckpt);
+    if (opt->resume) {
+        if (open_resume_state(opt, ckpt, state_path, &st, err, err_size))
+            return -1;
+        if (st.epoch >= opt->epochs) {
+            logf_line(log, log_ctx,
+                      "training already finished: checkpoint %s is from epoch %d and --epochs "
+                      "is %d; raise --epochs to train longer",
+                      ckpt, st.epoch, opt->epochs);
+            return 0;
+        }
+        logf_line(log, log_ctx, "resuming from checkpoint %s after epoch %d of %d", ckpt,
+                  st.epoch, opt->epochs);
+    } else if (remove(state_path) != 0 && errno != ENOENT) {
+        /* A state left by an earlier run must not pair with this run's
+         * checkpoints. */
+        snprintf(err, err_size, "cannot remove the old training state %s: %s", state_path,
+                 strerror(errno));
+        return -1;
+    }
     rng_seed(&rng, opt->seed);
 
     /* Corpora and vocabularies. */
@@ -697,6 +776,14 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     }
     model_bind(&cfg, grads, &gv);
     model_init_uniform(m, opt->init_scale, &rng);
+    if (opt->resume) {
+        /* The vocabularies and codes were rebuilt as in the first session,
+         * drawing the same numbers; now the stored states take over. */
+        if (load_checkpoint_params(m, ckpt, err, err_size))
+            goto done;
+        rng = st.rng;
+        seg_state = st.seg_state;
+    }
     logf_line(log, log_ctx,
               "model: %d layers, embedding %d, hidden %d, %s, vocabularies %d (%s) and %d (%s), "
               "%zu parameters",
@@ -705,12 +792,17 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
 
     /* Epochs. */
     size_t train_tokens = target_tokens(&train);
-    double lr = opt->learning_rate, best_ppl = INFINITY, start = now_seconds();
+    double lr = opt->learning_rate, best_ppl = INFINITY, session_start = now_seconds();
+    double start = session_start - st.elapsed_seconds; /* of all sessions, for the estimate */
     double limit = opt->time_limit_minutes * 60.0;
-    size_t done_tokens = 0, total_tokens = train_tokens * opt->epochs;
-    int stop = 0;
+    size_t done_tokens = (size_t)st.done_tokens, total_tokens = train_tokens * opt->epochs;
+    int stop = 0, partial = 0; /* partial: the time limit ended an epoch before its last batch */
 
-    for (int epoch = 1; epoch <= opt->epochs && !stop; epoch++) {
+    if (opt->resume) {
+        lr = st.learning_rate;
+        best_ppl = st.best_ppl;
+    }
+    for (int epoch = st.epoch + 1; epoch <= opt->epochs && !stop; epoch++) {
         double window_loss = 0, window_start = now_seconds();
         size_t window_tokens = 0;
 
@@ -776,8 +868,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                 double left = total_tokens > done_tokens ? (total_tokens - done_tokens) / rate : 0;
                 char eta[32];
 
-                if (limit > 0 && limit - elapsed < left)
-                    left = limit - elapsed > 0 ? limit - elapsed : 0;
+                double session = t - session_start;
+
+                if (limit > 0 && limit - session < left)
+                    left = limit - session > 0 ? limit - session : 0;
                 format_duration(left, eta, sizeof(eta));
                 char ppl_text[32];
 
@@ -791,10 +885,11 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                 window_tokens = 0;
                 window_start = t;
             }
-            if (limit > 0 && now_seconds() - start >= limit) {
+            if (limit > 0 && now_seconds() - session_start >= limit) {
                 logf_line(log, log_ctx, "time limit of %.1f minutes reached in epoch %d",
                           opt->time_limit_minutes, epoch);
                 stop = 1;
+                partial = b + 1 < batches.n_batches;
                 break;
             }
         }
@@ -813,7 +908,9 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                      ppl, epoch);
             goto done;
         }
-        if (model_save(m, ckpt, MODEL_F32, err, err_size))
+        /* An unfinished epoch leaves the checkpoint of the last completed
+         * one, which a resumed run continues from. */
+        if (!partial && model_save(m, ckpt, MODEL_F32, err, err_size))
             goto done;
         int improved = ppl < best_ppl;
         if (improved) {
@@ -821,6 +918,24 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             if (model_save(m, opt->output, opt->half_precision_model ? MODEL_F16 : MODEL_F32, err,
                            err_size))
                 goto done;
+        }
+        if (partial) {
+            char kept[4200];
+
+            if (st.epoch > 0)
+                snprintf(kept, sizeof(kept), "checkpoint %s stays at epoch %d", ckpt, st.epoch);
+            else
+                snprintf(kept, sizeof(kept), "no epoch completed, so no checkpoint to resume");
+            logf_line(log, log_ctx, "epoch %d stopped early: validation ppl %s%s%s%s; %s", epoch,
+                      format_ppl(ppl, ppl_text, sizeof(ppl_text)), improved ? " (best)" : "",
+                      improved ? ", best model " : "", improved ? opt->output : "", kept);
+
+            /* A resumed run keeps this best model unless it beats it. */
+            st.best_ppl = best_ppl;
+            if (improved && st.epoch > 0 &&
+                train_state_write(state_path, opt, &st, err, err_size))
+                goto done;
+            break;
         }
         logf_line(log, log_ctx, "epoch %d validation ppl %s%s, checkpoint %s%s%s", epoch,
                   format_ppl(ppl, ppl_text, sizeof(ppl_text)), improved ? " (best)" : "", ckpt,
@@ -831,6 +946,17 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             logf_line(log, log_ctx, "learning rate halved to %.4g (%s)", lr,
                       improved ? "scheduled decay" : "validation perplexity did not improve");
         }
+
+        /* What the next epoch starts from, for a resumed run. */
+        st.epoch = epoch;
+        st.learning_rate = lr;
+        st.best_ppl = best_ppl;
+        st.rng = rng;
+        st.seg_state = seg_state;
+        st.done_tokens = done_tokens;
+        st.elapsed_seconds = now_seconds() - start;
+        if (write_state(opt, ckpt, state_path, &st, err, err_size))
+            goto done;
     }
     {
         char took[32];

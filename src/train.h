@@ -1,7 +1,16 @@
 /* Training: builds vocabularies from the training corpus, then runs SGD
  * with gradient-norm clipping over batches of similar length, validates
  * after every epoch, halves the learning rate when validation perplexity
- * stops improving, checkpoints, and keeps the best model. */
+ * stops improving, checkpoints, and keeps the best model.
+ *
+ * After every completed epoch the float32 model goes to OUTPUT.checkpoint
+ * and what the next epoch needs (counters, learning rate, best perplexity,
+ * random generator states, options) to OUTPUT.checkpoint.state
+ * (train_state.h). A run with resume set continues from there with the
+ * next epoch, and gives files byte-identical to an uninterrupted run as
+ * long as OpenBLAS sums in the same order (the same thread count). A run
+ * stopped by the time limit in the middle of an epoch leaves the checkpoint
+ * of the last completed epoch, so resuming repeats the unfinished epoch. */
 #ifndef SEQMT_TRAIN_H
 #define SEQMT_TRAIN_H
 
@@ -23,7 +32,8 @@ typedef struct {
     int batch_size, epochs, max_len;
     float max_ratio; /* skip training pairs whose sides' lengths differ more; 0: keep all */
     float learning_rate, max_grad_norm, init_scale, dropout;
-    double time_limit_minutes; /* stop after this much training time; 0 means no limit */
+    double time_limit_minutes; /* stop after this much training time in this process, 0 means
+                                  no limit; a resumed run starts counting again */
     size_t bpe_merges;      /* learn this many subword merges; 0 keeps word-level tokens */
     int bpe_separate;       /* learn source and target codes apart instead of jointly */
     const char *bpe_codes;  /* use this subword-nmt codes file instead (both sides, or the
@@ -39,6 +49,8 @@ typedef struct {
     int decay_after;           /* from this epoch on, halve the learning rate every epoch; 0: never */
     int half_precision_model;  /* write the best model with float16 weights */
     uint64_t seed;
+    int resume; /* continue from OUTPUT.checkpoint and its state; every option but epochs
+                   and time_limit_minutes must equal the interrupted run's */
 } train_options;
 
 /* Defaults: 2 layers, embedding 256, hidden 512, vocabularies of at most
@@ -50,9 +62,13 @@ train_options train_default_options(void);
 /* Progress sink: one complete line without newline per call. */
 typedef void (*train_log_fn)(void *ctx, const char *line);
 
-/* Trains a model as opt describes. Returns 0, or -1 with a message in err
- * (unreadable or mismatched corpora, invalid options, out of memory, a
- * model that cannot be written). */
+/* Trains a model as opt describes, or with opt->resume continues the run
+ * whose checkpoint and state are at OUTPUT.checkpoint. Returns 0, also
+ * when a resumed run had already completed opt->epochs epochs (it logs so
+ * and trains nothing), or -1 with a message in err (unreadable or
+ * mismatched corpora, invalid options, out of memory, a model that cannot
+ * be written, a missing checkpoint or state, an option or file that
+ * differs from the interrupted run's). */
 int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
               size_t err_size);
 

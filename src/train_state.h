@@ -1,0 +1,62 @@
+/* The training state stored beside the checkpoint, so that `seqmt train
+ * --resume` continues a run where its last completed epoch left it.
+ *
+ * The state is a small JSON file, OUTPUT.checkpoint.state. It holds the
+ * counters and random generator states after an epoch, the CRC-32 and size
+ * of the checkpoint written after that epoch, and a fingerprint of every
+ * option that must not change between the sessions of one run, with the
+ * size and CRC-32 of each input file. A state only matches the checkpoint
+ * whose CRC it records, so a checkpoint and a state from different epochs
+ * or runs are rejected, never mixed. Both files are replaced atomically
+ * (temporary file, then rename), but one after the other, so a crash
+ * between the two renames leaves a pair that resume rejects. */
+#ifndef SEQMT_TRAIN_STATE_H
+#define SEQMT_TRAIN_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "rng.h"
+#include "train.h"
+
+typedef struct {
+    int epoch;                /* epochs completed; the next session starts at epoch + 1 */
+    double learning_rate;     /* for the next epoch, after any halving */
+    double best_ppl;          /* best validation perplexity so far, the model at OUTPUT */
+    rng_state rng;            /* batch order and dropout */
+    uint64_t seg_state;       /* BPE-dropout segmentation (train_dropout_state) */
+    uint64_t done_tokens;     /* target tokens trained on, for the estimate of the time left */
+    double elapsed_seconds;   /* training time of all sessions so far */
+    uint64_t checkpoint_size; /* bytes of the checkpoint this state belongs to */
+    uint32_t checkpoint_crc;  /* CRC-32 (zlib) of that whole file */
+} train_state;
+
+/* Computes the CRC-32 (zlib's) and size of the file at path. Returns 0, or
+ * -1 with a message in err naming the path. */
+int train_state_file_crc(const char *path, uint32_t *crc, uint64_t *size, char *err,
+                         size_t err_size);
+
+/* Writes st and the fingerprint of opt to path as JSON, through path.tmp
+ * and a rename. The fingerprint includes the size and CRC-32 of every
+ * corpus, codes and vocabulary file opt names, so those are read again.
+ * Returns 0, or -1 with a message in err. */
+int train_state_write(const char *path, const train_options *opt, const train_state *st,
+                      char *err, size_t err_size);
+
+/* Reads the state at path into *st and checks that it was written for the
+ * same options and input files as opt (every option but --epochs,
+ * --time-limit and --output). Returns 0; or -1 with a message in err when
+ * the file is missing or invalid, or naming the first option or file that
+ * differs with both values. */
+int train_state_read(const char *path, const train_options *opt, train_state *st, char *err,
+                     size_t err_size);
+
+/* Checks that the checkpoint model ckpt (loaded from path) has the
+ * configuration, vocabularies, subword codes and flags of built, the model
+ * the corpus and options give now. Returns 0, or -1 with a message in err
+ * naming the first difference. */
+int train_state_check_model(const model *ckpt, const model *built, const char *path, char *err,
+                            size_t err_size);
+
+#endif
