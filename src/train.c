@@ -453,7 +453,7 @@ static int open_resume_state(const train_options *opt, const char *ckpt, const c
         return -1;
     }
     if (train_state_read(state_path, opt, st, err, err_size) ||
-        train_state_file_crc(ckpt, &crc, &size, err, err_size))
+        train_state_model_crc(ckpt, &crc, &size, err, err_size))
         return -1;
     if (crc != st->checkpoint_crc || size != st->checkpoint_size) {
         snprintf(err, err_size,
@@ -487,7 +487,7 @@ static int load_checkpoint_params(model *m, const char *ckpt, char *err, size_t 
 static int write_state(const train_options *opt, const char *ckpt, const char *state_path,
                        train_state *st, char *err, size_t err_size)
 {
-    if (train_state_file_crc(ckpt, &st->checkpoint_crc, &st->checkpoint_size, err, err_size))
+    if (train_state_model_crc(ckpt, &st->checkpoint_crc, &st->checkpoint_size, err, err_size))
         return -1;
     return train_state_write(state_path, opt, st, err, err_size);
 }

@@ -45,6 +45,31 @@ int train_state_file_crc(const char *path, uint32_t *crc, uint64_t *size, char *
     return 0;
 }
 
+int train_state_model_crc(const char *path, uint32_t *crc, uint64_t *size, char *err,
+                          size_t err_size)
+{
+    unsigned char tail[4];
+    FILE *f = fopen(path, "rb");
+    long end;
+
+    if (!f) {
+        snprintf(err, err_size, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 4 || fseek(f, -4, SEEK_END) != 0 ||
+        fread(tail, 1, 4, f) != 4) {
+        snprintf(err, err_size, "cannot read the checksum of model %s: the file is truncated",
+                 path);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    *crc = (uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 |
+           (uint32_t)tail[3] << 24;
+    *size = (uint64_t)end;
+    return 0;
+}
+
 static cJSON *u64_json(uint64_t v)
 {
     char text[32];

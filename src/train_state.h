@@ -2,8 +2,8 @@
  * --resume` continues a run where its last completed epoch left it.
  *
  * The state is a small JSON file, OUTPUT.checkpoint.state. It holds the
- * counters and random generator states after an epoch, the CRC-32 and size
- * of the checkpoint written after that epoch, and a fingerprint of every
+ * counters and random generator states after an epoch, the size and stored
+ * CRC-32 of the checkpoint written after that epoch, and a fingerprint of every
  * option that must not change between the sessions of one run, with the
  * size and CRC-32 of each input file. A state only matches the checkpoint
  * whose CRC it records, so a checkpoint and a state from different epochs
@@ -29,13 +29,20 @@ typedef struct {
     uint64_t done_tokens;     /* target tokens trained on, for the estimate of the time left */
     double elapsed_seconds;   /* training time of all sessions so far */
     uint64_t checkpoint_size; /* bytes of the checkpoint this state belongs to */
-    uint32_t checkpoint_crc;  /* CRC-32 (zlib) of that whole file */
+    uint32_t checkpoint_crc;  /* the CRC-32 that file stores (train_state_model_crc) */
 } train_state;
 
 /* Computes the CRC-32 (zlib's) and size of the file at path. Returns 0, or
  * -1 with a message in err naming the path. */
 int train_state_file_crc(const char *path, uint32_t *crc, uint64_t *size, char *err,
                          size_t err_size);
+
+/* Reads the CRC-32 that a model file stores in its last 4 bytes (model.h),
+ * and the file's size. A CRC-32 over the whole file would not do: it is
+ * the same for every file that ends with the CRC-32 of what precedes it.
+ * Returns 0, or -1 with a message in err naming the path. */
+int train_state_model_crc(const char *path, uint32_t *crc, uint64_t *size, char *err,
+                          size_t err_size);
 
 /* Writes st and the fingerprint of opt to path as JSON, through path.tmp
  * and a rename. The fingerprint includes the size and CRC-32 of every

@@ -371,6 +371,126 @@ static void test_train_bpe_dropout(void)
     free(out);
 }
 
+/* Training 2 epochs and resuming to 3 writes the same model and checkpoint
+ * bytes as training 3 epochs at once, with words and with BPE-dropout. */
+static void test_train_resume_matches_straight(void)
+{
+    const char *variants[] = {"", "--bpe-merges 300 --bpe-dropout 0.1"};
+    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
+                         "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
+                         "--threads 1 --seed 3";
+    char *out = NULL;
+
+    NEED_MODEL();
+    for (int v = 0; v < 2; v++) {
+        CU_ASSERT_EQUAL_FATAL(runf(&out,
+                                   "cd %s && %s train %s %s --epochs 3 -o straight%d.seqmt 2>&1 "
+                                   "&& %s train %s %s --epochs 2 -o resumed%d.seqmt 2>&1",
+                                   dir, bin, common, variants[v], v, bin, common, variants[v],
+                                   v),
+                              0);
+        free(out);
+        CU_ASSERT_EQUAL(runf(&out,
+                             "cd %s && %s train %s %s --epochs 3 -o resumed%d.seqmt --resume 2>&1",
+                             dir, bin, common, variants[v], v),
+                        0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "resuming from checkpoint"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "after epoch 2 of 3"));
+        CU_ASSERT_PTR_NULL(strstr(out, "epoch 2 validation"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "epoch 3 validation"));
+        free(out);
+        CU_ASSERT_EQUAL(runf(&out, "cd %s && cmp straight%d.seqmt resumed%d.seqmt 2>&1", dir, v,
+                             v),
+                        0);
+        free(out);
+        CU_ASSERT_EQUAL(runf(&out,
+                             "cd %s && cmp straight%d.seqmt.checkpoint "
+                             "resumed%d.seqmt.checkpoint 2>&1",
+                             dir, v, v),
+                        0);
+        free(out);
+    }
+
+    /* Resuming a run that finished its epochs trains nothing and changes
+     * no file. */
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && %s train %s --epochs 3 -o resumed0.seqmt --resume 2>&1",
+                         dir, bin, common),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "training already finished"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "raise --epochs"));
+    CU_ASSERT_PTR_NULL(strstr(out, "validation ppl"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && cmp straight0.seqmt resumed0.seqmt && cmp "
+                         "straight0.seqmt.checkpoint resumed0.seqmt.checkpoint 2>&1",
+                         dir),
+                    0);
+    free(out);
+}
+
+/* --resume rejects a changed option, a changed corpus, a missing
+ * checkpoint and a checkpoint that is not the state's, naming the cause. */
+static void test_train_resume_rejects_changes(void)
+{
+    const char *common = "--train-tgt train.de --valid-src val.en --valid-tgt val.de "
+                         "--layers 1 --embed-size 8 --hidden-size 8 --threads 1 --seed 3";
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && cp train.en resume.en && %s train --train-src resume.en "
+                               "%s --epochs 1 -o changes.seqmt 2>&1",
+                               dir, bin, common),
+                          0);
+    free(out);
+
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src resume.en %s --hidden-size 16 --epochs 2 "
+                         "-o changes.seqmt --resume 2>&1",
+                         dir, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--hidden-size is 16 now but was 8"));
+    free(out);
+
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src train.en %s --epochs 2 -o changes.seqmt "
+                         "--resume 2>&1",
+                         dir, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--train-src is train.en now but was resume.en"));
+    free(out);
+
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && sed -i '1s/^./X/' resume.en && %s train --train-src "
+                         "resume.en %s --epochs 2 -o changes.seqmt --resume 2>&1",
+                         dir, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "resume.en (--train-src) has changed"));
+    free(out);
+
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src resume.en %s --epochs 2 -o never.seqmt "
+                         "--resume 2>&1",
+                         dir, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "checkpoint never.seqmt.checkpoint not found"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "drop --resume"));
+    free(out);
+    CU_ASSERT_NOT_EQUAL(runf(&out, "test -e %s/never.seqmt", dir), 0);
+    free(out);
+
+    /* The state records its checkpoint's CRC-32, so a checkpoint from
+     * another epoch is rejected. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src resume.en %s --epochs 2 -o pair.seqmt "
+                         "2>&1 && cp changes.seqmt.checkpoint pair.seqmt.checkpoint && %s train "
+                         "--train-src resume.en %s --epochs 3 -o pair.seqmt --resume 2>&1",
+                         dir, bin, common, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "is not the one training state"));
+    free(out);
+}
+
 /* --bpe-threshold splits rare subwords back: the vocabularies shrink,
  * `vocab learn` with the same threshold writes them, training on its files
  * gives the same model, and the model translates. */
@@ -664,6 +784,8 @@ int main(void)
     CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
     CU_add_test(s, "train with BPE-dropout", test_train_bpe_dropout);
     CU_add_test(s, "train with a BPE threshold", test_train_bpe_threshold);
+    CU_add_test(s, "train resume matches straight", test_train_resume_matches_straight);
+    CU_add_test(s, "train resume rejects changes", test_train_resume_rejects_changes);
     CU_add_test(s, "option errors name command", test_option_errors_name_command);
     CU_add_test(s, "translate rejects other vocab", test_translate_rejects_other_vocab);
     CU_add_test(s, "outputs never destroy data", test_outputs_never_destroy_data);
