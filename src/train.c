@@ -777,7 +777,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     model_bind(&cfg, grads, &gv);
     model_init_uniform(m, opt->init_scale, &rng);
     if (opt->resume) {
-        /* The vocabularies and codes were rebuilt as in the first session,
+        /* The vocabularies and codes were rebuilt as the interrupted run built them,
          * drawing the same numbers; now the stored states take over. */
         if (load_checkpoint_params(m, ckpt, err, err_size))
             goto done;
@@ -792,8 +792,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
 
     /* Epochs. */
     size_t train_tokens = target_tokens(&train);
-    double lr = opt->learning_rate, best_ppl = INFINITY, session_start = now_seconds();
-    double start = session_start - st.elapsed_seconds; /* of all sessions, for the estimate */
+    double lr = opt->learning_rate, best_ppl = INFINITY, process_start = now_seconds();
+    double start = process_start - st.elapsed_seconds; /* of every process of the run */
     double limit = opt->time_limit_minutes * 60.0;
     size_t done_tokens = (size_t)st.done_tokens, total_tokens = train_tokens * opt->epochs;
     int stop = 0, partial = 0; /* partial: the time limit ended an epoch before its last batch */
@@ -868,10 +868,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                 double left = total_tokens > done_tokens ? (total_tokens - done_tokens) / rate : 0;
                 char eta[32];
 
-                double session = t - session_start;
+                double this_run = t - process_start;
 
-                if (limit > 0 && limit - session < left)
-                    left = limit - session > 0 ? limit - session : 0;
+                if (limit > 0 && limit - this_run < left)
+                    left = limit - this_run > 0 ? limit - this_run : 0;
                 format_duration(left, eta, sizeof(eta));
                 char ppl_text[32];
 
@@ -885,7 +885,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                 window_tokens = 0;
                 window_start = t;
             }
-            if (limit > 0 && now_seconds() - session_start >= limit) {
+            if (limit > 0 && now_seconds() - process_start >= limit) {
                 logf_line(log, log_ctx, "time limit of %.1f minutes reached in epoch %d",
                           opt->time_limit_minutes, epoch);
                 stop = 1;

@@ -1,7 +1,7 @@
 /* Reading and writing the training state of `seqmt train --resume` (see
- * train_state.h). Values that may not fit a JSON number exactly (64-bit
- * counters, seeds and generator states) are stored as decimal strings;
- * doubles round-trip because cJSON prints up to 17 significant digits. */
+ * train_state.h). 64-bit counters, seeds and generator states may not fit
+ * a JSON number exactly, so they are stored as decimal strings. Doubles
+ * round-trip because cJSON 1.7 prints up to 17 significant digits. */
 #include "train_state.h"
 
 #include <cjson/cJSON.h>
@@ -93,7 +93,7 @@ static void add_path(cJSON *o, const char *key, const char *path)
     cJSON_AddItemToObject(o, key, path ? cJSON_CreateString(path) : cJSON_CreateNull());
 }
 
-/* Returns the options that must stay equal across the sessions of a run,
+/* Returns the options that must stay equal when a run is resumed,
  * keyed by their command-line flag without the dashes. */
 static cJSON *options_json(const train_options *opt)
 {
@@ -292,8 +292,8 @@ static int check_options(const cJSON *stored, const cJSON *now, char *err, size_
     return 0;
 }
 
-/* Checks the size and CRC-32 of the input files against the stored ones;
- * options holds the current paths, keyed like the files. */
+/* Checks the size and CRC-32 of the input files against the stored ones.
+ * The current paths are in options, keyed like the files. */
 static int check_files(const cJSON *stored, const cJSON *now, const cJSON *options, char *err,
                        size_t err_size)
 {

@@ -1,10 +1,10 @@
 /* The training state stored beside the checkpoint, so that `seqmt train
  * --resume` continues a run where its last completed epoch left it.
  *
- * The state is a small JSON file, OUTPUT.checkpoint.state. It holds the
+ * The state is a small JSON file, OUTPUT.checkpoint.state. It contains the
  * counters and random generator states after an epoch, the size and stored
  * CRC-32 of the checkpoint written after that epoch, and a fingerprint of every
- * option that must not change between the sessions of one run, with the
+ * option that must not change when the run is resumed, with the
  * size and CRC-32 of each input file. A state only matches the checkpoint
  * whose CRC it records, so a checkpoint and a state from different epochs
  * or runs are rejected, never mixed. Both files are replaced atomically
@@ -21,13 +21,13 @@
 #include "train.h"
 
 typedef struct {
-    int epoch;                /* epochs completed; the next session starts at epoch + 1 */
+    int epoch;                /* epochs completed; a resumed run starts at epoch + 1 */
     double learning_rate;     /* for the next epoch, after any halving */
     double best_ppl;          /* best validation perplexity so far, the model at OUTPUT */
     rng_state rng;            /* batch order and dropout */
     uint64_t seg_state;       /* BPE-dropout segmentation (train_dropout_state) */
     uint64_t done_tokens;     /* target tokens trained on, for the estimate of the time left */
-    double elapsed_seconds;   /* training time of all sessions so far */
+    double elapsed_seconds;   /* training time of every process of the run so far */
     uint64_t checkpoint_size; /* bytes of the checkpoint this state belongs to */
     uint32_t checkpoint_crc;  /* the CRC-32 that file stores (train_state_model_crc) */
 } train_state;
@@ -47,7 +47,9 @@ int train_state_model_crc(const char *path, uint32_t *crc, uint64_t *size, char 
 /* Writes st and the fingerprint of opt to path as JSON, through path.tmp
  * and a rename. The fingerprint includes the size and CRC-32 of every
  * corpus, codes and vocabulary file opt names, so those are read again.
- * Returns 0, or -1 with a message in err. */
+ * Returns 0, or -1 with a message in err.
+ * NOTE: a file edited while training runs is recorded as it is at the
+ * write, not as training read it. */
 int train_state_write(const char *path, const train_options *opt, const train_state *st,
                       char *err, size_t err_size);
 

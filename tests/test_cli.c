@@ -411,6 +411,39 @@ static void test_train_resume_matches_straight(void)
         free(out);
     }
 
+    /* A time limit that ends epoch 2 after its first batch leaves epoch 1's
+     * checkpoint, and resuming repeats epoch 2 from it. A run that never
+     * completes an epoch writes no checkpoint. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train %s --epochs 1 -o limited.seqmt 2>&1 && cp "
+                         "limited.seqmt.checkpoint epoch1.checkpoint && %s train %s --epochs 3 "
+                         "--time-limit 0.000001 -o limited.seqmt --resume 2>&1",
+                         dir, bin, common, bin, common),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "time limit of 0.0 minutes reached in epoch 2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "checkpoint limited.seqmt.checkpoint stays at epoch 1"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && cmp epoch1.checkpoint limited.seqmt.checkpoint 2>&1",
+                         dir),
+                    0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train %s --epochs 3 -o limited.seqmt --resume 2>&1 && cmp "
+                         "straight0.seqmt.checkpoint limited.seqmt.checkpoint 2>&1",
+                         dir, bin, common),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "after epoch 1 of 3"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train %s --epochs 2 --time-limit 0.000001 -o cut.seqmt "
+                         "2>&1",
+                         dir, bin, common),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no epoch completed"));
+    free(out);
+    CU_ASSERT_NOT_EQUAL(runf(&out, "test -e %s/cut.seqmt.checkpoint", dir), 0);
+    free(out);
+
     /* Resuming a run that finished its epochs trains nothing and changes
      * no file. */
     CU_ASSERT_EQUAL(runf(&out, "cd %s && %s train %s --epochs 3 -o resumed0.seqmt --resume 2>&1",
