@@ -439,8 +439,9 @@ static size_t target_tokens(const corpus *c)
 /* Checks, before any corpus is read, that a run can resume: the checkpoint
  * and its state exist, the state was written for the options and input
  * files of opt, and it records the checkpoint's size and CRC-32. */
-static int open_resume_state(const train_options *opt, const char *ckpt, const char *state_path,
-                             train_state *st, char *err, size_t err_size)
+static int open_resume_state(const train_options *opt, const train_inputs *in, const char *ckpt,
+                             const char *state_path, train_state *st, char *err,
+                             size_t err_size)
 {
     uint32_t crc;
     uint64_t size;
@@ -452,7 +453,7 @@ static int open_resume_state(const train_options *opt, const char *ckpt, const c
                  ckpt);
         return -1;
     }
-    if (train_state_read(state_path, opt, st, err, err_size) ||
+    if (train_state_read(state_path, opt, in, st, err, err_size) ||
         train_state_model_crc(ckpt, &crc, &size, err, err_size))
         return -1;
     if (crc != st->checkpoint_crc || size != st->checkpoint_size) {
@@ -484,12 +485,12 @@ static int load_checkpoint_params(model *m, const char *ckpt, char *err, size_t 
 
 /* Writes st for the checkpoint at ckpt, recording that file's size and
  * CRC-32. */
-static int write_state(const train_options *opt, const char *ckpt, const char *state_path,
-                       train_state *st, char *err, size_t err_size)
+static int write_state(const train_options *opt, const train_inputs *in, const char *ckpt,
+                       const char *state_path, train_state *st, char *err, size_t err_size)
 {
     if (train_state_model_crc(ckpt, &st->checkpoint_crc, &st->checkpoint_size, err, err_size))
         return -1;
-    return train_state_write(state_path, opt, st, err, err_size);
+    return train_state_write(state_path, opt, in, st, err, err_size);
 }
 
 int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *err,
@@ -515,6 +516,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     int rc = -1;
     char ckpt[4096], state_path[4200];
     train_state st = {0}; /* st.epoch 0: no state written yet */
+    train_inputs inputs;  /* input fingerprint, taken once before reading */
     const char *why;
 
     if (opt->batch_size < 1 || opt->epochs < 1 || opt->max_len < 1 || opt->learning_rate <= 0 ||
@@ -571,8 +573,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     if (check_writable(opt->output, err, err_size))
         return -1;
     snprintf(state_path, sizeof(state_path), "%s.state", ckpt);
+    if (train_inputs_read(opt, &inputs, err, err_size))
+        return -1;
     if (opt->resume) {
-        if (open_resume_state(opt, ckpt, state_path, &st, err, err_size))
+        if (open_resume_state(opt, &inputs, ckpt, state_path, &st, err, err_size))
             return -1;
         if (st.epoch >= opt->epochs) {
             logf_line(log, log_ctx,
@@ -933,7 +937,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             /* A resumed run keeps this best model unless it beats it. */
             st.best_ppl = best_ppl;
             if (improved && st.epoch > 0 &&
-                train_state_write(state_path, opt, &st, err, err_size))
+                train_state_write(state_path, opt, &inputs, &st, err, err_size))
                 goto done;
             break;
         }
@@ -955,7 +959,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         st.seg_state = seg_state;
         st.done_tokens = done_tokens;
         st.elapsed_seconds = now_seconds() - start;
-        if (write_state(opt, ckpt, state_path, &st, err, err_size))
+        if (write_state(opt, &inputs, ckpt, state_path, &st, err, err_size))
             goto done;
     }
     {

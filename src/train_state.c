@@ -139,50 +139,71 @@ static cJSON *options_json(const train_options *opt)
     return o;
 }
 
-/* Returns the size and CRC-32 of every input file that opt names, keyed
- * by its flag, or NULL with a message in err. */
-static cJSON *files_json(const train_options *opt, char *err, size_t err_size)
+/* Flags and paths of the input files, in the order of train_inputs. */
+static void input_files(const train_options *opt, const char *keys[TRAIN_STATE_INPUTS],
+                        const char *paths[TRAIN_STATE_INPUTS])
 {
-    const char *keys[] = {"train-src", "train-tgt", "valid-src", "valid-tgt",
-                          "bpe-codes", "bpe-codes-tgt", "src-vocab", "tgt-vocab"};
-    const char *paths[] = {opt->train_src, opt->train_tgt, opt->valid_src, opt->valid_tgt,
-                           opt->bpe_codes, opt->bpe_codes_tgt, opt->src_vocab_file,
-                           opt->tgt_vocab_file};
+    static const char *const flags[TRAIN_STATE_INPUTS] = {
+        "train-src", "train-tgt", "valid-src", "valid-tgt",
+        "bpe-codes", "bpe-codes-tgt", "src-vocab", "tgt-vocab"};
+    const char *names[TRAIN_STATE_INPUTS] = {
+        opt->train_src, opt->train_tgt, opt->valid_src, opt->valid_tgt,
+        opt->bpe_codes, opt->bpe_codes_tgt, opt->src_vocab_file, opt->tgt_vocab_file};
+
+    for (int i = 0; i < TRAIN_STATE_INPUTS; i++) {
+        keys[i] = flags[i];
+        paths[i] = names[i];
+    }
+}
+
+int train_inputs_read(const train_options *opt, train_inputs *in, char *err,
+                      size_t err_size)
+{
+    const char *keys[TRAIN_STATE_INPUTS], *paths[TRAIN_STATE_INPUTS];
+
+    memset(in, 0, sizeof(*in));
+    input_files(opt, keys, paths);
+    for (int i = 0; i < TRAIN_STATE_INPUTS; i++)
+        if (paths[i] && train_state_file_crc(paths[i], &in->crc[i], &in->size[i], err, err_size))
+            return -1;
+    return 0;
+}
+
+/* Returns the size and CRC-32 of every input file that opt names, keyed
+ * by its flag, or NULL when out of memory. */
+static cJSON *files_json(const train_options *opt, const train_inputs *in)
+{
+    const char *keys[TRAIN_STATE_INPUTS], *paths[TRAIN_STATE_INPUTS];
     cJSON *o = cJSON_CreateObject();
 
-    if (!o) {
-        snprintf(err, err_size, "out of memory writing the training state");
+    if (!o)
         return NULL;
-    }
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        uint32_t crc;
-        uint64_t size;
+    input_files(opt, keys, paths);
+    for (int i = 0; i < TRAIN_STATE_INPUTS; i++) {
         cJSON *file;
 
         if (!paths[i])
             continue;
-        if (train_state_file_crc(paths[i], &crc, &size, err, err_size)) {
-            cJSON_Delete(o);
-            return NULL;
-        }
         file = cJSON_AddObjectToObject(o, keys[i]);
-        cJSON_AddItemToObject(file, "size", u64_json(size));
-        cJSON_AddNumberToObject(file, "crc32", crc);
+        cJSON_AddItemToObject(file, "size", u64_json(in->size[i]));
+        cJSON_AddNumberToObject(file, "crc32", in->crc[i]);
     }
     return o;
 }
 
-int train_state_write(const char *path, const train_options *opt, const train_state *st,
-                      char *err, size_t err_size)
+int train_state_write(const char *path, const train_options *opt, const train_inputs *in,
+                      const train_state *st, char *err, size_t err_size)
 {
     char tmp[4200];
-    cJSON *root = cJSON_CreateObject(), *files = files_json(opt, err, err_size);
+    cJSON *root = cJSON_CreateObject(), *files = files_json(opt, in);
     char *text = NULL;
     FILE *f = NULL;
     int rc = -1;
 
-    if (!files)
+    if (!files) {
+        snprintf(err, err_size, "out of memory writing the training state");
         goto done;
+    }
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
         snprintf(err, err_size, "training state path too long: %s", path);
         goto done;
@@ -393,8 +414,8 @@ static char *read_text(const char *path)
     return text;
 }
 
-int train_state_read(const char *path, const train_options *opt, train_state *st, char *err,
-                     size_t err_size)
+int train_state_read(const char *path, const train_options *opt, const train_inputs *in,
+                     train_state *st, char *err, size_t err_size)
 {
     char *text = read_text(path);
     cJSON *root = NULL, *options = NULL, *files = NULL;
@@ -446,8 +467,11 @@ int train_state_read(const char *path, const train_options *opt, train_state *st
     if (check_options(cJSON_GetObjectItemCaseSensitive(root, "options"), options, err,
                       err_size))
         goto done;
-    if (!(files = files_json(opt, err, err_size)) ||
-        check_files(cJSON_GetObjectItemCaseSensitive(root, "files"), files, options, err,
+    if (!(files = files_json(opt, in))) {
+        snprintf(err, err_size, "out of memory reading the training state");
+        goto done;
+    }
+    if (check_files(cJSON_GetObjectItemCaseSensitive(root, "files"), files, options, err,
                     err_size))
         goto done;
     rc = 0;

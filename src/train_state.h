@@ -32,6 +32,22 @@ typedef struct {
     uint32_t checkpoint_crc;  /* the CRC-32 that file stores (train_state_model_crc) */
 } train_state;
 
+/* Number of input files a run may name: the four corpora, two codes
+ * files and two vocabulary files. */
+#define TRAIN_STATE_INPUTS 8
+
+/* Sizes and CRC-32s of the input files a run names, taken once when the
+ * run starts, in the order train_state.c lists the files. */
+typedef struct {
+    uint64_t size[TRAIN_STATE_INPUTS];
+    uint32_t crc[TRAIN_STATE_INPUTS];
+} train_inputs;
+
+/* Computes the size and CRC-32 of every input file opt names into *in.
+ * Returns 0, or -1 with a message in err naming the file. */
+int train_inputs_read(const train_options *opt, train_inputs *in, char *err,
+                      size_t err_size);
+
 /* Computes the CRC-32 (zlib's) and size of the file at path. Returns 0, or
  * -1 with a message in err naming the path. */
 int train_state_file_crc(const char *path, uint32_t *crc, uint64_t *size, char *err,
@@ -44,22 +60,20 @@ int train_state_file_crc(const char *path, uint32_t *crc, uint64_t *size, char *
 int train_state_model_crc(const char *path, uint32_t *crc, uint64_t *size, char *err,
                           size_t err_size);
 
-/* Writes st and the fingerprint of opt to path as JSON, through path.tmp
- * and a rename. The fingerprint includes the size and CRC-32 of every
- * corpus, codes and vocabulary file opt names, so those are read again.
- * Returns 0, or -1 with a message in err.
- * NOTE: a file edited while training runs is recorded as it is at the
- * write, not as training read it. */
-int train_state_write(const char *path, const train_options *opt, const train_state *st,
-                      char *err, size_t err_size);
+/* Writes st, the options of opt and the input fingerprint in to path as
+ * JSON, through path.tmp and a rename. Returns 0, or -1 with a message in
+ * err. */
+int train_state_write(const char *path, const train_options *opt, const train_inputs *in,
+                      const train_state *st, char *err, size_t err_size);
 
 /* Reads the state at path into *st and checks that it was written for the
- * same options and input files as opt (every option but --epochs,
- * --time-limit and --output). Returns 0; or -1 with a message in err when
- * the file is missing or invalid, or naming the first option or file that
- * differs with both values. */
-int train_state_read(const char *path, const train_options *opt, train_state *st, char *err,
-                     size_t err_size);
+ * same options as opt (every option but --epochs, --time-limit, --output
+ * and --threads) and the same input files, whose fingerprint is in.
+ * Returns 0, or -1 with a message in err when the file is missing or
+ * invalid, or naming the first option or file that differs with both
+ * values. */
+int train_state_read(const char *path, const train_options *opt, const train_inputs *in,
+                     train_state *st, char *err, size_t err_size);
 
 /* Checks that the checkpoint model ckpt (loaded from path) has the
  * configuration, vocabularies, subword codes and flags of built, the model
