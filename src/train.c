@@ -727,7 +727,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     }
     if (opt->bpe_threshold > 0 && src_codes) {
         /* From here on the vocabularies are the filters, as they are for
-         * translation; they split as the kept subwords did. */
+         * translation. They split as the kept subwords did. */
         if (train_check_kept(src_kept, sv, "source", opt->bpe_threshold, err, err_size) ||
             train_check_kept(tgt_kept, tv, "target", opt->bpe_threshold, err, err_size))
             goto done;
@@ -781,8 +781,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     model_bind(&cfg, grads, &gv);
     model_init_uniform(m, opt->init_scale, &rng);
     if (opt->resume) {
-        /* The vocabularies and codes were rebuilt as the interrupted run built them,
-         * drawing the same numbers; now the stored states take over. */
+        /* The vocabularies and codes were rebuilt as the interrupted run
+         * built them, drawing the same numbers. The stored states take over. */
         if (load_checkpoint_params(m, ckpt, err, err_size))
             goto done;
         rng = st.rng;

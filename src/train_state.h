@@ -2,10 +2,10 @@
  * --resume` continues a run where its last completed epoch left it.
  *
  * The state is a small JSON file, OUTPUT.checkpoint.state. It contains the
- * counters and random generator states after an epoch, the size and stored
- * CRC-32 of the checkpoint written after that epoch, and a fingerprint of every
- * option that must not change when the run is resumed, with the
- * size and CRC-32 of each input file. A state only matches the checkpoint
+ * counters and random generator states after an epoch and the size and
+ * stored CRC-32 of the checkpoint written after that epoch. It also
+ * contains every option that must not change on resume, and the size and
+ * CRC-32 of each input file. A state only matches the checkpoint
  * whose CRC it records, so a checkpoint and a state from different epochs
  * or runs are rejected, never mixed. Both files are replaced atomically
  * (temporary file, then rename), but one after the other, so a crash

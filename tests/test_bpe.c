@@ -222,9 +222,9 @@ static void test_golden_segmentation(void)
  * "w@@", both in the vocabulary. The last subword "est" (est</w>) is not
  * either; rank 7 "es t</w>" made it, giving "es@@" and "t", both allowed.
  *
- * "häuser" merges to häu@@ s@@ er. "häu@@" came from rank 10 "h äu":
- * "h@@" is not allowed and no merge makes "h", so it stays; "äu@@" came
- * from rank 9 "ä u", whose parts stay as characters. "s@@" stays for the
+ * "häuser" merges to häu@@ s@@ er. "häu@@" came from rank 10 "h äu".
+ * "h@@" is not allowed, but no merge makes "h", so it stays. "äu@@" came
+ * from rank 9 "ä u", and its parts stay as characters. "s@@" stays for the
  * same reason, and "er" is allowed.
  *
  * "@@" merges to one symbol @@</w> by rank 12. "@@" is not allowed, so it
@@ -980,8 +980,9 @@ static void test_dropout_segmentation(void)
 }
 
 /* "abc" (abc</w>) is made by rank 1 "ab c</w>" and by rank 3 "a bc</w>".
- * With only "bc" allowed, the lower rank splits it: "ab@@" (from rank 0)
- * and "c", giving a@@ b@@ c; the higher rank would give a@@ bc. */
+ * With only "bc" allowed, the lower rank splits it into "ab@@" and "c",
+ * and rank 0 splits "ab@@", giving a@@ b@@ c. The higher rank would give
+ * a@@ bc. */
 static void test_filter_splits_by_lowest_rank(void)
 {
     char err[ERR_SIZE] = "";
