@@ -6,7 +6,9 @@
  * copy of it into NUL-terminated symbols. Merge ranks are looked up in an
  * open-addressing hash table keyed by the FNV-1a hash of "first second".
  * Segmenting a word of n code points takes O(n^2) lookups, which is cheap
- * for words but not meant for unsplit text.
+ * for words but not meant for unsplit text. A vocabulary filter adds a set
+ * of allowed subwords and a table from each merged string to the lowest
+ * rank making it, and splits with an explicit stack instead of recursion.
  *
  * Learning keeps, like learn_bpe.py, a count for every adjacent symbol
  * pair and an index from each pair to the words containing it. A merge
@@ -731,7 +733,7 @@ bpe *bpe_copy(const bpe *codes)
     return bpe_from_text(codes->text, codes->text_len, "codes", NULL, 0);
 }
 
-/* Whether the filter allows symbol s of buf, a word of len bytes followed
+/* Returns whether the filter allows symbol s of buf, a word of len bytes followed
  * by the end-of-word mark: as the subword it becomes, "@@" appended when
  * it ends before the word does and the mark removed when it carries it.
  * The bare mark of codes version 0.1 is always allowed. scratch has room
