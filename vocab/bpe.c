@@ -733,11 +733,11 @@ bpe *bpe_copy(const bpe *codes)
     return bpe_from_text(codes->text, codes->text_len, "codes", NULL, 0);
 }
 
-/* Returns whether the filter allows symbol s of buf, a word of len bytes followed
- * by the end-of-word mark: as the subword it becomes, "@@" appended when
- * it ends before the word does and the mark removed when it carries it.
- * The bare mark of codes version 0.1 is always allowed. scratch has room
- * for len + MARKER_LEN bytes. */
+/* Returns whether the filter allows symbol s of buf, a word of len bytes
+ * followed by the end-of-word mark. The symbol is looked up as the subword
+ * it becomes: "@@" appended when it ends before the word does, the mark
+ * removed when it carries it. The bare mark of codes version 0.1 is always
+ * allowed. scratch has room for len + MARKER_LEN bytes. */
 static bool is_allowed(const bpe *codes, const char *buf, size_t len, span s, char *scratch)
 {
     size_t end = s.end < len ? s.end : len, n = end - s.start;
