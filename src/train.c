@@ -248,6 +248,17 @@ done:
     return rc;
 }
 
+/* Says which subwords one side keeps whole under the vocabulary threshold:
+ * those counted in kept, or with no kept vocabulary, those of the side's
+ * vocabulary file. */
+static void train_kept_note(const vocab *kept, char *buf, size_t size)
+{
+    if (kept)
+        snprintf(buf, size, "%zu subwords", vocab_size(kept) - VOCAB_N_SPECIAL);
+    else
+        snprintf(buf, size, "the subwords of its vocabulary file");
+}
+
 void train_count_range(uint64_t low, uint64_t high, char *buf, size_t size)
 {
     if (low == high)
@@ -669,12 +680,14 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
                 snprintf(err, err_size, "out of memory filtering rare subwords");
                 goto done;
             }
+            char src_note[96], tgt_note[96];
+
+            train_kept_note(src_kept, src_note, sizeof src_note);
+            train_kept_note(tgt_kept, tgt_note, sizeof tgt_note);
             logf_line(log, log_ctx,
-                      "subwords seen fewer than %llu times are split back: source keeps %s, "
-                      "target keeps %s",
-                      (unsigned long long)opt->bpe_threshold,
-                      src_kept ? "those seen enough" : "its vocabulary file's",
-                      tgt_kept ? "those seen enough" : "its vocabulary file's");
+                      "subwords seen fewer than %llu times are split back: the source keeps %s, "
+                      "the target keeps %s",
+                      (unsigned long long)opt->bpe_threshold, src_note, tgt_note);
         }
         if (opt->bpe_dropout > 0) {
             /* Keep the words: every epoch splits them anew. The dropout

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "vocab.h"
 
 static const char *bin;
 static char dir[256];
@@ -542,6 +543,12 @@ static void test_train_bpe_threshold(void)
                                dir, bin, common, bin, common),
                           0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "subwords seen fewer than 20 times are split back"));
+    const char *kept = strstr(out, "the target keeps ");
+    long kept_tgt = -1;
+
+    CU_ASSERT_PTR_NOT_NULL(kept);
+    if (kept)
+        kept_tgt = strtol(kept + strlen("the target keeps "), NULL, 10);
     free(out);
     CU_ASSERT_EQUAL(runf(&out,
                          "cd %s && %s vocab export --model thr.seqmt --codes te.codes "
@@ -551,6 +558,13 @@ static void test_train_bpe_threshold(void)
                          "2>&1",
                          dir, bin, bin),
                     0);
+    free(out);
+    /* The log counts the target subwords kept whole; the vocabulary holds
+     * them, the special tokens and the single characters of the splits. */
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && wc -l < te.de", dir), 0);
+    CU_ASSERT(kept_tgt > 0);
+    if (out)
+        CU_ASSERT(kept_tgt <= strtol(out, NULL, 10) - VOCAB_N_SPECIAL);
     free(out);
     CU_ASSERT_EQUAL(runf(&out,
                          "cd %s && %s vocab learn --train-src train.en --train-tgt train.de "
