@@ -447,31 +447,57 @@ static size_t target_tokens(const corpus *c)
     return total;
 }
 
-/* Checks, before any corpus is read, that a run can resume: the checkpoint
- * and its state exist, the state was written for the options and input
- * files of opt, and it records the checkpoint's size and CRC-32. */
-static int open_resume_state(const train_options *opt, const train_inputs *in, const char *ckpt,
-                             const char *state_path, train_state *st, char *err,
-                             size_t err_size)
+/* Returns whether the model file at path has the size and CRC-32 that st
+ * records for its checkpoint; -1 when the file cannot be read. */
+static int state_names_file(const train_state *st, const char *path, char *err,
+                            size_t err_size)
 {
     uint32_t crc;
     uint64_t size;
 
-    if (access(ckpt, F_OK) != 0) {
+    if (train_state_model_crc(path, &crc, &size, err, err_size))
+        return -1;
+    return crc == st->checkpoint_crc && size == st->checkpoint_size;
+}
+
+/* Checks, before any corpus is read, that a run can resume: the state
+ * exists, was written for the options and input files of opt, and records
+ * the size and CRC-32 of the checkpoint. An epoch's checkpoint is written
+ * as next, then its state, then next is renamed to ckpt. A run stopped
+ * before that rename left the checkpoint the state names at next, so it is
+ * moved into place here (*finished set). */
+static int open_resume_state(const train_options *opt, const train_inputs *in, const char *ckpt,
+                             const char *next, const char *state_path, train_state *st,
+                             bool *finished, char *err, size_t err_size)
+{
+    int named = 0;
+
+    *finished = false;
+    if (access(ckpt, F_OK) != 0 && access(next, F_OK) != 0) {
         snprintf(err, err_size,
                  "cannot resume: checkpoint %s not found, so there is no epoch to continue "
                  "from; drop --resume to start a new run",
                  ckpt);
         return -1;
     }
-    if (train_state_read(state_path, opt, in, st, err, err_size) ||
-        train_state_model_crc(ckpt, &crc, &size, err, err_size))
+    if (train_state_read(state_path, opt, in, st, err, err_size))
         return -1;
-    if (crc != st->checkpoint_crc || size != st->checkpoint_size) {
+    if (access(ckpt, F_OK) == 0 && (named = state_names_file(st, ckpt, err, err_size)) < 0)
+        return -1;
+    if (!named && access(next, F_OK) == 0) {
+        if ((named = state_names_file(st, next, err, err_size)) < 0)
+            return -1;
+        if (named && rename(next, ckpt) != 0) {
+            snprintf(err, err_size, "cannot rename checkpoint %s to %s: %s", next, ckpt,
+                     strerror(errno));
+            return -1;
+        }
+        *finished = named;
+    }
+    if (!named) {
         snprintf(err, err_size,
                  "cannot resume: checkpoint %s is not the one training state %s was written "
-                 "for (its size or CRC-32 differs), as when a run stops between writing the "
-                 "two; drop --resume to start a new run",
+                 "for (its size or CRC-32 differs); drop --resume to start a new run",
                  ckpt, state_path);
         return -1;
     }
@@ -525,7 +551,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     model_batch bt = {0};
     rng_state rng;
     int rc = -1;
-    char ckpt[4096], state_path[4200];
+    char ckpt[4096], ckpt_next[4200], state_path[4200];
     train_state st = {0}; /* st.epoch 0: no state written yet */
     train_inputs inputs;  /* input fingerprint, taken once before reading */
     const char *why;
@@ -584,11 +610,20 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
     if (check_writable(opt->output, err, err_size))
         return -1;
     snprintf(state_path, sizeof(state_path), "%s.state", ckpt);
+    snprintf(ckpt_next, sizeof(ckpt_next), "%s.next", ckpt);
     if (train_inputs_read(opt, &inputs, err, err_size))
         return -1;
     if (opt->resume) {
-        if (open_resume_state(opt, &inputs, ckpt, state_path, &st, err, err_size))
+        bool finished;
+
+        if (open_resume_state(opt, &inputs, ckpt, ckpt_next, state_path, &st, &finished, err,
+                              err_size))
             return -1;
+        if (finished)
+            logf_line(log, log_ctx,
+                      "checkpoint %s of epoch %d was written but not yet renamed when the run "
+                      "stopped; renamed it to %s",
+                      ckpt_next, st.epoch, ckpt);
         if (st.epoch >= opt->epochs) {
             logf_line(log, log_ctx,
                       "training already finished: checkpoint %s is from epoch %d and --epochs "
@@ -598,11 +633,12 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         }
         logf_line(log, log_ctx, "resuming from checkpoint %s after epoch %d of %d", ckpt,
                   st.epoch, opt->epochs);
-    } else if (remove(state_path) != 0 && errno != ENOENT) {
-        /* A state left by an earlier run must not pair with this run's
-         * checkpoints. */
-        snprintf(err, err_size, "cannot remove the old training state %s: %s", state_path,
-                 strerror(errno));
+    } else if ((remove(state_path) != 0 && errno != ENOENT) ||
+               (remove(ckpt_next) != 0 && errno != ENOENT)) {
+        /* A state or unfinished checkpoint left by an earlier run must not
+         * pair with this run's checkpoints. */
+        snprintf(err, err_size, "cannot remove the old training state %s or %s: %s", state_path,
+                 ckpt_next, strerror(errno));
         return -1;
     }
     rng_seed(&rng, opt->seed);
@@ -926,8 +962,10 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             goto done;
         }
         /* An unfinished epoch leaves the checkpoint of the last completed
-         * one, which a resumed run continues from. */
-        if (!partial && model_save(m, ckpt, MODEL_F32, err, err_size))
+         * one, which a resumed run continues from. A completed one is
+         * written as ckpt_next and renamed to ckpt once its state is
+         * written, so that no stop leaves a state without its checkpoint. */
+        if (!partial && model_save(m, ckpt_next, MODEL_F32, err, err_size))
             goto done;
         int improved = ppl < best_ppl;
         if (improved) {
@@ -972,8 +1010,13 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         st.seg_state = seg_state;
         st.done_tokens = done_tokens;
         st.elapsed_seconds = now_seconds() - start;
-        if (write_state(opt, &inputs, ckpt, state_path, &st, err, err_size))
+        if (write_state(opt, &inputs, ckpt_next, state_path, &st, err, err_size))
             goto done;
+        if (rename(ckpt_next, ckpt) != 0) {
+            snprintf(err, err_size, "cannot rename checkpoint %s to %s: %s", ckpt_next, ckpt,
+                     strerror(errno));
+            goto done;
+        }
     }
     {
         char took[32];

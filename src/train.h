@@ -10,7 +10,10 @@
  * next epoch, and gives files byte-identical to an uninterrupted run as
  * long as OpenBLAS sums in the same order (the same thread count). A run
  * stopped by the time limit in the middle of an epoch leaves the checkpoint
- * of the last completed epoch, so resuming repeats the unfinished epoch. */
+ * of the last completed epoch, so resuming repeats the unfinished epoch.
+ * An epoch's checkpoint is written as OUTPUT.checkpoint.next and renamed
+ * once its state is written, and resuming finishes a rename a stop cut off,
+ * so a run killed at any point resumes. */
 #ifndef SEQMT_TRAIN_H
 #define SEQMT_TRAIN_H
 

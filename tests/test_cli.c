@@ -445,6 +445,46 @@ static void test_train_resume_matches_straight(void)
     CU_ASSERT_NOT_EQUAL(runf(&out, "test -e %s/cut.seqmt.checkpoint", dir), 0);
     free(out);
 
+    /* A run that stopped after writing an epoch's state but before renaming
+     * its checkpoint into place resumes from that checkpoint; one that
+     * stopped before writing the state resumes from the epoch before. Both
+     * end with the model of a run without a break. */
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && %s train %s --epochs 1 -o stop.seqmt 2>&1 && "
+                               "cp stop.seqmt.checkpoint e1.ckpt && "
+                               "cp stop.seqmt.checkpoint.state e1.state && "
+                               "%s train %s --epochs 2 -o stop.seqmt --resume 2>&1 && "
+                               "cp stop.seqmt.checkpoint e2.ckpt && cp stop.seqmt.checkpoint.state "
+                               "e2.state && test ! -e stop.seqmt.checkpoint.next",
+                               dir, bin, common, bin, common),
+                          0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && cp e1.ckpt stop.seqmt.checkpoint && cp e2.ckpt "
+                         "stop.seqmt.checkpoint.next && %s train %s --epochs 3 -o stop.seqmt "
+                         "--resume 2>&1",
+                         dir, bin, common),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "renamed it to stop.seqmt.checkpoint"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "after epoch 2 of 3"));
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && cmp straight0.seqmt.checkpoint stop.seqmt.checkpoint 2>&1 && "
+                         "test ! -e stop.seqmt.checkpoint.next",
+                         dir),
+                    0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && cp e1.ckpt stop.seqmt.checkpoint && cp e1.state "
+                         "stop.seqmt.checkpoint.state && cp e2.ckpt stop.seqmt.checkpoint.next && "
+                         "%s train %s --epochs 3 -o stop.seqmt --resume 2>&1 && cmp "
+                         "straight0.seqmt.checkpoint stop.seqmt.checkpoint 2>&1",
+                         dir, bin, common),
+                    0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "after epoch 1 of 3"));
+    CU_ASSERT_PTR_NULL(strstr(out, "renamed it to"));
+    free(out);
+
     /* Resuming a run that finished its epochs trains nothing and changes
      * no file. */
     CU_ASSERT_EQUAL(runf(&out, "cd %s && %s train %s --epochs 3 -o resumed0.seqmt --resume 2>&1",
