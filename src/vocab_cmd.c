@@ -343,9 +343,37 @@ done:
     return rc;
 }
 
+/* Restricts codes to the subwords listed in the vocabulary file at path
+ * (those counted at least threshold times when threshold > 0). */
+static int use_subwords(bpe *codes, const char *path, uint64_t threshold, char *err,
+                        size_t err_size)
+{
+    char **tokens;
+    size_t n;
+    int rc = 0;
+
+    if (vocab_read_subwords(path, threshold, &tokens, &n, err, err_size))
+        return -1;
+    if (n == 0) {
+        snprintf(err, err_size, "vocabulary %s keeps no token%s; %s", path,
+                 threshold ? " at this threshold" : "",
+                 threshold ? "lower --vocab-threshold" : "give a file with one token per line");
+        rc = -1;
+    } else if (bpe_set_vocabulary(codes, (const char *const *)tokens, n)) {
+        snprintf(err, err_size, "out of memory reading vocabulary %s", path);
+        rc = -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(tokens[i]);
+    free(tokens);
+    return rc;
+}
+
 static int apply(int argc, char **argv)
 {
-    const char *codes_path = NULL, *lang = "en", *input = NULL, *output = NULL;
+    const char *codes_path = NULL, *lang = "en", *input = NULL, *output = NULL,
+               *vocab_path = NULL;
+    long threshold = 0;
     int placeholders = 0, moses_escaped = 0, rc = 1;
     char tmp[4200];
     static const struct option opts[] = {
@@ -353,6 +381,8 @@ static int apply(int argc, char **argv)
         {"lang", required_argument, 0, 'l'},
         {"placeholders", no_argument, 0, 'P'},
         {"moses-escaped", no_argument, 0, 'M'},
+        {"vocab", required_argument, 0, 'v'},
+        {"vocab-threshold", required_argument, 0, 'T'},
         {"input", required_argument, 0, 'i'},
         {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},
@@ -371,16 +401,26 @@ static int apply(int argc, char **argv)
         case 'l': lang = optarg; break;
         case 'P': placeholders = 1; break;
         case 'M': moses_escaped = 1; break;
+        case 'v': vocab_path = optarg; break;
+        case 'T': threshold = cli_parse_long("--vocab-threshold", optarg, 1, 1000000000); break;
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
         case 'h':
-            printf("usage: seqmt vocab apply --codes FILE [--lang L] [--input FILE] "
-                   "[--output FILE]\n"
+            printf("usage: seqmt vocab apply --codes FILE [--vocab FILE] [--lang L] "
+                   "[--input FILE] [--output FILE]\n"
                    "\n"
                    "Normalizes and tokenizes each line as training does, splits the words\n"
                    "into subwords (every subword but a word's last ends in '@@') and writes the\n"
                    "tokens separated by spaces, one line per input line.\n"
                    "  --codes FILE      subword-nmt codes file (version 0.1 or 0.2)\n"
+                   "  --vocab FILE      split every subword outside this vocabulary back into\n"
+                   "                    the subwords it was merged from, like subword-nmt's\n"
+                   "                    --vocabulary (one token per line, optionally with a\n"
+                   "                    count after a space or tab); 'seqmt vocab learn\n"
+                   "                    --bpe-threshold' and 'vocab export' write such files,\n"
+                   "                    and with them this splits as the model does\n"
+                   "  --vocab-threshold N  keep only the tokens of --vocab counted at least N\n"
+                   "                    times (subword-nmt's --vocabulary-threshold)\n"
                    "  --lang L          language for tokenization (en)\n"
                    "  --placeholders    replace numbers, URLs, e-mail addresses and emoji by\n"
                    "                    placeholders first\n"
@@ -395,10 +435,20 @@ static int apply(int argc, char **argv)
         fprintf(stderr, "seqmt vocab apply: --codes FILE is required\n");
         return 2;
     }
-    const char *outs[] = {output}, *ins[] = {input, codes_path};
-    cli_check_paths_or_exit("vocab apply", outs, 1, ins, 2);
+    if (threshold && !vocab_path) {
+        fprintf(stderr, "seqmt vocab apply: --vocab-threshold %ld counts the tokens of a "
+                        "vocabulary; give it with --vocab FILE\n",
+                threshold);
+        return 2;
+    }
+    const char *outs[] = {output}, *ins[] = {input, codes_path, vocab_path};
+    cli_check_paths_or_exit("vocab apply", outs, 1, ins, 3);
     if (!(codes = bpe_read(codes_path, err, sizeof(err))))
         return fail("apply", err);
+    if (vocab_path && use_subwords(codes, vocab_path, (uint64_t)threshold, err, sizeof(err))) {
+        bpe_free(codes);
+        return fail("apply", err);
+    }
     if (corpus_read_lines(input ? input : "/dev/stdin", &lines, &n, err, sizeof(err))) {
         bpe_free(codes);
         return fail("apply", err);

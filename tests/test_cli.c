@@ -446,7 +446,7 @@ static void test_train_resume_matches_straight(void)
     free(out);
 
     /* A run that stopped after writing an epoch's state but before renaming
-     * its checkpoint into place resumes from that checkpoint; one that
+     * its checkpoint into place resumes from that checkpoint. One that
      * stopped before writing the state resumes from the epoch before. Both
      * end with the model of a run without a break. */
     CU_ASSERT_EQUAL_FATAL(runf(&out,
@@ -599,8 +599,9 @@ static void test_train_bpe_threshold(void)
                          dir, bin, bin),
                     0);
     free(out);
-    /* The log counts the target subwords kept whole; the vocabulary holds
-     * them, the special tokens and the single characters of the splits. */
+    /* The log counts the target subwords kept whole. The vocabulary
+     * contains them, the special tokens and the single characters of the
+     * splits. */
     CU_ASSERT_EQUAL(runf(&out, "cd %s && wc -l < te.de", dir), 0);
     CU_ASSERT(kept_tgt > 0);
     if (out)
@@ -678,6 +679,89 @@ static void test_vocab_apply_segments(void)
                          dir, bin),
                     0);
     CU_ASSERT_STRING_EQUAL(out, "lo@@ w@@ er low\n\nn@@ e@@ w@@ er <num>\n");
+    free(out);
+}
+
+/* `vocab apply --vocab` splits the subwords outside a vocabulary back as
+ * subword-nmt's --vocabulary does, so it gives small.filtered.golden.
+ * --vocab-threshold keeps only the tokens counted often enough. With the
+ * files `vocab learn --bpe-threshold` writes, it splits only into tokens of
+ * the target vocabulary, where the codes alone do not. */
+static void test_vocab_apply_filter(void)
+{
+    const char *src = getenv("SEQMT_SOURCE_DIR");
+    char *out = NULL, *words = NULL, *expected = NULL;
+
+    NEED_MODEL();
+    if (!src) {
+        fprintf(stderr, "SKIP: SEQMT_SOURCE_DIR unset\n");
+        return;
+    }
+    /* The golden words on one line, and their subwords on another; "@@"
+     * is left out, since the tokenizer splits it. */
+    CU_ASSERT_EQUAL_FATAL(runf(&words,
+                               "grep -v '^#' %s/tests/data/bpe/small.filtered.golden | "
+                               "grep -v '^@@' | cut -f1 | paste -sd' '",
+                               src),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(runf(&expected,
+                               "grep -v '^#' %s/tests/data/bpe/small.filtered.golden | "
+                               "grep -v '^@@' | cut -f2 | paste -sd' '",
+                               src),
+                          0);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "printf '%%s' '%s' | %s vocab apply --codes "
+                         "%s/tests/data/bpe/small.codes --vocab %s/tests/data/bpe/small.vocab",
+                         strtok(words, "\n"), bin, src, src),
+                    0);
+    CU_ASSERT_STRING_EQUAL(out, expected);
+    free(out);
+    free(words);
+    free(expected);
+
+    /* lo@@ counted 2 times: kept at threshold 2, split at 3. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && printf 'lo@@ 2\nw@@\t3\ner 9\n' > counted.vocab && "
+                         "for t in 2 3; do echo lower | %s vocab apply --codes "
+                         "%s/tests/data/bpe/small.codes --vocab counted.vocab "
+                         "--vocab-threshold $t; done",
+                         dir, bin, src),
+                    0);
+    CU_ASSERT_STRING_EQUAL(out, "lo@@ w@@ er\nl@@ o@@ w@@ er\n");
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && printf 'lo@@ 2\nw@@\n' > uncounted.vocab && echo lower | %s "
+                         "vocab apply --codes %s/tests/data/bpe/small.codes --vocab "
+                         "uncounted.vocab --vocab-threshold 2 2>&1",
+                         dir, bin, src),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "uncounted.vocab, line 2: no count after the token"));
+    free(out);
+
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && %s vocab learn --train-src train.en --train-tgt "
+                               "train.de --merges 300 --bpe-threshold 20 --codes f.codes "
+                               "--src-vocab f.en --tgt-vocab f.de 2>&1",
+                               dir, bin),
+                          0);
+    free(out);
+    /* The output tokens outside the vocabulary, less single characters
+     * (seen too rarely to enter it): none with the vocabulary, some
+     * without. */
+    const char *outside = "tr ' ' '\\n' | grep -v '^$' | sort -u | comm -23 - f.de.sorted | "
+                          "LC_ALL=C.UTF-8 grep -vxE '.(@@)?' | wc -l";
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && sort -u f.de > f.de.sorted && %s vocab apply --codes f.codes "
+                         "--vocab f.de --lang de --input train.de | %s",
+                         dir, bin, outside),
+                    0);
+    CU_ASSERT_STRING_EQUAL(out, "0\n");
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s vocab apply --codes f.codes --lang de --input train.de | %s",
+                         dir, bin, outside),
+                    0);
+    CU_ASSERT(out && strtol(out, NULL, 10) > 0);
     free(out);
 }
 
@@ -869,6 +953,7 @@ int main(void)
     CU_add_test(s, "translate rejects other codes", test_translate_rejects_other_codes);
     CU_add_test(s, "vocab learn matches train", test_vocab_learn_matches_train);
     CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
+    CU_add_test(s, "vocab apply with a vocabulary", test_vocab_apply_filter);
     CU_add_test(s, "train with BPE-dropout", test_train_bpe_dropout);
     CU_add_test(s, "train with a BPE threshold", test_train_bpe_threshold);
     CU_add_test(s, "train resume matches straight", test_train_resume_matches_straight);

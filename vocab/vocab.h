@@ -75,6 +75,17 @@ int vocab_write(const vocab *v, const char *path, char *err, size_t err_size);
  * a token listed twice, nothing but special tokens, unreadable file). */
 vocab *vocab_read(const char *path, char *err, size_t err_size);
 
+/* Reads the subwords a segmentation may keep whole (bpe_set_vocabulary)
+ * from a file of one token per line, each optionally followed by a space or
+ * tab and its count, as subword-nmt's get_vocab.py and `seqmt vocab learn`
+ * write. With threshold > 0 every line needs a count, and only tokens
+ * counted at least threshold times are kept. Sets *tokens to a new array of
+ * *n new strings (free each and the array). Returns 0, or -1 with a message
+ * in err naming the path and line (missing or malformed count, empty token,
+ * invalid UTF-8, unreadable file). */
+int vocab_read_subwords(const char *path, uint64_t threshold, char ***tokens, size_t *n,
+                        char *err, size_t err_size);
+
 /* Compares a and b entry by entry. Returns 0 when they contain the same
  * tokens in the same order. Otherwise writes both sizes and the first entry
  * that differs to msg and returns 1. */

@@ -97,7 +97,7 @@ vocab *vocab_read(const char *path, char *err, size_t err_size)
         return NULL;
     }
     for (int i = 0; i < VOCAB_N_SPECIAL && !failed; i++)
-        failed = push(&tokens, &n, &cap, specials[i], strlen(specials[i]));
+        failed = push(&tokens, &n, &cap, specials[i], strlen(specials[i])) ? 1 : 0;
     while (!failed && (got = getline(&line, &line_cap, f)) != -1) {
         size_t len = (size_t)got;
 
@@ -151,7 +151,7 @@ vocab *vocab_read(const char *path, char *err, size_t err_size)
             failed = 2;
             break;
         }
-        failed = push(&tokens, &n, &cap, line, len);
+        failed = push(&tokens, &n, &cap, line, len) ? 1 : 0;
     }
     if (!failed && ferror(f)) {
         snprintf(err, err_size, "cannot read vocabulary %s: %s", path, strerror(errno));
@@ -185,6 +185,88 @@ vocab *vocab_read(const char *path, char *err, size_t err_size)
         free(tokens[i]);
     free(tokens);
     return failed ? NULL : v;
+}
+
+int vocab_read_subwords(const char *path, uint64_t threshold, char ***tokens, size_t *n,
+                        char *err, size_t err_size)
+{
+    FILE *f = fopen(path, "r");
+    char **out = NULL, *line = NULL;
+    size_t count = 0, cap = 0, line_cap = 0, lineno = 0;
+    ssize_t got;
+    int failed = 0;
+
+    *tokens = NULL;
+    *n = 0;
+    if (!f) {
+        snprintf(err, err_size, "cannot read vocabulary %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (!failed && (got = getline(&line, &line_cap, f)) != -1) {
+        size_t len = (size_t)got, tok_len;
+        const char *field;
+        char *end;
+        unsigned long long seen;
+
+        lineno++;
+        if (len && line[len - 1] == '\n')
+            len--;
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            memmove(line, line + 3, len - 3);
+            len -= 3;
+        }
+        line[len] = '\0';
+        tok_len = strcspn(line, " \t");
+        if (tok_len == 0 || memchr(line, '\0', len) || !valid_utf8(line, tok_len)) {
+            snprintf(err, err_size, "vocabulary %s, line %zu: %s; each line must hold one "
+                                    "UTF-8 token, optionally followed by a space or tab and "
+                                    "a count",
+                     path, lineno,
+                     tok_len == 0 ? "empty token" : memchr(line, '\0', len) ? "NUL byte"
+                                                                            : "invalid UTF-8");
+            failed = 2;
+            break;
+        }
+        field = line + tok_len;
+        field += strspn(field, " \t");
+        if (*field == '\0' && threshold == 0) {
+            failed = push(&out, &count, &cap, line, tok_len) ? 1 : 0;
+            continue;
+        }
+        errno = 0;
+        seen = strtoull(field, &end, 10);
+        if (*field == '\0' || *field == '-' || end == field || *end != '\0' || errno) {
+            snprintf(err, err_size, "vocabulary %s, line %zu: %s '%.40s'; %s", path, lineno,
+                     *field ? "the count is not a whole number:" : "no count after the token",
+                     *field ? field : line,
+                     threshold ? "a vocabulary threshold needs 'token count' lines, as "
+                                 "subword-nmt's get_vocab.py writes"
+                               : "give the token alone or the token and its count");
+            failed = 2;
+            break;
+        }
+        if (seen >= threshold)
+            failed = push(&out, &count, &cap, line, tok_len) ? 1 : 0;
+    }
+    if (!failed && ferror(f)) {
+        snprintf(err, err_size, "cannot read vocabulary %s: %s", path, strerror(errno));
+        failed = 2;
+    }
+    fclose(f);
+    free(line);
+    if (failed == 1)
+        snprintf(err, err_size, "out of memory reading vocabulary %s", path);
+    if (failed) {
+        for (size_t i = 0; i < count; i++)
+            free(out[i]);
+        free(out);
+        return -1;
+    }
+    *tokens = out;
+    *n = count;
+    return 0;
 }
 
 int vocab_compare(const vocab *a, const vocab *b, char *msg, size_t msg_size)
