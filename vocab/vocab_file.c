@@ -237,13 +237,20 @@ int vocab_read_subwords(const char *path, uint64_t threshold, char ***tokens, si
         }
         errno = 0;
         seen = strtoull(field, &end, 10);
-        if (*field == '\0' || *field == '-' || end == field || *end != '\0' || errno) {
-            snprintf(err, err_size, "vocabulary %s, line %zu: %s '%.40s'; %s", path, lineno,
-                     *field ? "the count is not a whole number:" : "no count after the token",
-                     *field ? field : line,
-                     threshold ? "a vocabulary threshold needs 'token count' lines, as "
-                                 "subword-nmt's get_vocab.py writes"
-                               : "give the token alone or the token and its count");
+        if (*field == '\0') {
+            snprintf(err, err_size,
+                     "vocabulary %s, line %zu: no count after the token '%.40s'; a vocabulary "
+                     "threshold needs 'token count' lines, as subword-nmt's get_vocab.py writes",
+                     path, lineno, line);
+            failed = 2;
+            break;
+        }
+        if (*field == '-' || end == field || *end != '\0' || errno) {
+            snprintf(err, err_size,
+                     "vocabulary %s, line %zu: the count '%.40s' is %s; write the token, a "
+                     "space and its count as a whole number",
+                     path, lineno, field,
+                     errno == ERANGE ? "too large" : "not a whole number");
             failed = 2;
             break;
         }
