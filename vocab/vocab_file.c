@@ -211,7 +211,9 @@ int vocab_read_subwords(const char *path, uint64_t threshold, char ***tokens, si
         lineno++;
         if (len && line[len - 1] == '\n')
             len--;
-        if (len && line[len - 1] == '\r')
+        /* Trailing blanks and a CR are dropped, as subword-nmt's
+         * apply_bpe.py strips them, so "tok 5 " reads as "tok 5". */
+        while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
             len--;
         if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
             memmove(line, line + 3, len - 3);
