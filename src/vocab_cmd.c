@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bpe.h"
 #include "cli.h"
@@ -369,6 +370,50 @@ static int use_subwords(bpe *codes, const char *path, uint64_t threshold, char *
     return rc;
 }
 
+/* Stats path, or standard input when path is NULL, into *st. Returns
+ * whether it is a pipe or socket, which only its first reader can read. */
+static bool is_pipe(const char *path, struct stat *st)
+{
+    if (path ? stat(path, st) != 0 : fstat(STDIN_FILENO, st) != 0)
+        return false;
+    return S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode);
+}
+
+/* Checks that no two of apply's inputs read the same pipe, because the
+ * first to read it would leave the other nothing and the text could come
+ * out empty. flags[i] names paths[i]. The last path is the text, NULL for
+ * standard input, and the others are skipped when NULL. Returns 0, or 2
+ * after printing the error. */
+static int check_pipe_readers(const char *const *flags, const char *const *paths, size_t n)
+{
+    struct stat a, b;
+
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (!paths[i] || !is_pipe(paths[i], &a))
+            continue;
+        for (size_t j = i + 1; j < n; j++) {
+            bool text_on_stdin = j + 1 == n && !paths[j];
+
+            if ((!paths[j] && !text_on_stdin) || !is_pipe(paths[j], &b) ||
+                a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+                continue;
+            if (text_on_stdin)
+                fprintf(stderr,
+                        "seqmt vocab apply: %s %s and the text to split both read standard "
+                        "input, but only one can; give the text with --input FILE or save "
+                        "%s to a file\n",
+                        flags[i], paths[i], paths[i]);
+            else
+                fprintf(stderr,
+                        "seqmt vocab apply: %s %s and %s %s read the same pipe, but only one "
+                        "can; save one of them to a file\n",
+                        flags[i], paths[i], flags[j], paths[j]);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 static int apply(int argc, char **argv)
 {
     const char *codes_path = NULL, *lang = "en", *input = NULL, *output = NULL,
@@ -443,6 +488,10 @@ static int apply(int argc, char **argv)
     }
     const char *outs[] = {output}, *ins[] = {input, codes_path, vocab_path};
     cli_check_paths_or_exit("vocab apply", outs, 1, ins, 3);
+    const char *flags[] = {"--codes", "--vocab", "--input"},
+               *readers[] = {codes_path, vocab_path, input};
+    if (check_pipe_readers(flags, readers, 3))
+        return 2;
     if (!(codes = bpe_read(codes_path, err, sizeof(err))))
         return fail("apply", err);
     if (vocab_path && use_subwords(codes, vocab_path, (uint64_t)threshold, err, sizeof(err))) {

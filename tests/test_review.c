@@ -1,20 +1,29 @@
 /* Regression tests for subword vocabularies: the count lines
- * vocab_read_subwords accepts. Files are written to a fresh folder under
- * /tmp. */
+ * vocab_read_subwords accepts, and `vocab apply` rejecting two inputs that
+ * would both read the same pipe.
+ *
+ * Files are written to a fresh folder under /tmp. The command test runs the
+ * binary named by SEQMT_BIN with the codes in tests/data/bpe under
+ * SEQMT_SOURCE_DIR (ctest sets both), and prints a skip message and passes
+ * when either is missing. */
 #include <CUnit/CUnit.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
 #include "vocab.h"
 
+static const char *bin;
 static char dir[64];
 
 static int suite_init(void)
 {
     strcpy(dir, "/tmp/seqmt-review-XXXXXX");
+    bin = getenv("SEQMT_BIN");
     return mkdtemp(dir) ? 0 : 1;
 }
 
@@ -24,6 +33,43 @@ static int suite_clean(void)
 
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : 1;
+}
+
+/* Runs the command fmt describes with sh. Returns its exit status (-1 when
+ * it did not exit) and sets *out to its standard output (malloc'd, NULL
+ * when out of memory). */
+static int runf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int runf(char **out, const char *fmt, ...)
+{
+    char cmd[4096];
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    va_list ap;
+    FILE *p;
+    int c, status;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    *out = NULL;
+    if (!buf || !(p = popen(cmd, "r"))) {
+        free(buf);
+        return -1;
+    }
+    while ((c = fgetc(p)) != EOF) {
+        if (len + 2 > cap) {
+            char *bigger = realloc(buf, cap *= 2);
+
+            if (!bigger)
+                break;
+            buf = bigger;
+        }
+        buf[len++] = (char)c;
+    }
+    buf[len] = '\0';
+    status = pclose(p);
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* Writes text to the file name under the test folder and returns its path
@@ -73,6 +119,57 @@ static void test_count_may_end_in_blanks(void)
     CU_ASSERT_PTR_NULL(tokens);
 }
 
+/* `vocab apply` reads the text from standard input when --input is not
+ * given. A vocabulary or codes file on the same pipe would leave it no
+ * text, so apply rejects them. It used to print nothing and succeed. */
+static void test_apply_rejects_pipe_read_twice(void)
+{
+    const char *src = getenv("SEQMT_SOURCE_DIR");
+    char *out = NULL;
+
+    if (!bin || !src) {
+        fprintf(stderr, "SKIP: SEQMT_BIN or SEQMT_SOURCE_DIR unset\n");
+        return;
+    }
+    CU_ASSERT_EQUAL(runf(&out,
+                         "printf 'lo@@\\n' | %s vocab apply --codes %s/tests/data/bpe/small.codes "
+                         "--vocab /dev/stdin 2>&1",
+                         bin, src),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--vocab /dev/stdin and the text to split both "
+                                              "read standard input"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--input FILE"));
+    free(out);
+
+    CU_ASSERT_EQUAL(runf(&out, "printf '#version: 0.2\\nl o\\n' | %s vocab apply --codes "
+                               "/dev/stdin 2>&1",
+                         bin),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--codes /dev/stdin and the text to split both "
+                                              "read standard input"));
+    free(out);
+
+    /* One pipe for the vocabulary and a file for the text work together:
+     * only lo@@ is kept, so low@@ and er split back. */
+    write_file("lower.txt", "lower\n");
+    CU_ASSERT_EQUAL(runf(&out,
+                         "printf 'lo@@\\n' | %s vocab apply --codes %s/tests/data/bpe/small.codes "
+                         "--vocab /dev/stdin --input %s/lower.txt 2>&1",
+                         bin, src, dir),
+                    0);
+    CU_ASSERT_STRING_EQUAL(out, "lo@@ w@@ e@@ r\n");
+    free(out);
+
+    /* A regular file redirected to standard input can be read twice. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "%s vocab apply --codes %s/tests/data/bpe/small.codes --vocab "
+                         "/dev/stdin < %s/lower.txt 2>&1",
+                         bin, src, dir),
+                    0);
+    CU_ASSERT(out && strlen(out) > 1);
+    free(out);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -81,5 +178,6 @@ int main(void)
         return 1;
     s = CU_add_suite("review", suite_init, suite_clean);
     CU_add_test(s, "count may end in blanks", test_count_may_end_in_blanks);
+    CU_add_test(s, "apply rejects pipe read twice", test_apply_rejects_pipe_read_twice);
     return test_run_all();
 }
