@@ -248,15 +248,16 @@ done:
     return rc;
 }
 
-/* Says which subwords one side keeps whole under the vocabulary threshold:
- * those counted in kept, or with no kept vocabulary, those of the side's
- * vocabulary file. */
-static void train_kept_note(const vocab *kept, char *buf, size_t size)
+/* Writes how many subwords one side keeps whole under the vocabulary
+ * threshold to buf: those counted in kept, or with no kept vocabulary,
+ * those of the side's vocabulary file (file, special tokens left out). */
+static void train_kept_note(const vocab *kept, const vocab *file, char *buf, size_t size)
 {
     if (kept)
         snprintf(buf, size, "%zu subwords", vocab_size(kept) - VOCAB_N_SPECIAL);
     else
-        snprintf(buf, size, "the subwords of its vocabulary file");
+        snprintf(buf, size, "the %zu subwords of its vocabulary file",
+                 vocab_size(file) - VOCAB_N_SPECIAL);
 }
 
 void train_count_range(uint64_t low, uint64_t high, char *buf, size_t size)
@@ -718,8 +719,8 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             }
             char src_note[96], tgt_note[96];
 
-            train_kept_note(src_kept, src_note, sizeof src_note);
-            train_kept_note(tgt_kept, tgt_note, sizeof tgt_note);
+            train_kept_note(src_kept, sv, src_note, sizeof src_note);
+            train_kept_note(tgt_kept, tv, tgt_note, sizeof tgt_note);
             logf_line(log, log_ctx,
                       "subwords seen fewer than %llu times are split back: the source keeps %s, "
                       "the target keeps %s",

@@ -1,11 +1,13 @@
 /* Regression tests for subword vocabularies: the count lines
- * vocab_read_subwords accepts, and `vocab apply` rejecting two inputs that
- * would both read the same pipe.
+ * vocab_read_subwords accepts, `vocab apply` rejecting two inputs that
+ * would both read the same pipe, and `train --bpe-threshold` counting the
+ * subwords of a given vocabulary file in its log.
  *
- * Files are written to a fresh folder under /tmp. The command test runs the
- * binary named by SEQMT_BIN with the codes in tests/data/bpe under
- * SEQMT_SOURCE_DIR (ctest sets both), and prints a skip message and passes
- * when either is missing. */
+ * Files are written to a fresh folder under /tmp. The command tests run the
+ * binary named by SEQMT_BIN, the apply test with the codes in tests/data/bpe
+ * under SEQMT_SOURCE_DIR and the training test on Multi30k from
+ * SEQMT_TEST_DATA (ctest sets all three). A test prints a skip message and
+ * passes when its variable is missing. */
 #include <CUnit/CUnit.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -170,6 +172,51 @@ static void test_apply_rejects_pipe_read_twice(void)
     free(out);
 }
 
+/* The threshold log line counts the subwords of a side's vocabulary file,
+ * as it counts those a side keeps by counting: the file's lines less the
+ * special tokens. */
+static void test_threshold_log_counts_file_subwords(void)
+{
+    const char *data = test_data_dir();
+    char *out = NULL, expect[160];
+    long src_lines = 0, tgt_lines = 0;
+
+    if (!data)
+        return;
+    if (!bin) {
+        fprintf(stderr, "SKIP: SEQMT_BIN unset\n");
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(
+        runf(&out,
+             "cd %s && zcat %s/multi30k/train.en.gz | head -300 > t.en && "
+             "zcat %s/multi30k/train.de.gz | head -300 > t.de && "
+             "head -50 t.en > v.en && head -50 t.de > v.de && "
+             "%s vocab learn --train-src t.en --train-tgt t.de --merges 200 --bpe-threshold 3 "
+             "--codes f.codes --src-vocab f.en --tgt-vocab f.de >/dev/null 2>&1 && "
+             "wc -l < f.en && wc -l < f.de",
+             dir, data, data, bin),
+        0);
+    CU_ASSERT_EQUAL(out ? sscanf(out, "%ld %ld", &src_lines, &tgt_lines) : 0, 2);
+    free(out);
+    CU_ASSERT_EQUAL_FATAL(
+        runf(&out,
+             "cd %s && %s train --train-src t.en --train-tgt t.de --valid-src v.en "
+             "--valid-tgt v.de --layers 1 --embed-size 8 --hidden-size 8 --epochs 1 "
+             "--threads 1 --bpe-codes f.codes --src-vocab f.en --tgt-vocab f.de "
+             "--bpe-threshold 3 -o f.seqmt 2>&1",
+             dir, bin),
+        0);
+    snprintf(expect, sizeof expect,
+             "the source keeps the %ld subwords of its vocabulary file, the target keeps "
+             "the %ld subwords of its vocabulary file",
+             src_lines - VOCAB_N_SPECIAL, tgt_lines - VOCAB_N_SPECIAL);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, expect));
+    if (out && !strstr(out, expect))
+        fprintf(stderr, "expected '%s' in:\n%s", expect, out);
+    free(out);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -179,5 +226,7 @@ int main(void)
     s = CU_add_suite("review", suite_init, suite_clean);
     CU_add_test(s, "count may end in blanks", test_count_may_end_in_blanks);
     CU_add_test(s, "apply rejects pipe read twice", test_apply_rejects_pipe_read_twice);
+    CU_add_test(s, "threshold log counts file subwords",
+                test_threshold_log_counts_file_subwords);
     return test_run_all();
 }
