@@ -495,6 +495,14 @@ static int open_resume_state(const train_options *opt, const train_inputs *in, c
         }
         *finished = named;
     }
+    if (!named && access(ckpt, F_OK) != 0) {
+        snprintf(err, err_size,
+                 "cannot resume: checkpoint %s not found, and %s is not the one training "
+                 "state %s was written for (its size or CRC-32 differs); drop --resume to "
+                 "start a new run",
+                 ckpt, next, state_path);
+        return -1;
+    }
     if (!named) {
         snprintf(err, err_size,
                  "cannot resume: checkpoint %s is not the one training state %s was written "

@@ -1,11 +1,12 @@
-/* Regression tests for subword vocabularies: the count lines
- * vocab_read_subwords accepts, `vocab apply` rejecting two inputs that
- * would both read the same pipe, and `train --bpe-threshold` counting the
- * subwords of a given vocabulary file in its log.
+/* Regression tests for subword vocabularies and resumed training: the
+ * count lines vocab_read_subwords accepts, `vocab apply` rejecting two
+ * inputs that would both read the same pipe, `train --bpe-threshold`
+ * counting the subwords of a given vocabulary file in its log, and the
+ * error of a resumed run whose checkpoint is missing.
  *
  * Files are written to a fresh folder under /tmp. The command tests run the
  * binary named by SEQMT_BIN, the apply test with the codes in tests/data/bpe
- * under SEQMT_SOURCE_DIR and the training test on Multi30k from
+ * under SEQMT_SOURCE_DIR and the training tests on Multi30k from
  * SEQMT_TEST_DATA (ctest sets all three). A test prints a skip message and
  * passes when its variable is missing. */
 #include <CUnit/CUnit.h>
@@ -172,6 +173,22 @@ static void test_apply_rejects_pipe_read_twice(void)
     free(out);
 }
 
+/* Writes 300 Multi30k training pairs (t.en, t.de) and the first 50 of
+ * them as validation pairs (v.en, v.de) to the test folder, once. Returns
+ * the exit status of the shell command. */
+static int write_corpus(const char *data)
+{
+    char *out = NULL;
+    int rc = runf(&out,
+                  "cd %s && test -s v.de || { zcat %s/multi30k/train.en.gz | head -300 > t.en "
+                  "&& zcat %s/multi30k/train.de.gz | head -300 > t.de && head -50 t.en > v.en "
+                  "&& head -50 t.de > v.de; }",
+                  dir, data, data);
+
+    free(out);
+    return rc;
+}
+
 /* The threshold log line counts the subwords of a side's vocabulary file,
  * as it counts those a side keeps by counting: the file's lines less the
  * special tokens. */
@@ -187,15 +204,13 @@ static void test_threshold_log_counts_file_subwords(void)
         fprintf(stderr, "SKIP: SEQMT_BIN unset\n");
         return;
     }
+    CU_ASSERT_EQUAL_FATAL(write_corpus(data), 0);
     CU_ASSERT_EQUAL_FATAL(
         runf(&out,
-             "cd %s && zcat %s/multi30k/train.en.gz | head -300 > t.en && "
-             "zcat %s/multi30k/train.de.gz | head -300 > t.de && "
-             "head -50 t.en > v.en && head -50 t.de > v.de && "
-             "%s vocab learn --train-src t.en --train-tgt t.de --merges 200 --bpe-threshold 3 "
-             "--codes f.codes --src-vocab f.en --tgt-vocab f.de >/dev/null 2>&1 && "
-             "wc -l < f.en && wc -l < f.de",
-             dir, data, data, bin),
+             "cd %s && %s vocab learn --train-src t.en --train-tgt t.de --merges 200 "
+             "--bpe-threshold 3 --codes f.codes --src-vocab f.en --tgt-vocab f.de >/dev/null "
+             "2>&1 && wc -l < f.en && wc -l < f.de",
+             dir, bin),
         0);
     CU_ASSERT_EQUAL(out ? sscanf(out, "%ld %ld", &src_lines, &tgt_lines) : 0, 2);
     free(out);
@@ -217,6 +232,43 @@ static void test_threshold_log_counts_file_subwords(void)
     free(out);
 }
 
+/* A resumed run whose checkpoint is missing says so, also when a
+ * checkpoint of another epoch waits at OUTPUT.checkpoint.next, instead of
+ * blaming the missing file's size or CRC-32. */
+static void test_resume_names_missing_checkpoint(void)
+{
+    const char *data = test_data_dir();
+    const char *common = "--train-src t.en --train-tgt t.de --valid-src v.en --valid-tgt v.de "
+                         "--layers 1 --embed-size 8 --hidden-size 8 --threads 1 --bpe-merges 100";
+    char *out = NULL;
+
+    if (!data)
+        return;
+    if (!bin) {
+        fprintf(stderr, "SKIP: SEQMT_BIN unset\n");
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(write_corpus(data), 0);
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && %s train %s --epochs 1 -o r.seqmt 2>&1 && "
+                               "cp r.seqmt.checkpoint e1.ckpt && "
+                               "%s train %s --epochs 2 -o r.seqmt --resume 2>&1",
+                               dir, bin, common, bin, common),
+                          0);
+    free(out);
+
+    /* The state names epoch 2's checkpoint, which is gone, and epoch 1's
+     * waits at .next. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && rm r.seqmt.checkpoint && mv e1.ckpt r.seqmt.checkpoint.next && "
+                         "%s train %s --epochs 3 -o r.seqmt --resume 2>&1",
+                         dir, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "checkpoint r.seqmt.checkpoint not found"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "r.seqmt.checkpoint.next is not the one"));
+    free(out);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -228,5 +280,6 @@ int main(void)
     CU_add_test(s, "apply rejects pipe read twice", test_apply_rejects_pipe_read_twice);
     CU_add_test(s, "threshold log counts file subwords",
                 test_threshold_log_counts_file_subwords);
+    CU_add_test(s, "resume names missing checkpoint", test_resume_names_missing_checkpoint);
     return test_run_all();
 }
