@@ -1,8 +1,8 @@
-/* Regression tests for subword vocabularies and resumed training: the
- * count lines vocab_read_subwords accepts, `vocab apply` rejecting two
- * inputs that would both read the same pipe, `train --bpe-threshold`
- * counting the subwords of a given vocabulary file in its log, and the
- * error of a resumed run whose checkpoint is missing.
+/* Regression tests for subword vocabularies and resumed training. They
+ * cover the count lines vocab_read_subwords accepts and `vocab apply`
+ * rejecting two inputs on one pipe. They also cover the threshold log line
+ * for a given vocabulary file and the error of a resume without its
+ * checkpoint.
  *
  * Files are written to a fresh folder under /tmp. The command tests run the
  * binary named by SEQMT_BIN, the apply test with the codes in tests/data/bpe
