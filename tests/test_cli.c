@@ -765,6 +765,125 @@ static void test_vocab_apply_filter(void)
     free(out);
 }
 
+/* `vocab apply` reads the text from standard input when --input is not
+ * given. A vocabulary or codes file on the same pipe would leave it no
+ * text, so apply rejects them instead of printing nothing. */
+static void test_apply_rejects_pipe_read_twice(void)
+{
+    const char *src = getenv("SEQMT_SOURCE_DIR");
+    char *out = NULL;
+
+    NEED_MODEL();
+    if (!src) {
+        fprintf(stderr, "SKIP: SEQMT_SOURCE_DIR unset\n");
+        return;
+    }
+    CU_ASSERT_EQUAL(runf(&out,
+                         "printf 'lo@@\\n' | %s vocab apply --codes %s/tests/data/bpe/small.codes "
+                         "--vocab /dev/stdin 2>&1",
+                         bin, src),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--vocab /dev/stdin and the text to split both "
+                                              "read standard input"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--input FILE"));
+    free(out);
+
+    CU_ASSERT_EQUAL(runf(&out, "printf '#version: 0.2\\nl o\\n' | %s vocab apply --codes "
+                               "/dev/stdin 2>&1",
+                         bin),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--codes /dev/stdin and the text to split both "
+                                              "read standard input"));
+    free(out);
+
+    /* One pipe for the vocabulary and a file for the text work together:
+     * only lo@@ is kept, so low@@ and er split back. */
+    CU_ASSERT_EQUAL_FATAL(runf(NULL, "printf 'lower\\n' > %s/lower.txt", dir), 0);
+    CU_ASSERT_EQUAL(runf(&out,
+                         "printf 'lo@@\\n' | %s vocab apply --codes %s/tests/data/bpe/small.codes "
+                         "--vocab /dev/stdin --input %s/lower.txt 2>&1",
+                         bin, src, dir),
+                    0);
+    CU_ASSERT_STRING_EQUAL(out, "lo@@ w@@ e@@ r\n");
+    free(out);
+
+    /* A regular file redirected to standard input can be read twice. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "%s vocab apply --codes %s/tests/data/bpe/small.codes --vocab "
+                         "/dev/stdin < %s/lower.txt 2>&1",
+                         bin, src, dir),
+                    0);
+    CU_ASSERT(out && strlen(out) > 1);
+    free(out);
+}
+
+/* The threshold log line counts the subwords of a side's vocabulary file,
+ * as it counts those a side keeps by counting: the file's lines less the
+ * special tokens. */
+static void test_threshold_log_counts_file_subwords(void)
+{
+    char *out = NULL, expect[160];
+    long src_lines = 0, tgt_lines = 0;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(
+        runf(&out,
+             "cd %s && %s vocab learn --train-src train.en --train-tgt train.de --merges 200 "
+             "--bpe-threshold 3 --codes f.codes --src-vocab f.en --tgt-vocab f.de >/dev/null "
+             "2>&1 && wc -l < f.en && wc -l < f.de",
+             dir, bin),
+        0);
+    CU_ASSERT_EQUAL(out ? sscanf(out, "%ld %ld", &src_lines, &tgt_lines) : 0, 2);
+    free(out);
+    CU_ASSERT_EQUAL_FATAL(
+        runf(&out,
+             "cd %s && %s train --train-src train.en --train-tgt train.de --valid-src val.en "
+             "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 --epochs 1 "
+             "--threads 1 --bpe-codes f.codes --src-vocab f.en --tgt-vocab f.de "
+             "--bpe-threshold 3 -o f.seqmt 2>&1",
+             dir, bin),
+        0);
+    snprintf(expect, sizeof expect,
+             "the source keeps the %ld subwords of its vocabulary file, the target keeps "
+             "the %ld subwords of its vocabulary file",
+             src_lines - VOCAB_N_SPECIAL, tgt_lines - VOCAB_N_SPECIAL);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, expect));
+    if (out && !strstr(out, expect))
+        fprintf(stderr, "expected '%s' in:\n%s", expect, out);
+    free(out);
+}
+
+/* A resumed run whose checkpoint is missing says so, also when a
+ * checkpoint of another epoch waits at OUTPUT.checkpoint.next, instead of
+ * blaming the missing file's size or CRC-32. */
+static void test_resume_names_missing_checkpoint(void)
+{
+    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
+                         "--valid-tgt val.de "
+                         "--layers 1 --embed-size 8 --hidden-size 8 --threads 1 --bpe-merges 100";
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && %s train %s --epochs 1 -o gone.seqmt 2>&1 && "
+                               "cp gone.seqmt.checkpoint e1.ckpt && "
+                               "%s train %s --epochs 2 -o gone.seqmt --resume 2>&1",
+                               dir, bin, common, bin, common),
+                          0);
+    free(out);
+
+    /* The state names epoch 2's checkpoint, which is gone, and epoch 1's
+     * waits at .next. */
+    CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && rm gone.seqmt.checkpoint && mv e1.ckpt gone.seqmt.checkpoint.next && "
+                         "%s train %s --epochs 3 -o gone.seqmt --resume 2>&1",
+                         dir, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "checkpoint gone.seqmt.checkpoint not found"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "gone.seqmt.checkpoint.next is not the one"));
+    free(out);
+}
+
 /* A vocabulary of another size or order is refused, naming both. */
 static void test_translate_rejects_other_vocab(void)
 {
@@ -954,6 +1073,9 @@ int main(void)
     CU_add_test(s, "vocab learn matches train", test_vocab_learn_matches_train);
     CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
     CU_add_test(s, "vocab apply with a vocabulary", test_vocab_apply_filter);
+    CU_add_test(s, "vocab apply rejects pipe read twice", test_apply_rejects_pipe_read_twice);
+    CU_add_test(s, "threshold log counts file subwords", test_threshold_log_counts_file_subwords);
+    CU_add_test(s, "resume names missing checkpoint", test_resume_names_missing_checkpoint);
     CU_add_test(s, "train with BPE-dropout", test_train_bpe_dropout);
     CU_add_test(s, "train with a BPE threshold", test_train_bpe_threshold);
     CU_add_test(s, "train resume matches straight", test_train_resume_matches_straight);

@@ -432,6 +432,41 @@ static void test_compare_names_first_difference(void)
     vocab_free(vc);
 }
 
+/* Spaces and tabs after a count are ignored, as after a token alone and as
+ * subword-nmt's reader strips them. */
+static void test_subwords_count_may_end_in_blanks(void)
+{
+    char err[512] = "", **tokens = NULL;
+    size_t n = 0;
+    const char *path = temp_file("lo@@ 2 \nw@@\t3\t\r\ner 9  \nst \n");
+
+    CU_ASSERT_EQUAL(vocab_read_subwords(path, 0, &tokens, &n, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(err, "");
+    CU_ASSERT_EQUAL(n, 4);
+    for (size_t i = 0; i < n; i++)
+        free(tokens[i]);
+    free(tokens);
+
+    /* With a threshold, "st" has no count. */
+    remove(path);
+    path = temp_file("lo@@ 2 \nw@@\t3\t\r\ner 9  \n");
+    CU_ASSERT_EQUAL(vocab_read_subwords(path, 3, &tokens, &n, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(tokens[0], "w@@");
+    CU_ASSERT_STRING_EQUAL(tokens[1], "er");
+    for (size_t i = 0; i < n; i++)
+        free(tokens[i]);
+    free(tokens);
+
+    /* Anything else after the count is still an error. */
+    remove(path);
+    path = temp_file("lo@@ 2 x\n");
+    CU_ASSERT_EQUAL(vocab_read_subwords(path, 0, &tokens, &n, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "line 1: the count '2 x' is not a whole number"));
+    CU_ASSERT_PTR_NULL(tokens);
+    remove(path);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -469,6 +504,7 @@ int main(void)
     CU_add_test(s, "without special tokens, with counts", test_file_without_specials_and_counts);
     CU_add_test(s, "errors name path and line", test_file_errors);
     CU_add_test(s, "compare names the first difference", test_compare_names_first_difference);
+    CU_add_test(s, "subword counts may end in blanks", test_subwords_count_may_end_in_blanks);
 
     return test_run_all();
 }
