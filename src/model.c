@@ -324,16 +324,18 @@ static void mul_inplace(float *x, const float *m, size_t n)
             x[i] *= m[i];
 }
 
-/* Row-wise log-softmax cross-entropy on logits [N, V]. Returns the summed
- * loss; when want_grad, overwrites logits by scale * (softmax - onehot). */
-static double softmax_xent(float *logits, size_t N, int V, const int32_t *targets,
+/* Row-wise log-softmax cross-entropy on logits [N, V] against targets
+ * smoothed by eps: weight 1 - eps on the target, eps / V on every entry.
+ * Returns the summed loss; when want_grad, overwrites logits by
+ * scale * (softmax - smoothed target). */
+static double softmax_xent(float *logits, size_t N, int V, const int32_t *targets, float eps,
                            int want_grad, float scale)
 {
     double total = 0.0;
 
     for (size_t r = 0; r < N; r++) {
         float *z = logits + r * V, mx = z[0];
-        double sum = 0.0;
+        double sum = 0.0, shifted = 0.0;
         int y = targets[r];
 
         for (int j = 1; j < V; j++)
@@ -343,23 +345,26 @@ static double softmax_xent(float *logits, size_t N, int V, const int32_t *target
 
         /* z becomes exp(z - max), so the gradient needs no second exp. */
         for (int j = 0; j < V; j++) {
+            shifted += z[j] - mx;
             z[j] = expf(z[j] - mx);
             sum += z[j];
         }
-        total += log(sum) - zy;
+        /* -log p_y = log(sum) - zy, and the uniform part's mean -log p_j is
+         * log(sum) - shifted / V. */
+        total += log(sum) - (1.0 - eps) * zy - eps * shifted / V;
         if (want_grad) {
-            float k = (float)(scale / sum);
+            float k = (float)(scale / sum), uniform = scale * eps / V;
 
             for (int j = 0; j < V; j++)
-                z[j] *= k;
-            z[y] -= scale;
+                z[j] = z[j] * k - uniform;
+            z[y] -= scale * (1.0f - eps);
         }
     }
     return total;
 }
 
 int model_loss(const model *m, const model_batch *bt, const model_views *grad, float dropout,
-               rng_state *rng, model_workspace *ws, double *loss)
+               float smoothing, rng_state *rng, model_workspace *ws, double *loss)
 {
     const model_config *cfg = &m->cfg;
     const model_views *w = &m->w;
@@ -425,7 +430,7 @@ int model_loss(const model *m, const model_batch *bt, const model_views *grad, f
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, H, 1.0f, ws->top, H, w->out_w,
                 H, 1.0f, ws->logits, V);
 
-    *loss = softmax_xent(ws->logits, N, V, ids, grad != NULL, 1.0f / B);
+    *loss = softmax_xent(ws->logits, N, V, ids, smoothing, grad != NULL, 1.0f / B);
     if (!grad)
         return 0;
 

@@ -111,9 +111,13 @@ void model_workspace_free(model_workspace *ws);
  * When grad is not NULL, also adds the gradient of (sum / batch->B) to the
  * views in grad. dropout is the probability of zeroing an LSTM input or the
  * output layer's input (0 disables it; rng is only used when it is > 0).
+ * With smoothing > 0 (label smoothing, below 1) each target is the mix of
+ * its one-hot vector, weighted 1 - smoothing, and the uniform distribution
+ * over the vocabulary, and the loss and gradient are those of that target.
  * Returns 0 and the loss in *loss, or -1 when out of memory. */
 int model_loss(const model *m, const model_batch *batch, const model_views *grad,
-               float dropout, rng_state *rng, model_workspace *ws, double *loss);
+               float dropout, float smoothing, rng_state *rng, model_workspace *ws,
+               double *loss);
 
 /* Storage precision of the weights in a model file. Models always compute
  * in float32; float16 files are half the size and are widened on load. */

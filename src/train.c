@@ -311,7 +311,7 @@ static double evaluate(const model *m, const corpus *c, int batch_size, model_wo
         int count = (int)(batches.start[b + 1] - batches.start[b]);
 
         if (corpus_fill_batch(c, batches.order + batches.start[b], count, &bt) ||
-            model_loss(m, &bt, NULL, 0.0f, NULL, ws, &loss)) {
+            model_loss(m, &bt, NULL, 0.0f, 0.0f, NULL, ws, &loss)) {
             total = -1;
             tokens = 1;
             break;
@@ -570,6 +570,11 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
         snprintf(err, err_size, "invalid training options: batch size, epochs, maximum length, "
                                 "learning rate and maximum gradient norm must be positive and "
                                 "dropout in [0, 1)");
+        return -1;
+    }
+    if (!(opt->label_smoothing >= 0 && opt->label_smoothing < 1)) {
+        snprintf(err, err_size, "invalid label smoothing %g: expected a weight from 0 to below 1",
+                 opt->label_smoothing);
         return -1;
     }
     if (opt->max_ratio != 0 && opt->max_ratio < 1) {
@@ -851,6 +856,11 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
               "%zu parameters",
               cfg.layers, cfg.embed, cfg.hidden, cfg.attention ? "attention" : "no attention",
               cfg.src_vocab, cfg.src_lang, cfg.tgt_vocab, cfg.tgt_lang, m->n_params);
+    if (opt->label_smoothing > 0)
+        logf_line(log, log_ctx,
+                  "label smoothing %g: the loss and ppl of training batches are against the "
+                  "smoothed targets, validation perplexity against the real ones",
+                  opt->label_smoothing);
 
     /* Epochs. */
     size_t train_tokens = target_tokens(&train);
@@ -903,7 +913,7 @@ int train_run(const train_options *opt, train_log_fn log, void *log_ctx, char *e
             if (corpus_fill_batch(&train, batches.order + batches.start[b], count, &bt))
                 goto oom;
             memset(grads, 0, sizeof(float) * m->n_params);
-            if (model_loss(m, &bt, &gv, opt->dropout, &rng, ws, &loss))
+            if (model_loss(m, &bt, &gv, opt->dropout, (float)opt->label_smoothing, &rng, ws, &loss))
                 goto oom;
 
             /* Clip the whole gradient to the maximum norm, then step. */

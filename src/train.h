@@ -35,6 +35,8 @@ typedef struct {
     int batch_size, epochs, max_len;
     float max_ratio; /* skip training pairs whose sides' lengths differ more; 0: keep all */
     float learning_rate, max_grad_norm, init_scale, dropout;
+    double label_smoothing; /* weight of the uniform distribution in each training target
+                               (model_loss); 0: off */
     double time_limit_minutes; /* stop after this much training time in this process, 0 means
                                   no limit; a resumed run starts counting again */
     size_t bpe_merges;      /* learn this many subword merges; 0 keeps word-level tokens */

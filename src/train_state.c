@@ -123,6 +123,10 @@ static cJSON *options_json(const train_options *opt)
     cJSON_AddNumberToObject(o, "max-grad-norm", opt->max_grad_norm);
     cJSON_AddNumberToObject(o, "init-scale", opt->init_scale);
     cJSON_AddNumberToObject(o, "dropout", opt->dropout);
+    /* Left out when off, so that states written before the option existed
+     * still match a run without it. */
+    if (opt->label_smoothing > 0)
+        cJSON_AddNumberToObject(o, "label-smoothing", opt->label_smoothing);
     cJSON_AddNumberToObject(o, "bpe-merges", (double)opt->bpe_merges);
     cJSON_AddBoolToObject(o, "bpe-separate", opt->bpe_separate);
     add_path(o, "bpe-codes", opt->bpe_codes);

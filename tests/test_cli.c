@@ -527,6 +527,14 @@ static void test_train_resume_rejects_changes(void)
     free(out);
 
     CU_ASSERT_EQUAL(runf(&out,
+                         "cd %s && %s train --train-src resume.en %s --label-smoothing 0.1 "
+                         "--epochs 2 -o changes.seqmt --resume 2>&1",
+                         dir, bin, common),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--label-smoothing is 0.1 now"));
+    free(out);
+
+    CU_ASSERT_EQUAL(runf(&out,
                          "cd %s && %s train --train-src train.en %s --epochs 2 -o changes.seqmt "
                          "--resume 2>&1",
                          dir, bin, common),
@@ -562,6 +570,32 @@ static void test_train_resume_rejects_changes(void)
                          dir, bin, common, bin, common),
                     1);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "is not the one training state"));
+    free(out);
+}
+
+/* --label-smoothing changes what training learns but not what validation
+ * measures, and says so in the log. A weight of 1 or more is rejected. */
+static void test_train_label_smoothing(void)
+{
+    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
+                         "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
+                         "--epochs 1 --threads 1 --seed 3";
+    char *out = NULL;
+
+    NEED_MODEL();
+    CU_ASSERT_EQUAL_FATAL(runf(&out,
+                               "cd %s && %s train %s --label-smoothing 0.1 -o smooth.seqmt 2>&1 "
+                               "&& %s train %s -o plain.seqmt 2>&1",
+                               dir, bin, common, bin, common),
+                          0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "label smoothing 0.1: the loss and ppl of training"));
+    free(out);
+    CU_ASSERT_NOT_EQUAL(runf(&out, "cd %s && cmp -s smooth.seqmt plain.seqmt", dir), 0);
+    free(out);
+    CU_ASSERT_EQUAL(runf(&out, "cd %s && %s train %s --label-smoothing 1 -o bad.seqmt 2>&1",
+                         dir, bin, common),
+                    2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--label-smoothing"));
     free(out);
 }
 
@@ -1072,6 +1106,7 @@ int main(void)
     CU_add_test(s, "translate rejects other codes", test_translate_rejects_other_codes);
     CU_add_test(s, "vocab learn matches train", test_vocab_learn_matches_train);
     CU_add_test(s, "vocab apply segments", test_vocab_apply_segments);
+    CU_add_test(s, "train with label smoothing", test_train_label_smoothing);
     CU_add_test(s, "vocab apply with a vocabulary", test_vocab_apply_filter);
     CU_add_test(s, "vocab apply rejects pipe read twice", test_apply_rejects_pipe_read_twice);
     CU_add_test(s, "threshold log counts file subwords", test_threshold_log_counts_file_subwords);

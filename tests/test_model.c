@@ -40,11 +40,12 @@ static model *tiny_model(int layers, uint64_t seed)
     return tiny_model_with(layers, 0, seed);
 }
 
-static double batch_loss(const model *m, const model_batch *bt, model_workspace *ws)
+static double batch_loss(const model *m, const model_batch *bt, float smoothing,
+                         model_workspace *ws)
 {
     double loss = 0;
 
-    CU_ASSERT_EQUAL_FATAL(model_loss(m, bt, NULL, 0.0f, NULL, ws, &loss), 0);
+    CU_ASSERT_EQUAL_FATAL(model_loss(m, bt, NULL, 0.0f, smoothing, NULL, ws, &loss), 0);
     return loss;
 }
 
@@ -52,8 +53,9 @@ static double batch_loss(const model *m, const model_batch *bt, model_workspace 
  * difference. A float32 forward pass with eps = 1e-2 gives differences
  * accurate to about 1e-4 relative; a wrong term in any backward formula
  * is off by far more than the 2e-2 tolerance. */
-/* Checks the gradient on the first n sentences of the tiny corpus. */
-static void check_gradient(model *m, int n)
+/* Checks the gradient on the first n sentences of the tiny corpus, with
+ * targets smoothed by smoothing. */
+static void check_gradient(model *m, int n, float smoothing)
 {
     corpus c = tiny_corpus();
     size_t idx[] = {0, 1, 2};
@@ -67,16 +69,16 @@ static void check_gradient(model *m, int n)
 
     CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&c, idx, n, &bt), 0);
     model_bind(&m->cfg, g, &gv);
-    CU_ASSERT_EQUAL_FATAL(model_loss(m, &bt, &gv, 0.0f, NULL, ws, &loss), 0);
+    CU_ASSERT_EQUAL_FATAL(model_loss(m, &bt, &gv, 0.0f, smoothing, NULL, ws, &loss), 0);
 
     for (size_t i = 0; i < m->n_params; i++) {
         float saved = m->params[i];
         double up, down, numeric, err, scale;
 
         m->params[i] = saved + eps;
-        up = batch_loss(m, &bt, ws);
+        up = batch_loss(m, &bt, smoothing, ws);
         m->params[i] = saved - eps;
-        down = batch_loss(m, &bt, ws);
+        down = batch_loss(m, &bt, smoothing, ws);
         m->params[i] = saved;
         numeric = (up - down) / (2 * eps) / bt.B;
         scale = fmax(fmax(fabs(numeric), fabs(g[i])), 1e-3);
@@ -107,7 +109,32 @@ static void check_gradient(model *m, int n)
 
 static void test_gradient_matches_finite_differences(void)
 {
-    check_gradient(tiny_model(2, 1), 3);
+    check_gradient(tiny_model(2, 1), 3, 0.0f);
+}
+
+/* Label smoothing moves part of each target's weight to the uniform
+ * distribution, so the loss is linear in the smoothing: 0.1 gives 0.9 times
+ * the plain loss plus 0.1 times the loss against the uniform target. The
+ * gradient must follow the smoothed loss. */
+static void test_smoothed_gradient_matches_finite_differences(void)
+{
+    model *m = tiny_model_with(2, 1, 5);
+    corpus c = tiny_corpus();
+    size_t idx[] = {0, 1, 2};
+    model_batch bt = {0};
+    model_workspace *ws = model_workspace_new();
+
+    CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&c, idx, 3, &bt), 0);
+    double plain = batch_loss(m, &bt, 0.0f, ws), uniform = batch_loss(m, &bt, 1.0f, ws);
+    double smoothed = batch_loss(m, &bt, 0.1f, ws);
+
+    CU_ASSERT(fabs(plain - uniform) > 1e-3);
+    CU_ASSERT_DOUBLE_EQUAL(smoothed, 0.9 * plain + 0.1 * uniform, 1e-5 * plain);
+    corpus_batch_free(&bt);
+    model_workspace_free(ws);
+    model_free(m);
+    check_gradient(tiny_model(2, 1), 3, 0.1f);
+    check_gradient(tiny_model_with(2, 1, 5), 2, 0.3f);
 }
 
 /* With attention the gradient also flows through the attention weights
@@ -115,8 +142,8 @@ static void test_gradient_matches_finite_differences(void)
  * source and 4 target steps, so a mix-up of the two counts shows. */
 static void test_attention_gradient_matches_finite_differences(void)
 {
-    check_gradient(tiny_model_with(2, 1, 5), 2);
-    check_gradient(tiny_model_with(2, 1, 8), 3);
+    check_gradient(tiny_model_with(2, 1, 5), 2, 0.0f);
+    check_gradient(tiny_model_with(2, 1, 8), 3, 0.0f);
 }
 
 /* Dropout changes the forward pass but the gradient must still match the
@@ -138,16 +165,16 @@ static void test_gradient_with_dropout_matches(void)
     CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&c, idx, 3, &bt), 0);
     model_bind(&m->cfg, g, &gv);
     rng_seed(&rng, 7);
-    CU_ASSERT_EQUAL_FATAL(model_loss(m, &bt, &gv, 0.3f, &rng, ws, &loss), 0);
+    CU_ASSERT_EQUAL_FATAL(model_loss(m, &bt, &gv, 0.3f, 0.0f, &rng, ws, &loss), 0);
     for (size_t i = 0; i < m->n_params; i += 7) {
         float saved = m->params[i];
 
         m->params[i] = saved + eps;
         rng_seed(&rng, 7);
-        model_loss(m, &bt, NULL, 0.3f, &rng, ws, &up);
+        model_loss(m, &bt, NULL, 0.3f, 0.0f, &rng, ws, &up);
         m->params[i] = saved - eps;
         rng_seed(&rng, 7);
-        model_loss(m, &bt, NULL, 0.3f, &rng, ws, &down);
+        model_loss(m, &bt, NULL, 0.3f, 0.0f, &rng, ws, &down);
         m->params[i] = saved;
         double numeric = (up - down) / (2 * eps) / bt.B;
         double scale = fmax(fmax(fabs(numeric), fabs(g[i])), 1e-3);
@@ -233,7 +260,7 @@ static void test_source_order_changes_loss(void)
     /* The encoder's first step sees the last source word. */
     CU_ASSERT_EQUAL(ba.src[0], 7);
     CU_ASSERT_EQUAL(bb.src[0], 4);
-    CU_ASSERT(fabs(batch_loss(m, &ba, ws) - batch_loss(m, &bb, ws)) > 1e-6);
+    CU_ASSERT(fabs(batch_loss(m, &ba, 0.0f, ws) - batch_loss(m, &bb, 0.0f, ws)) > 1e-6);
     corpus_batch_free(&ba);
     corpus_batch_free(&bb);
     model_workspace_free(ws);
@@ -251,10 +278,10 @@ static void check_padding(model *m)
     double together, alone = 0;
 
     corpus_fill_batch(&c, all, 3, &bt);
-    together = batch_loss(m, &bt, ws);
+    together = batch_loss(m, &bt, 0.0f, ws);
     for (size_t i = 0; i < 3; i++) {
         corpus_fill_batch(&c, &all[i], 1, &bt);
-        alone += batch_loss(m, &bt, ws);
+        alone += batch_loss(m, &bt, 0.0f, ws);
     }
     CU_ASSERT_DOUBLE_EQUAL(together, alone, 1e-4 * fabs(alone));
     corpus_batch_free(&bt);
@@ -281,6 +308,7 @@ int main(void)
         return 1;
     s = CU_add_suite("model", NULL, NULL);
     CU_add_test(s, "gradient matches finite differences", test_gradient_matches_finite_differences);
+    CU_add_test(s, "smoothed gradient matches", test_smoothed_gradient_matches_finite_differences);
     CU_add_test(s, "gradient with dropout matches", test_gradient_with_dropout_matches);
     CU_add_test(s, "lstm cell matches hand values", test_lstm_cell_matches_hand_values);
     CU_add_test(s, "batch source is reversed", test_batch_source_is_reversed);

@@ -336,7 +336,7 @@ static void test_nbest_scores_equal_loss(void)
         double loss = 0.0, score = result.hyps[k].score, tolerance;
 
         CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&one, &index, 1, &batch), 0);
-        CU_ASSERT_EQUAL_FATAL(model_loss(en_de, &batch, NULL, 0.0f, NULL, ws, &loss), 0);
+        CU_ASSERT_EQUAL_FATAL(model_loss(en_de, &batch, NULL, 0.0f, 0.0f, NULL, ws, &loss), 0);
         tolerance = 1e-4 * (tgt_len + 1) + 1e-3 * fabs(score);
         if (fabs(score + loss) > tolerance)
             fprintf(stderr, "\n  hypothesis %d: score %.6f, loss %.6f\n", k, score, loss);
