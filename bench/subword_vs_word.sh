@@ -8,7 +8,10 @@
 #   SEQMT_BUILD names the build folder (default build); EPOCHS (12) and
 #   TIME_LIMIT (minutes per model, 110) bound each training run; ATTENTION=1
 #   trains both models with --attention; BPE_DROPOUT=P trains the subword
-#   model with --bpe-dropout P.
+#   model with --bpe-dropout P and BPE_THRESHOLD=N with --bpe-threshold N;
+#   SAME_SIZE=1 trains the subword model first and caps the word-level
+#   vocabularies at its sizes, so that both hold the same number of
+#   parameters.
 set -eu
 out=${1:-bench-out}
 merges=${2:-15000}
@@ -17,8 +20,9 @@ epochs=${EPOCHS:-12}
 limit=${TIME_LIMIT:-110}
 attention=
 [ "${ATTENTION:-0}" = 1 ] && attention=--attention
-dropout=
-[ -n "${BPE_DROPOUT:-}" ] && dropout="--bpe-dropout $BPE_DROPOUT"
+subword_flags=
+[ -n "${BPE_DROPOUT:-}" ] && subword_flags="--bpe-dropout $BPE_DROPOUT"
+[ -n "${BPE_THRESHOLD:-}" ] && subword_flags="$subword_flags --bpe-threshold $BPE_THRESHOLD"
 bin=$build/seqmt
 mkdir -p "$out"
 
@@ -30,11 +34,18 @@ common="--train-src data/multi30k/train.en.gz --train-tgt data/multi30k/train.de
 
 zcat data/multi30k/test_2016_flickr.en.gz > "$out/test.en"
 zcat data/multi30k/test_2016_flickr.de.gz > "$out/test.de"
-# shellcheck disable=SC2086 # $common is a list of flags
-"$bin" train $common --output "$out/word.seqmt" 2> "$out/word.log"
-# shellcheck disable=SC2086
-"$bin" train $common --bpe-merges "$merges" --placeholders $dropout --output "$out/bpe.seqmt" \
+# shellcheck disable=SC2086 # $common and $subword_flags are lists of flags
+"$bin" train $common --bpe-merges "$merges" --placeholders $subword_flags --output "$out/bpe.seqmt" \
     2> "$out/bpe.log"
+sizes=
+if [ "${SAME_SIZE:-0}" = 1 ]; then
+    # "model: ..., vocabularies 2792 (en) and 3498 (de), ..." gives both sizes.
+    sizes=$(sed -n 's/^model:.* vocabularies \([0-9]*\) ([a-z]*) and \([0-9]*\) .*/--src-vocab-size \1 --tgt-vocab-size \2/p' \
+        "$out/bpe.log")
+    [ -n "$sizes" ] || { echo "no vocabulary sizes in $out/bpe.log" >&2; exit 1; }
+fi
+# shellcheck disable=SC2086
+"$bin" train $common $sizes --output "$out/word.seqmt" 2> "$out/word.log"
 for kind in word bpe; do
     "$bin" translate --model "$out/$kind.seqmt" --input "$out/test.en" --output "$out/$kind.de"
     printf '%-5s %s, ' "$kind" "$(grep -m1 '^model:' "$out/$kind.log" | cut -d, -f4-)"
