@@ -7,6 +7,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,21 @@ int train_state_model_crc(const char *path, uint32_t *crc, uint64_t *size, char 
     return 0;
 }
 
+/* Adds v to o as a number with 17 significant digits, which read back as
+ * the same double; cJSON's own output may round to 15. Non-finite values,
+ * which JSON cannot hold, become null. */
+static void add_exact(cJSON *o, const char *name, double v)
+{
+    char text[40];
+
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(o, name);
+        return;
+    }
+    snprintf(text, sizeof(text), "%.17g", v);
+    cJSON_AddRawToObject(o, name, text);
+}
+
 static cJSON *u64_json(uint64_t v)
 {
     char text[32];
@@ -118,20 +135,20 @@ static cJSON *options_json(const train_options *opt)
     cJSON_AddItemToObject(o, "min-count", u64_json(opt->min_count));
     cJSON_AddNumberToObject(o, "batch-size", opt->batch_size);
     cJSON_AddNumberToObject(o, "max-length", opt->max_len);
-    cJSON_AddNumberToObject(o, "max-ratio", opt->max_ratio);
-    cJSON_AddNumberToObject(o, "learning-rate", opt->learning_rate);
-    cJSON_AddNumberToObject(o, "max-grad-norm", opt->max_grad_norm);
-    cJSON_AddNumberToObject(o, "init-scale", opt->init_scale);
-    cJSON_AddNumberToObject(o, "dropout", opt->dropout);
+    add_exact(o, "max-ratio", opt->max_ratio);
+    add_exact(o, "learning-rate", opt->learning_rate);
+    add_exact(o, "max-grad-norm", opt->max_grad_norm);
+    add_exact(o, "init-scale", opt->init_scale);
+    add_exact(o, "dropout", opt->dropout);
     /* Left out when off, so that states written before the option existed
      * still match a run without it. */
     if (opt->label_smoothing > 0)
-        cJSON_AddNumberToObject(o, "label-smoothing", opt->label_smoothing);
+        add_exact(o, "label-smoothing", opt->label_smoothing);
     cJSON_AddNumberToObject(o, "bpe-merges", (double)opt->bpe_merges);
     cJSON_AddBoolToObject(o, "bpe-separate", opt->bpe_separate);
     add_path(o, "bpe-codes", opt->bpe_codes);
     add_path(o, "bpe-codes-tgt", opt->bpe_codes_tgt);
-    cJSON_AddNumberToObject(o, "bpe-dropout", opt->bpe_dropout);
+    add_exact(o, "bpe-dropout", opt->bpe_dropout);
     cJSON_AddItemToObject(o, "bpe-threshold", u64_json(opt->bpe_threshold));
     add_path(o, "src-vocab", opt->src_vocab_file);
     add_path(o, "tgt-vocab", opt->tgt_vocab_file);
@@ -219,8 +236,9 @@ int train_state_write(const char *path, const train_options *opt, const train_in
     cJSON_AddStringToObject(root, "format", STATE_FORMAT);
     cJSON_AddNumberToObject(root, "version", STATE_VERSION);
     cJSON_AddNumberToObject(root, "epoch", st->epoch);
-    cJSON_AddNumberToObject(root, "learning_rate", st->learning_rate);
-    cJSON_AddNumberToObject(root, "best_validation_ppl", st->best_ppl);
+    /* Exact, so that a resumed run continues with the same bits. */
+    add_exact(root, "learning_rate", st->learning_rate);
+    add_exact(root, "best_validation_ppl", st->best_ppl);
     cJSON *rng = cJSON_AddArrayToObject(root, "rng_state");
     for (int i = 0; i < 4; i++)
         cJSON_AddItemToArray(rng, cJSON_CreateNumber(st->rng.s[i]));
@@ -263,28 +281,58 @@ done:
 }
 
 /* Writes an option's value as a user would type it. */
+/* Sets *out to the number v holds, parsed or written by add_exact, and
+ * returns whether it holds one. */
+static bool number_of(const cJSON *v, double *out)
+{
+    if (cJSON_IsNumber(v)) {
+        *out = v->valuedouble;
+        return true;
+    }
+    if (cJSON_IsRaw(v) && v->valuestring) {
+        char *end;
+
+        *out = strtod(v->valuestring, &end);
+        return end != v->valuestring && *end == '\0';
+    }
+    return false;
+}
+
 static void value_text(const cJSON *v, char *buf, size_t size)
 {
+    double x;
+
     if (!v || cJSON_IsNull(v))
         snprintf(buf, size, "not given");
     else if (cJSON_IsBool(v))
         snprintf(buf, size, cJSON_IsTrue(v) ? "given" : "not given");
     else if (cJSON_IsString(v))
         snprintf(buf, size, "%s", v->valuestring);
-    else if (cJSON_IsNumber(v))
-        snprintf(buf, size, "%.9g", v->valuedouble);
+    else if (number_of(v, &x))
+        snprintf(buf, size, "%.7g", x);
     else
         snprintf(buf, size, "invalid");
 }
 
 static int same_value(const cJSON *a, const cJSON *b)
 {
+    double x, y;
+
+    if (number_of(a, &x) && number_of(b, &y)) {
+        /* Equal to 15 significant digits: states written before numbers
+         * were stored exactly kept only 15 (0.3 as float was
+         * 0.300000011920929), and options typed differently differ
+         * earlier than that. */
+        char tx[32], ty[32];
+
+        snprintf(tx, sizeof(tx), "%.15g", x);
+        snprintf(ty, sizeof(ty), "%.15g", y);
+        return strcmp(tx, ty) == 0;
+    }
     if (!a || !b || (a->type & 0xff) != (b->type & 0xff))
         return 0;
     if (cJSON_IsString(a))
         return strcmp(a->valuestring, b->valuestring) == 0;
-    if (cJSON_IsNumber(a))
-        return a->valuedouble == b->valuedouble;
     return 1;
 }
 

@@ -376,14 +376,18 @@ static void test_train_bpe_dropout(void)
  * bytes as training 3 epochs at once, with words and with BPE-dropout. */
 static void test_train_resume_matches_straight(void)
 {
-    const char *variants[] = {"", "--bpe-merges 300 --bpe-dropout 0.1"};
+    /* The third variant's values have no exact binary form, so its state
+     * must store them to the last bit. */
+    const char *variants[] = {"", "--bpe-merges 300 --bpe-dropout 0.1",
+                              "--dropout 0.3 --label-smoothing 0.1 --learning-rate 0.7 "
+                              "--init-scale 0.07"};
     const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
                          "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
                          "--threads 1 --seed 3";
     char *out = NULL;
 
     NEED_MODEL();
-    for (int v = 0; v < 2; v++) {
+    for (int v = 0; v < 3; v++) {
         CU_ASSERT_EQUAL_FATAL(runf(&out,
                                    "cd %s && %s train %s %s --epochs 3 -o straight%d.seqmt 2>&1 "
                                    "&& %s train %s %s --epochs 2 -o resumed%d.seqmt 2>&1",
