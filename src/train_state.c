@@ -73,8 +73,8 @@ int train_state_model_crc(const char *path, uint32_t *crc, uint64_t *size, char 
 }
 
 /* Adds v to o as a number with 17 significant digits, which read back as
- * the same double; cJSON's own output may round to 15. Non-finite values,
- * which JSON cannot hold, become null. */
+ * the same double, because cJSON's own output may round to 15. Non-finite
+ * values, which JSON cannot hold, become null. */
 static void add_exact(cJSON *o, const char *name, double v)
 {
     char text[40];
@@ -281,8 +281,8 @@ done:
 }
 
 /* Writes an option's value as a user would type it. */
-/* Sets *out to the number v holds, parsed or written by add_exact, and
- * returns whether it holds one. */
+/* Sets *out to the number in v, parsed or written by add_exact, and
+ * returns whether v contains one. */
 static bool number_of(const cJSON *v, double *out)
 {
     if (cJSON_IsNumber(v)) {
