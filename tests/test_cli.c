@@ -111,6 +111,11 @@ static int suite_clean(void)
     return 0;
 }
 
+/* A tiny model on the test corpus: trains in seconds. */
+#define TINY_TRAINING                                                                          \
+    "--train-src train.en --train-tgt train.de --valid-src val.en --valid-tgt val.de "         \
+    "--layers 1 --embed-size 8 --hidden-size 8"
+
 #define NEED_MODEL()                                                                             \
     do {                                                                                         \
         if (!have_model) {                                                                       \
@@ -321,9 +326,7 @@ static void test_vocab_learn_matches_train(void)
 static void test_train_bpe_dropout(void)
 {
     char *out = NULL;
-    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
-                         "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
-                         "--epochs 2 --threads 1 --seed 3 --placeholders";
+    const char *common = TINY_TRAINING " --epochs 2 --threads 1 --seed 3 --placeholders";
 
     NEED_MODEL();
     CU_ASSERT_EQUAL_FATAL(runf(&out,
@@ -381,9 +384,7 @@ static void test_train_resume_matches_straight(void)
     const char *variants[] = {"", "--bpe-merges 300 --bpe-dropout 0.1",
                               "--dropout 0.3 --label-smoothing 0.1 --learning-rate 0.7 "
                               "--init-scale 0.07"};
-    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
-                         "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
-                         "--threads 1 --seed 3";
+    const char *common = TINY_TRAINING " --threads 1 --seed 3";
     char *out = NULL;
 
     NEED_MODEL();
@@ -581,9 +582,7 @@ static void test_train_resume_rejects_changes(void)
  * measures, and says so in the log. A weight of 1 or more is rejected. */
 static void test_train_label_smoothing(void)
 {
-    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
-                         "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
-                         "--epochs 1 --threads 1 --seed 3";
+    const char *common = TINY_TRAINING " --epochs 1 --threads 1 --seed 3";
     char *out = NULL;
 
     NEED_MODEL();
@@ -609,9 +608,7 @@ static void test_train_label_smoothing(void)
 static void test_train_bpe_threshold(void)
 {
     char *out = NULL;
-    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
-                         "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 "
-                         "--epochs 1 --threads 1 --seed 3";
+    const char *common = TINY_TRAINING " --epochs 1 --threads 1 --seed 3";
 
     NEED_MODEL();
     CU_ASSERT_EQUAL_FATAL(runf(&out,
@@ -875,10 +872,8 @@ static void test_threshold_log_counts_file_subwords(void)
     free(out);
     CU_ASSERT_EQUAL_FATAL(
         runf(&out,
-             "cd %s && %s train --train-src train.en --train-tgt train.de --valid-src val.en "
-             "--valid-tgt val.de --layers 1 --embed-size 8 --hidden-size 8 --epochs 1 "
-             "--threads 1 --bpe-codes f.codes --src-vocab f.en --tgt-vocab f.de "
-             "--bpe-threshold 3 -o f.seqmt 2>&1",
+             "cd %s && %s train " TINY_TRAINING " --epochs 1 --threads 1 --bpe-codes f.codes "
+             "--src-vocab f.en --tgt-vocab f.de --bpe-threshold 3 -o f.seqmt 2>&1",
              dir, bin),
         0);
     snprintf(expect, sizeof expect,
@@ -896,9 +891,7 @@ static void test_threshold_log_counts_file_subwords(void)
  * blaming the missing file's size or CRC-32. */
 static void test_resume_names_missing_checkpoint(void)
 {
-    const char *common = "--train-src train.en --train-tgt train.de --valid-src val.en "
-                         "--valid-tgt val.de "
-                         "--layers 1 --embed-size 8 --hidden-size 8 --threads 1 --bpe-merges 100";
+    const char *common = TINY_TRAINING " --threads 1 --bpe-merges 100";
     char *out = NULL;
 
     NEED_MODEL();
