@@ -249,12 +249,12 @@ done:
 }
 
 /* Writes how many subwords one side keeps whole under the vocabulary
- * threshold to buf: those counted in kept, or with no kept vocabulary,
- * those of the side's vocabulary file (file, special tokens left out). */
-static void train_kept_note(const vocab *kept, const vocab *file, char *buf, size_t size)
+ * threshold to buf: those in counted (the subwords seen often enough), or
+ * without it, those of the side's vocabulary file, special tokens left out. */
+static void train_kept_note(const vocab *counted, const vocab *file, char *buf, size_t size)
 {
-    if (kept)
-        snprintf(buf, size, "%zu subwords", vocab_size(kept) - VOCAB_N_SPECIAL);
+    if (counted)
+        snprintf(buf, size, "%zu subwords", vocab_size(counted) - VOCAB_N_SPECIAL);
     else
         snprintf(buf, size, "the %zu subwords of its vocabulary file",
                  vocab_size(file) - VOCAB_N_SPECIAL);

@@ -579,7 +579,7 @@ static void test_train_resume_rejects_changes(void)
 }
 
 /* --label-smoothing changes what training learns but not what validation
- * measures, and says so in the log. A weight of 1 or more is rejected. */
+ * measures, and the log states this. A weight of 1 or more is rejected. */
 static void test_train_label_smoothing(void)
 {
     const char *common = TINY_TRAINING " --epochs 1 --threads 1 --seed 3";

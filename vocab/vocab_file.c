@@ -83,6 +83,19 @@ static int valid_utf8(const char *s, size_t len)
     return 1;
 }
 
+/* Removes the final newline of line (len bytes, the lineno-th of its file)
+ * and, on the first line, a UTF-8 byte-order mark. Returns the new length. */
+static size_t drop_newline_and_bom(char *line, size_t len, size_t lineno)
+{
+    if (len && line[len - 1] == '\n')
+        len--;
+    if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(line, line + 3, len - 3);
+        len -= 3;
+    }
+    return len;
+}
+
 vocab *vocab_read(const char *path, char *err, size_t err_size)
 {
     FILE *f = fopen(path, "r");
@@ -101,15 +114,9 @@ vocab *vocab_read(const char *path, char *err, size_t err_size)
     while (!failed && (got = getline(&line, &line_cap, f)) != -1) {
         size_t len = (size_t)got;
 
-        lineno++;
-        if (len && line[len - 1] == '\n')
-            len--;
+        len = drop_newline_and_bom(line, len, ++lineno);
         if (len && line[len - 1] == '\r')
             len--;
-        if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-            memmove(line, line + 3, len - 3);
-            len -= 3;
-        }
         char *tab = memchr(line, '\t', len);
         if (tab)
             len = (size_t)(tab - line);
@@ -208,17 +215,11 @@ int vocab_read_subwords(const char *path, uint64_t threshold, char ***tokens, si
         char *end;
         unsigned long long seen;
 
-        lineno++;
-        if (len && line[len - 1] == '\n')
-            len--;
+        len = drop_newline_and_bom(line, len, ++lineno);
         /* Trailing blanks and a CR are dropped, as subword-nmt's
          * apply_bpe.py strips them, so "tok 5 " reads as "tok 5". */
         while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
             len--;
-        if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-            memmove(line, line + 3, len - 3);
-            len -= 3;
-        }
         line[len] = '\0';
         tok_len = strcspn(line, " \t");
         if (tok_len == 0 || memchr(line, '\0', len) || !valid_utf8(line, tok_len)) {
