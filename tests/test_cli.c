@@ -618,12 +618,12 @@ static void test_train_bpe_threshold(void)
                                dir, bin, common, bin, common),
                           0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "subwords seen fewer than 20 times are split back"));
-    const char *kept = strstr(out, "the target keeps ");
+    const char *kept_text = strstr(out, "the target keeps ");
     long kept_tgt = -1;
 
-    CU_ASSERT_PTR_NOT_NULL(kept);
-    if (kept)
-        kept_tgt = strtol(kept + strlen("the target keeps "), NULL, 10);
+    CU_ASSERT_PTR_NOT_NULL(kept_text);
+    if (kept_text)
+        kept_tgt = strtol(kept_text + strlen("the target keeps "), NULL, 10);
     free(out);
     CU_ASSERT_EQUAL(runf(&out,
                          "cd %s && %s vocab export --model thr.seqmt --codes te.codes "
