@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpe.h"
+#include "carry.h"
 #include "corpus.h"
 #include "placeholder.h"
 #include "sentence.h"
@@ -172,71 +174,211 @@ int beam_search(const model *m, const beam_options *opt, const int32_t *const *s
     return rc;
 }
 
-/* Source tokens of one line in the form the model was trained on: tokenized, protected
- * tokens replaced by placeholders (the originals go to saved) when the
- * model uses them, then split into subwords when the model has codes. The
- * words holding a unit the source vocabulary lacks go to unknown in order,
- * for render_output to copy. */
+/* Source tokens of one line in the form the model was trained on:
+ * tokenized, protected tokens replaced by placeholders (the originals go to
+ * src->saved) when the model uses them, then split into subwords when the
+ * model has codes, and mapped to ids. The words holding a unit the source
+ * vocabulary lacks go to src->unknown in order. The unit position of each
+ * saved token and unknown word is recorded for render_output. */
 static int prepare_source(const model *m, const char *line, tok_list *words, tok_list *units,
-                          tok_list *saved, tok_list *unknown)
+                          beam_source *src)
 {
     if (corpus_tokenize(line, m->cfg.src_lang, words, NULL))
         return -1;
-    if (m->placeholders && placeholder_mask(words, saved) < 0)
+    if (m->placeholders && placeholder_mask(words, &src->saved) < 0)
         return -1;
     tok_list_clear(units);
-    for (size_t i = 0; i < words->count; i++) {
+    src->saved_at = malloc(sizeof(int32_t) * (words->count + 1));
+    src->unknown_at = malloc(sizeof(int32_t) * (words->count + 1));
+    if (!src->saved_at || !src->unknown_at)
+        return -1;
+    for (size_t i = 0, n_saved = 0; i < words->count; i++) {
         size_t first = units->count;
         tok_list one = {&words->items[i], 1, 1};
 
         if (m->src_bpe ? corpus_segment(m->src_bpe, &one, units)
                        : tok_list_push(units, words->items[i]))
             return -1;
+        /* Segmentation keeps a placeholder whole; its original is carried
+         * as a saved token, also when the vocabulary lacks the placeholder. */
+        if (m->placeholders && placeholder_is(words->items[i]) && n_saved < src->saved.count) {
+            src->saved_at[n_saved++] = (int32_t)first;
+            continue;
+        }
         for (size_t j = first; j < units->count; j++) {
             if (vocab_id(m->src_vocab, units->items[j]) == VOCAB_UNK) {
-                if (tok_list_push(unknown, words->items[i]))
+                if (tok_list_push(&src->unknown, words->items[i]))
                     return -1;
+                src->unknown_at[src->unknown.count - 1] = (int32_t)j;
                 break;
             }
         }
     }
+    src->ids = corpus_ids(m->src_vocab, units);
+    if (!src->ids)
+        return -1;
+    src->len = (int32_t)units->count;
     return 0;
 }
 
-/* Output text of target ids: each <unk> replaced by the next source word
- * of unknown (dropped when none is left), subwords joined when the model
- * has codes, placeholders filled from saved, then detokenized. */
-static char *render_output(const model *m, const int32_t *ids, int n, const tok_list *saved,
-                           const tok_list *unknown)
+/* Alignment of the output units ids with the source units of src, as
+ * carry_plan reads it: n rows of src->len weights in source reading order.
+ * Without input feeding, the decoder step after the one that emitted a
+ * unit attends to that unit's source (the step that emits "Hunden" attends
+ * to "with" in "with 3 dogs", the next to "dogs"), so row j is the
+ * attention of step j + 1. Returns a malloc'd array, or NULL for a model
+ * without attention or when out of memory (*oom then set). */
+static float *source_alignment(const model *m, const beam_source *src, const int32_t *ids,
+                               int n, int *oom)
 {
-    size_t next_unknown = 0;
-    int kept = 0;
+    int32_t *src_ids = src->ids, src_len = src->len, *tgt = (int32_t *)ids, tgt_len = n;
+    corpus one = {1, &src_ids, &tgt, &src_len, &tgt_len};
+    size_t index = 0, S = (size_t)src->len, T = (size_t)n + 1, N = (size_t)n;
+    model_batch batch = {0};
+    model_workspace *ws = NULL;
+    float *a = NULL, *align = NULL;
+    int rc = -1;
 
-    const char **units = malloc(sizeof(char *) * (n + 1));
-    tok_list words = {0};
-    char *text = NULL;
-    int rc = 0;
-
-    if (!units)
+    *oom = 0;
+    if (!m->cfg.attention)
         return NULL;
+    ws = model_workspace_new();
+    a = malloc(sizeof(float) * S * T);
+    align = malloc(sizeof(float) * S * N + 1);
+    if (ws && a && align && corpus_fill_batch(&one, &index, 1, &batch) == 0)
+        rc = model_attention(m, &batch, ws, a);
+    if (rc == 0) /* the batch holds the source reversed */
+        for (size_t j = 0; j < N; j++)
+            for (size_t p = 0; p < S; p++)
+                align[j * S + p] = a[(j + 1) * S + (S - 1 - p)];
+    corpus_batch_free(&batch);
+    model_workspace_free(ws);
+    free(a);
+    if (rc != 0) {
+        free(align);
+        *oom = 1;
+        return NULL;
+    }
+    return align;
+}
+
+/* Output text of target ids for src: each placeholder and <unk> the model
+ * emitted filled with a source token of its kind, every source token left
+ * over inserted where carry_plan puts it, subwords joined when the model
+ * has codes, then detokenized. */
+static char *render_output(const model *m, const int32_t *ids, int n, const beam_source *src)
+{
+    int n_saved = (int)src->saved.count, n_items = n_saved + (int)src->unknown.count;
+    const char **units = malloc(sizeof(char *) * ((size_t)n + n_items + 1));
+    int *out_kind = malloc(sizeof(int) * ((size_t)n + 1));
+    unsigned char *joins = malloc((size_t)n + 1);
+    carry_item *items = malloc(sizeof(carry_item) * ((size_t)n_items + 1));
+    int *take = malloc(sizeof(int) * ((size_t)n + 1));
+    int *at = malloc(sizeof(int) * ((size_t)n_items + 1));
+    int *order = malloc(sizeof(int) * ((size_t)n_items + 1));
+    tok_list words = {0}, fill = {0};
+    float *align = NULL;
+    char *text = NULL;
+    int rc = -1, kept = 0, n_order = 0, oom = 0;
+
+    if (!units || !out_kind || !joins || !items || !take || !at || !order)
+        goto done;
     for (int j = 0; j < n; j++) {
-        if (ids[j] != VOCAB_UNK)
+        const char *token = vocab_token(m->tgt_vocab, ids[j]);
+        size_t len = strlen(token);
+        tok_kind kind = placeholder_kind(token);
+
+        out_kind[j] = ids[j] == VOCAB_UNK ? TOK_PLAIN : kind != TOK_PLAIN ? (int)kind : -1;
+        joins[j] = m->tgt_bpe && len >= 2 && strcmp(token + len - 2, BPE_MARKER) == 0;
+    }
+    for (int k = 0; k < n_saved; k++)
+        items[k] = (carry_item){src->saved_at[k], (int)tok_classify(src->saved.items[k]), 1};
+    /* A word-level model learned from its training targets where <unk>
+     * goes, and often translates around a rare word, so its unknown words
+     * are inserted only when protected (a number, an emoji). A subword
+     * model never saw <unk> in a target, so all of its unknown words (they
+     * hold characters it never saw) are. */
+    for (int k = n_saved; k < n_items; k++) {
+        const char *word = src->unknown.items[k - n_saved];
+
+        items[k] = (carry_item){src->unknown_at[k - n_saved], TOK_PLAIN,
+                                m->tgt_bpe != NULL || tok_is_protected(word)};
+    }
+    if (n_items > 0) {
+        align = source_alignment(m, src, ids, n, &oom);
+        if (oom)
+            goto done;
+        carry_plan(n, src->len, out_kind, joins, align, items, n_items, take, at);
+    } else {
+        for (int j = 0; j < n; j++)
+            take[j] = -1;
+    }
+    for (int k = 0; k < n_items; k++)
+        if (at[k] >= 0)
+            order[n_order++] = k;
+    /* By insertion point, then source position (few items: insertion sort). */
+    for (int i = 1; i < n_order; i++) {
+        int k = order[i], j = i;
+
+        for (; j > 0; j--) {
+            int prev = order[j - 1];
+
+            if (at[prev] < at[k] || (at[prev] == at[k] && items[prev].pos < items[k].pos))
+                break;
+            order[j] = prev;
+        }
+        order[j] = k;
+    }
+
+    /* Units in output order; fill lists the saved tokens in the order of
+     * their placeholders, which placeholder_unmask fills in that order. */
+    for (int j = 0, o = 0; j <= n; j++) {
+        while (o < n_order && at[order[o]] == j) {
+            int k = order[o++];
+
+            if (k < n_saved) {
+                units[kept++] = placeholder_of((tok_kind)items[k].kind);
+                if (tok_list_push(&fill, src->saved.items[k]))
+                    goto done;
+            } else {
+                units[kept++] = src->unknown.items[k - n_saved];
+            }
+        }
+        if (j == n)
+            break;
+        if (take[j] >= 0 && take[j] < n_saved) {
+            units[kept++] = placeholder_of((tok_kind)items[take[j]].kind);
+            if (tok_list_push(&fill, src->saved.items[take[j]]))
+                goto done;
+        } else if (take[j] >= 0) {
+            units[kept++] = src->unknown.items[take[j] - n_saved];
+        } else if (take[j] == -1 && out_kind[j] < 0) {
             units[kept++] = vocab_token(m->tgt_vocab, ids[j]);
-        else if (next_unknown < unknown->count)
-            units[kept++] = unknown->items[next_unknown++];
+        }
     }
     if (m->tgt_bpe) {
-        rc = bpe_join(units, kept, &words);
+        rc = bpe_join(units, (size_t)kept, &words);
     } else {
+        rc = 0;
         for (int j = 0; j < kept && rc == 0; j++)
             rc = tok_list_push(&words, units[j]);
     }
     if (rc == 0 && m->placeholders)
-        rc = placeholder_unmask(&words, saved);
+        rc = placeholder_unmask(&words, &fill);
     if (rc == 0)
         text = tok_detokenize((const char *const *)words.items, words.count, m->cfg.tgt_lang);
+
+done:
     tok_list_clear(&words);
+    tok_list_clear(&fill);
+    free(align);
     free(units);
+    free(out_kind);
+    free(joins);
+    free(items);
+    free(take);
+    free(at);
+    free(order);
     return text;
 }
 
@@ -244,28 +386,25 @@ static char *render_output(const model *m, const int32_t *ids, int n, const tok_
 static int translate_pieces(const model *m, const beam_options *opt, const char *const *lines,
                             size_t n, char **out)
 {
-    int32_t **src = calloc(n + 1, sizeof(int32_t *)), *len = calloc(n + 1, sizeof(int32_t));
+    beam_source *src = calloc(n + 1, sizeof(beam_source));
+    int32_t **ids = calloc(n + 1, sizeof(int32_t *)), *len = calloc(n + 1, sizeof(int32_t));
     int32_t **hyp = calloc(n + 1, sizeof(int32_t *)), *hyp_len = calloc(n + 1, sizeof(int32_t));
-    tok_list words = {0}, units = {0}, *saved = calloc(n + 1, sizeof(tok_list));
-    tok_list *unknown = calloc(n + 1, sizeof(tok_list));
     int rc = -1;
 
     for (size_t i = 0; i < n; i++)
         out[i] = NULL;
-    if (!src || !len || !hyp || !hyp_len || !saved || !unknown)
+    if (!src || !ids || !len || !hyp || !hyp_len)
         goto done;
     for (size_t i = 0; i < n; i++) {
-        if (prepare_source(m, lines[i], &words, &units, &saved[i], &unknown[i]))
+        if (beam_source_prepare(m, lines[i], &src[i]))
             goto done;
-        src[i] = corpus_ids(m->src_vocab, &units);
-        if (!src[i])
-            goto done;
-        len[i] = (int32_t)units.count;
+        ids[i] = src[i].ids;
+        len[i] = src[i].len;
     }
-    if (beam_search(m, opt, (const int32_t *const *)src, len, n, hyp, hyp_len))
+    if (beam_search(m, opt, (const int32_t *const *)ids, len, n, hyp, hyp_len))
         goto done;
     for (size_t i = 0; i < n; i++) {
-        out[i] = render_output(m, hyp[i], hyp_len[i], &saved[i], &unknown[i]);
+        out[i] = render_output(m, hyp[i], hyp_len[i], &src[i]);
         if (!out[i])
             goto done;
     }
@@ -278,21 +417,14 @@ done:
             out[i] = NULL;
         }
     for (size_t i = 0; src && i < n; i++)
-        free(src[i]);
+        beam_source_free(&src[i]);
     for (size_t i = 0; hyp && i < n; i++)
         free(hyp[i]);
     free(src);
+    free(ids);
     free(len);
     free(hyp);
     free(hyp_len);
-    for (size_t i = 0; saved && i < n; i++)
-        tok_list_clear(&saved[i]);
-    free(saved);
-    for (size_t i = 0; unknown && i < n; i++)
-        tok_list_clear(&unknown[i]);
-    free(unknown);
-    tok_list_clear(&words);
-    tok_list_clear(&units);
     return rc;
 }
 
@@ -424,15 +556,8 @@ done:
 int beam_source_prepare(const model *m, const char *line, beam_source *src)
 {
     tok_list words = {0}, units = {0};
-    int rc = -1;
+    int rc = prepare_source(m, line, &words, &units, src);
 
-    src->ids = NULL;
-    src->len = 0;
-    if (prepare_source(m, line, &words, &units, &src->saved, &src->unknown) == 0) {
-        src->ids = corpus_ids(m->src_vocab, &units);
-        src->len = (int32_t)units.count;
-        rc = src->ids ? 0 : -1;
-    }
     tok_list_clear(&words);
     tok_list_clear(&units);
     return rc;
@@ -441,6 +566,8 @@ int beam_source_prepare(const model *m, const char *line, beam_source *src)
 void beam_source_free(beam_source *src)
 {
     free(src->ids);
+    free(src->saved_at);
+    free(src->unknown_at);
     tok_list_clear(&src->saved);
     tok_list_clear(&src->unknown);
     memset(src, 0, sizeof(*src));
@@ -456,7 +583,7 @@ void beam_nbest_free(beam_nbest *r)
 
 char *beam_render(const model *m, const int32_t *ids, int32_t len, const beam_source *src)
 {
-    return render_output(m, ids, len, &src->saved, &src->unknown);
+    return render_output(m, ids, len, src);
 }
 
 /* Moves the n_best finished hypotheses of st that rank first

@@ -59,6 +59,8 @@ typedef struct {
     int32_t len;
     tok_list saved; /* originals of the placeholders in ids, for beam_render */
     tok_list unknown; /* source words holding units the vocabulary lacks, for beam_render */
+    int32_t *saved_at;   /* [saved.count] position of each one's placeholder in ids */
+    int32_t *unknown_at; /* [unknown.count] position of each one's first unknown unit */
 } beam_source;
 
 /* Tokenizes line, masks placeholders and applies subword codes as
@@ -118,9 +120,9 @@ int beam_search_nbest(const model *m, const beam_options *opt, const beam_nbest_
                       beam_nbest *out);
 
 /* Returns the detokenized text of target ids, with subwords joined, the
- * placeholders of src filled in and each <unk> replaced by the next word of
- * src->unknown (or dropped), as a malloc'd string, or NULL when out of
- * memory. */
+ * placeholders and <unk>s filled with src's saved and unknown tokens and
+ * the tokens that must reach the output placed (carry.h), as a malloc'd
+ * string, or NULL when out of memory. */
 char *beam_render(const model *m, const int32_t *ids, int32_t len, const beam_source *src);
 
 #endif

@@ -363,21 +363,17 @@ static double softmax_xent(float *logits, size_t N, int V, const int32_t *target
     return total;
 }
 
-int model_loss(const model *m, const model_batch *bt, const model_views *grad, float dropout,
-               float smoothing, rng_state *rng, model_workspace *ws, double *loss)
+/* Runs the encoder, the decoder and the attention over bt, dropping LSTM
+ * inputs with probability dropout. Returns the rows the output layer reads: the
+ * attention outputs, or the decoder's top layer without attention. */
+static const float *forward(const model *m, const model_batch *bt, float dropout,
+                            rng_state *rng, model_workspace *ws)
 {
     const model_config *cfg = &m->cfg;
     const model_views *w = &m->w;
-    int L = cfg->layers, E = cfg->embed, H = cfg->hidden, V = cfg->tgt_vocab;
+    int L = cfg->layers, E = cfg->embed, H = cfg->hidden;
     int B = bt->B, S = bt->S, T = bt->T;
-    size_t N = 0, SB = (size_t)S * B, TB = (size_t)T * B, BH = (size_t)B * H;
-    int use_drop = dropout > 0.0f;
-    int32_t *rows, *ids;
-
-    for (size_t r = 0; r < TB; r++)
-        N += bt->tgt_out[r] != VOCAB_PAD;
-    if (workspace_layout(ws, cfg, B, S, T, N, use_drop, grad != NULL))
-        return -1;
+    size_t SB = (size_t)S * B, TB = (size_t)T * B, BH = (size_t)B * H;
 
     /* Encoder: embeddings of the reversed source through L layers. */
     gather_embeddings(w->src_embed, E, bt->src, SB, ws->emb);
@@ -401,17 +397,49 @@ int model_loss(const model *m, const model_batch *bt, const model_views *grad, f
     }
 
     /* Attention over the encoder's top layer, for every decoder row. */
-    const float *dec_out = ws->dec[L - 1].cache.h + BH, *top_in = dec_out;
+    const float *dec_out = ws->dec[L - 1].cache.h + BH;
     const float *enc_out = ws->enc[L - 1].cache.h + BH;
-    if (cfg->attention) {
-        attention_keys(&w->att, H, SB, enc_out, ws->keys);
-        for (int b = 0; b < B; b++)
-            attention_attend(H, T, S, dec_out + (size_t)b * H, B * H, ws->keys + (size_t)b * H,
-                             enc_out + (size_t)b * H, B * H, bt->src_mask + b, B,
-                             ws->att + (size_t)b * T * S, ws->ctx + (size_t)b * H, B * H);
-        attention_output(&w->att, H, TB, ws->ctx, dec_out, ws->att_out);
-        top_in = ws->att_out;
-    }
+    if (!cfg->attention)
+        return dec_out;
+    attention_keys(&w->att, H, SB, enc_out, ws->keys);
+    for (int b = 0; b < B; b++)
+        attention_attend(H, T, S, dec_out + (size_t)b * H, B * H, ws->keys + (size_t)b * H,
+                         enc_out + (size_t)b * H, B * H, bt->src_mask + b, B,
+                         ws->att + (size_t)b * T * S, ws->ctx + (size_t)b * H, B * H);
+    attention_output(&w->att, H, TB, ws->ctx, dec_out, ws->att_out);
+    return ws->att_out;
+}
+
+int model_attention(const model *m, const model_batch *bt, model_workspace *ws, float *a)
+{
+    if (!m->cfg.attention)
+        return 1;
+    if (workspace_layout(ws, &m->cfg, bt->B, bt->S, bt->T, 0, 0, 0))
+        return -1;
+    forward(m, bt, 0.0f, NULL, ws);
+    memcpy(a, ws->att, sizeof(float) * (size_t)bt->B * bt->T * bt->S);
+    return 0;
+}
+
+int model_loss(const model *m, const model_batch *bt, const model_views *grad, float dropout,
+               float smoothing, rng_state *rng, model_workspace *ws, double *loss)
+{
+    const model_config *cfg = &m->cfg;
+    const model_views *w = &m->w;
+    int L = cfg->layers, E = cfg->embed, H = cfg->hidden, V = cfg->tgt_vocab;
+    int B = bt->B, S = bt->S, T = bt->T;
+    size_t N = 0, SB = (size_t)S * B, TB = (size_t)T * B, BH = (size_t)B * H;
+    int use_drop = dropout > 0.0f;
+    int32_t *rows, *ids;
+
+    for (size_t r = 0; r < TB; r++)
+        N += bt->tgt_out[r] != VOCAB_PAD;
+    if (workspace_layout(ws, cfg, B, S, T, N, use_drop, grad != NULL))
+        return -1;
+
+    const float *top_in = forward(m, bt, dropout, rng, ws);
+    const float *dec_out = ws->dec[L - 1].cache.h + BH;
+    const float *enc_out = ws->enc[L - 1].cache.h + BH;
 
     /* Output layer on the rows that have a real target. */
     rows = ws->rows;

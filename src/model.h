@@ -119,6 +119,13 @@ int model_loss(const model *m, const model_batch *batch, const model_views *grad
                float dropout, float smoothing, rng_state *rng, model_workspace *ws,
                double *loss);
 
+/* Writes the attention weights of an attention model over bt to a, in
+ * the layout [B][T, S]: row t of sentence b holds the weights of decoder
+ * step t (the step that predicts tgt_out) over the reversed source
+ * positions of bt->src, 0 on padding. No dropout. Returns 0, 1 when the
+ * model has no attention (a untouched), or -1 when out of memory. */
+int model_attention(const model *m, const model_batch *batch, model_workspace *ws, float *a);
+
 /* Storage precision of the weights in a model file. Models always compute
  * in float32; float16 files are half the size and are widened on load. */
 typedef enum { MODEL_F32 = 0, MODEL_F16 = 1 } model_dtype;

@@ -300,6 +300,49 @@ static void test_attention_padded_batch_equals_single(void)
     check_padding(tiny_model_with(2, 1, 6));
 }
 
+/* model_attention gives each decoder step of each sentence a distribution
+ * over its real source positions, the same batched as alone, and declines
+ * models without attention. */
+static void test_attention_weights_are_distributions(void)
+{
+    model *m = tiny_model_with(2, 1, 7), *plain = tiny_model(1, 8);
+    corpus c = tiny_corpus();
+    size_t all[] = {0, 1, 2};
+    model_batch bt = {0}, one = {0};
+    model_workspace *ws = model_workspace_new();
+    float a[3 * 16 * 16], alone[16 * 16];
+
+    CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&c, all, 3, &bt), 0);
+    CU_ASSERT_FATAL(bt.T * bt.S <= 16 * 16);
+    CU_ASSERT_EQUAL_FATAL(model_attention(m, &bt, ws, a), 0);
+    for (int b = 0; b < 3; b++) {
+        CU_ASSERT_EQUAL_FATAL(corpus_fill_batch(&c, &all[b], 1, &one), 0);
+        CU_ASSERT_EQUAL_FATAL(model_attention(m, &one, ws, alone), 0);
+        int pad = bt.S - one.S;
+
+        for (int t = 0; t < one.T; t++) {
+            const float *row = a + ((size_t)b * bt.T + t) * bt.S;
+            double sum = 0;
+
+            for (int p = 0; p < bt.S; p++) {
+                if (p < pad) {
+                    CU_ASSERT_EQUAL(row[p], 0.0f);
+                    continue;
+                }
+                sum += row[p];
+                CU_ASSERT_DOUBLE_EQUAL(row[p], alone[t * one.S + p - pad], 1e-5);
+            }
+            CU_ASSERT_DOUBLE_EQUAL(sum, 1.0, 1e-5);
+        }
+    }
+    CU_ASSERT_EQUAL(model_attention(plain, &bt, ws, a), 1);
+    corpus_batch_free(&bt);
+    corpus_batch_free(&one);
+    model_workspace_free(ws);
+    model_free(m);
+    model_free(plain);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -318,5 +361,7 @@ int main(void)
                 test_attention_gradient_matches_finite_differences);
     CU_add_test(s, "attention padded batch equals single",
                 test_attention_padded_batch_equals_single);
+    CU_add_test(s, "attention weights are distributions",
+                test_attention_weights_are_distributions);
     return test_run_all();
 }

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "beam.h"
+#include "carry.h"
 #include "corpus.h"
 #include "model.h"
 #include "testutil.h"
@@ -610,6 +611,145 @@ static void test_subword_model_round_trip(void)
     model_free(m);
 }
 
+
+/* ---- carrying protected and unknown source tokens ---- */
+
+/* Counts the occurrences of needle in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + strlen(needle), needle))
+        n++;
+    return n;
+}
+
+/* Carriers of a kind with as many source items go in source order, even
+ * where attention points the other way; with fewer carriers than items
+ * each carrier takes the item aligned with it best. */
+static void test_carry_plan_carriers(void)
+{
+    /* Output "<num> x <num>" for source "2 a 5" (positions 0 and 2). */
+    const int kinds[] = {TOK_NUMBER, -1, TOK_NUMBER};
+    const carry_item items[] = {{0, TOK_NUMBER, 1}, {2, TOK_NUMBER, 1}};
+    const float swapped[] = {0.1f, 0.1f, 0.8f, /* unit 0 looks at position 2 */
+                             0.1f, 0.8f, 0.1f, /* unit 1 at position 1 */
+                             0.8f, 0.1f, 0.1f}; /* unit 2 at position 0 */
+    int take[3], at[2];
+
+    carry_plan(3, 3, kinds, NULL, swapped, items, 2, take, at);
+    CU_ASSERT_EQUAL(take[0], 0);
+    CU_ASSERT_EQUAL(take[1], -1);
+    CU_ASSERT_EQUAL(take[2], 1);
+    CU_ASSERT_EQUAL(at[0], -1);
+    CU_ASSERT_EQUAL(at[1], -1);
+
+    /* Output "x <num>": the carrier looks at position 2, so it takes "5";
+     * unit 0 and position 0 are each other's best, so "2" replaces x. */
+    const int one_carrier[] = {-1, TOK_NUMBER};
+    const float align[] = {0.7f, 0.2f, 0.1f, 0.1f, 0.1f, 0.8f};
+    int take2[2];
+
+    carry_plan(2, 3, one_carrier, NULL, align, items, 2, take2, at);
+    CU_ASSERT_EQUAL(take2[1], 1);
+    CU_ASSERT_EQUAL(take2[0], 0);
+    CU_ASSERT_EQUAL(at[0], -1);
+    CU_ASSERT_EQUAL(at[1], -1);
+}
+
+/* An item no carrier took goes before the word of the output unit aligned
+ * with it best, or replaces that whole word when the unit is aligned best
+ * with the item too; items not to insert are left out. */
+static void test_carry_plan_insertion(void)
+{
+    /* Units "a b@@ c d": b@@ c is one word. Source positions 0..3. */
+    const int kinds[] = {-1, -1, -1, -1};
+    const unsigned char joins[] = {0, 1, 0, 0};
+    const float align[] = {0.9f, 0.0f, 0.1f, 0.0f,  /* a: position 0 */
+                           0.0f, 0.2f, 0.0f, 0.8f,  /* b@@: position 3 */
+                           0.0f, 0.45f, 0.55f, 0.0f, /* c: position 2 */
+                           0.0f, 0.3f, 0.1f, 0.6f}; /* d: position 3 */
+    /* Position 1 is aligned best with c, whose own best is position 2:
+     * it goes before the word b@@ c. Position 2 and c are each other's
+     * best: it replaces b@@ c. A plain word at position 0 is left out. */
+    const carry_item before[] = {{1, TOK_EMOJI, 1}, {0, TOK_PLAIN, 0}};
+    const carry_item replace[] = {{2, TOK_URL, 1}};
+    int take[4], at[2];
+
+    carry_plan(4, 4, kinds, joins, align, before, 2, take, at);
+    CU_ASSERT_EQUAL(at[0], 1);
+    CU_ASSERT_EQUAL(at[1], -1);
+    for (int j = 0; j < 4; j++)
+        CU_ASSERT_EQUAL(take[j], -1);
+
+    carry_plan(4, 4, kinds, joins, align, replace, 1, take, at);
+    CU_ASSERT_EQUAL(at[0], -1);
+    CU_ASSERT_EQUAL(take[0], -1);
+    CU_ASSERT_EQUAL(take[1], 0);
+    CU_ASSERT_EQUAL(take[2], CARRY_DROP);
+    CU_ASSERT_EQUAL(take[3], -1);
+
+    /* Without attention: the relative position, never a replacement. The
+     * last of 4 source positions goes before the last of 4 units. */
+    const carry_item last[] = {{3, TOK_NUMBER, 1}};
+
+    carry_plan(4, 4, kinds, NULL, NULL, last, 1, take, at);
+    CU_ASSERT_EQUAL(at[0], 3);
+    CU_ASSERT_EQUAL(take[3], -1);
+    /* An empty output takes every item at its start. */
+    carry_plan(0, 4, kinds, NULL, NULL, last, 1, take, at);
+    CU_ASSERT_EQUAL(at[0], 0);
+}
+
+/* Translation never loses a protected source token (number, URL, e-mail
+ * address, emoji) that the vocabulary lacks, even from a model that never
+ * emits <unk>, while an unknown plain word of a word-level model appears
+ * only where the model emits <unk>. */
+static void check_protected_tokens_kept(model *m)
+{
+    beam_options bo = beam_default_options();
+    const char *in[] = {"Zyxqv and two dogs play at \xF0\x9F\x98\x80 with 31337 balls near "
+                        "https://example.org/a?b=1 and anna@example.org."};
+    const char *kept[] = {"\xF0\x9F\x98\x80", "31337", "https://example.org/a?b=1",
+                          "anna@example.org"};
+    char *out[1];
+
+    m->w.out_b[VOCAB_UNK] -= 1000.0f;
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, in, 1, out), 0);
+    m->w.out_b[VOCAB_UNK] += 1000.0f;
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        if (count_of(out[0], kept[i]) != 1)
+            fprintf(stderr, "\n  \"%s\" not once in \"%s\"\n", kept[i], out[0]);
+        CU_ASSERT_EQUAL(count_of(out[0], kept[i]), 1);
+    }
+    if (!m->tgt_bpe)
+        CU_ASSERT_EQUAL(count_of(out[0], "Zyxqv"), 0);
+    CU_ASSERT_PTR_NULL(strstr(out[0], "<"));
+    free(out[0]);
+}
+
+static void test_protected_tokens_kept(void)
+{
+    char path[400] = "", err[1024];
+    train_options o = quick_options(path);
+    model *m;
+
+    NEED_MODEL();
+    check_protected_tokens_kept(trained);
+    /* Subwords, placeholders and attention: the originals of placeholders
+     * the model did not emit are placed by attention. */
+    snprintf(path, sizeof(path), "%s/placeholders.seqmt", workdir);
+    o.bpe_merges = 300;
+    o.placeholders = 1;
+    o.attention = 1;
+    CU_ASSERT_EQUAL_FATAL(train_run(&o, NULL, NULL, err, sizeof(err)), 0);
+    m = model_load(path, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT(m->placeholders && m->cfg.attention && m->tgt_bpe);
+    check_protected_tokens_kept(m);
+    model_free(m);
+}
+
 /* An attention model: trains, keeps its architecture through the model
  * file, decodes greedily as the hand-written attention does, and gives
  * the same translations batched and alone. */
@@ -632,6 +772,7 @@ static void test_attention_model(void)
     CU_ASSERT_EQUAL(m->n_params, model_param_count(&m->cfg));
     check_beam_one_equals_greedy(m);
     check_batched_equals_single(m);
+    check_protected_tokens_kept(m);
     CU_ASSERT_EQUAL_FATAL(model_save(m, copy_path, MODEL_F32, err, sizeof(err)), 0);
     copy = model_load(copy_path, err, sizeof(err));
     CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
@@ -673,5 +814,8 @@ int main(void)
     CU_add_test(s, "subword model round trip", test_subword_model_round_trip);
     CU_add_test(s, "subword threshold model", test_subword_threshold_model);
     CU_add_test(s, "attention model", test_attention_model);
+    CU_add_test(s, "carry plan carriers", test_carry_plan_carriers);
+    CU_add_test(s, "carry plan insertion", test_carry_plan_insertion);
+    CU_add_test(s, "protected tokens kept", test_protected_tokens_kept);
     return test_run_all();
 }

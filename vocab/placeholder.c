@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Placeholder of each tok_kind; TOK_PLAIN has none. */
-static const char *placeholder_of(tok_kind kind)
+const char *placeholder_of(tok_kind kind)
 {
     switch (kind) {
     case TOK_NUMBER: return "<num>";
@@ -16,7 +15,7 @@ static const char *placeholder_of(tok_kind kind)
     }
 }
 
-static tok_kind kind_of_placeholder(const char *token)
+tok_kind placeholder_kind(const char *token)
 {
     static const tok_kind kinds[] = {TOK_NUMBER, TOK_URL, TOK_EMAIL, TOK_EMOJI};
 
@@ -28,7 +27,7 @@ static tok_kind kind_of_placeholder(const char *token)
 
 int placeholder_is(const char *token)
 {
-    return kind_of_placeholder(token) != TOK_PLAIN;
+    return placeholder_kind(token) != TOK_PLAIN;
 }
 
 int placeholder_mask(tok_list *list, tok_list *saved)
@@ -59,7 +58,7 @@ int placeholder_unmask(tok_list *list, const tok_list *saved)
     size_t w = 0;
 
     for (size_t i = 0; i < list->count; i++) {
-        tok_kind kind = kind_of_placeholder(list->items[i]);
+        tok_kind kind = placeholder_kind(list->items[i]);
         size_t j;
         char *copy;
 

@@ -16,6 +16,13 @@
 /* Returns 1 when token is one of the placeholders, else 0. */
 int placeholder_is(const char *token);
 
+/* Returns the kind whose placeholder token is, or TOK_PLAIN when token is
+ * not a placeholder. */
+tok_kind placeholder_kind(const char *token);
+
+/* Returns the placeholder of a protected kind, or NULL for TOK_PLAIN. */
+const char *placeholder_of(tok_kind kind);
+
 /* Replaces every protected token of list by its placeholder, appending the
  * originals in order to saved when saved is not NULL. Returns the number
  * of tokens replaced, or -1 when out of memory. */
