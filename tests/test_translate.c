@@ -728,6 +728,38 @@ static void check_protected_tokens_kept(model *m)
     free(out[0]);
 }
 
+/* A placeholder the model emits right after an open subword ("Ch@@ <num>")
+ * still gets a number of the source: the output keeps each of "5", "7"
+ * and "8" once and shows no "<num>". */
+static void check_placeholder_after_open_subword(const model *m)
+{
+    beam_source src = {0};
+    int32_t ids[2] = {VOCAB_UNK, vocab_id(m->tgt_vocab, "<num>")};
+    char *text;
+
+    CU_ASSERT_NOT_EQUAL_FATAL(ids[1], VOCAB_UNK);
+    for (size_t id = 0; id < vocab_size(m->tgt_vocab) && ids[0] == VOCAB_UNK; id++) {
+        const char *token = vocab_token(m->tgt_vocab, (int32_t)id);
+        size_t len = strlen(token);
+
+        if (len > 2 && strcmp(token + len - 2, "@@") == 0 && !strpbrk(token, "0123456789<"))
+            ids[0] = (int32_t)id;
+    }
+    CU_ASSERT_NOT_EQUAL_FATAL(ids[0], VOCAB_UNK);
+    CU_ASSERT_EQUAL_FATAL(beam_source_prepare(m, "5 < 7 & 8", &src), 0);
+    text = beam_render(m, ids, 2, &src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    if (strstr(text, "<num>"))
+        fprintf(stderr, "\n  \"%s\" followed by <num> rendered as \"%s\"\n",
+                vocab_token(m->tgt_vocab, ids[0]), text);
+    CU_ASSERT_PTR_NULL(strstr(text, "<num>"));
+    CU_ASSERT_EQUAL(count_of(text, "5"), 1);
+    CU_ASSERT_EQUAL(count_of(text, "7"), 1);
+    CU_ASSERT_EQUAL(count_of(text, "8"), 1);
+    free(text);
+    beam_source_free(&src);
+}
+
 static void test_protected_tokens_kept(void)
 {
     char path[400] = "", err[1024];
@@ -747,6 +779,7 @@ static void test_protected_tokens_kept(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     CU_ASSERT(m->placeholders && m->cfg.attention && m->tgt_bpe);
     check_protected_tokens_kept(m);
+    check_placeholder_after_open_subword(m);
     model_free(m);
 }
 
