@@ -190,7 +190,8 @@ static int prepare_source(const model *m, const char *line, tok_list *words, tok
     tok_list_clear(units);
     src->saved_at = malloc(sizeof(int32_t) * (words->count + 1));
     src->unknown_at = malloc(sizeof(int32_t) * (words->count + 1));
-    if (!src->saved_at || !src->unknown_at)
+    src->known_at = malloc(sizeof(int32_t) * (words->count + 1));
+    if (!src->saved_at || !src->unknown_at || !src->known_at)
         return -1;
     for (size_t i = 0, n_saved = 0; i < words->count; i++) {
         size_t first = units->count;
@@ -205,13 +206,19 @@ static int prepare_source(const model *m, const char *line, tok_list *words, tok
             src->saved_at[n_saved++] = (int32_t)first;
             continue;
         }
-        for (size_t j = first; j < units->count; j++) {
+        int unknown = 0;
+        for (size_t j = first; j < units->count && !unknown; j++) {
             if (vocab_id(m->src_vocab, units->items[j]) == VOCAB_UNK) {
                 if (tok_list_push(&src->unknown, words->items[i]))
                     return -1;
                 src->unknown_at[src->unknown.count - 1] = (int32_t)j;
-                break;
+                unknown = 1;
             }
+        }
+        if (!unknown && units->count == first + 1 && tok_is_protected(words->items[i])) {
+            if (tok_list_push(&src->known, words->items[i]))
+                return -1;
+            src->known_at[src->known.count - 1] = (int32_t)first;
         }
     }
     src->ids = corpus_ids(m->src_vocab, units);
@@ -223,10 +230,10 @@ static int prepare_source(const model *m, const char *line, tok_list *words, tok
 
 /* Alignment of the output units ids with the source units of src, as
  * carry_plan reads it: n rows of src->len weights in source reading order.
- * Without input feeding, the decoder step after the one that emitted a
- * unit attends to that unit's source (the step that emits "Hunden" attends
- * to "with" in "with 3 dogs", the next to "dogs"), so row j is the
- * attention of step j + 1. Returns a malloc'd array, or NULL for a model
+ * Without input feeding, a decoder step attends to the source of the unit
+ * the step before emitted. In "with 3 dogs", the step that emits "Hunden"
+ * attends to "with", and the next one to "dogs". So row j is the attention
+ * of step j + 1. Returns a malloc'd array, or NULL for a model
  * without attention or when out of memory (*oom then set). */
 static float *source_alignment(const model *m, const beam_source *src, const int32_t *ids,
                                int n, int *oom)
@@ -247,7 +254,7 @@ static float *source_alignment(const model *m, const beam_source *src, const int
     align = malloc(sizeof(float) * S * N + 1);
     if (ws && a && align && corpus_fill_batch(&one, &index, 1, &batch) == 0)
         rc = model_attention(m, &batch, ws, a);
-    if (rc == 0) /* the batch holds the source reversed */
+    if (rc == 0) /* the batch contains the source reversed */
         for (size_t j = 0; j < N; j++)
             for (size_t p = 0; p < S; p++)
                 align[j * S + p] = a[(j + 1) * S + (S - 1 - p)];
@@ -262,14 +269,44 @@ static float *source_alignment(const model *m, const beam_source *src, const int
     return align;
 }
 
+/* Kind of a protected word in the vocabulary, in carry_plan's terms:
+ * KIND_KNOWN plus the index of the first known word of the same text. */
+#define KIND_KNOWN 16
+
+/* Appends the words of units[0..n) to words: subwords joined when the
+ * model has codes, and each unit with own[i] set a word of its own, which
+ * ends an open subword before it. */
+static int join_units(const model *m, const char **units, const unsigned char *own, int n,
+                      tok_list *words)
+{
+    int start = 0;
+
+    for (int i = 0; i <= n; i++) {
+        if (i < n && !own[i])
+            continue;
+        for (int j = start; j < i && !m->tgt_bpe; j++)
+            if (tok_list_push(words, units[j]))
+                return -1;
+        if (m->tgt_bpe && bpe_join(units + start, (size_t)(i - start), words))
+            return -1;
+        if (i < n && tok_list_push(words, units[i]))
+            return -1;
+        start = i + 1;
+    }
+    return 0;
+}
+
 /* Output text of target ids for src: each placeholder and <unk> the model
- * emitted filled with a source token of its kind, every source token left
- * over inserted where carry_plan puts it, subwords joined when the model
- * has codes, then detokenized. */
+ * emitted filled with a source token of its kind, every protected source
+ * token the output lacks placed by carry_plan, subwords joined when the
+ * model has codes, then detokenized. */
 static char *render_output(const model *m, const int32_t *ids, int n, const beam_source *src)
 {
-    int n_saved = (int)src->saved.count, n_items = n_saved + (int)src->unknown.count;
+    int n_saved = (int)src->saved.count, n_unknown = (int)src->unknown.count;
+    int n_items = n_saved + n_unknown + (int)src->known.count;
     const char **units = malloc(sizeof(char *) * ((size_t)n + n_items + 1));
+    unsigned char *own = malloc((size_t)n + n_items + 1);
+    const char **item_text = malloc(sizeof(char *) * ((size_t)n_items + 1));
     int *out_kind = malloc(sizeof(int) * ((size_t)n + 1));
     unsigned char *joins = malloc((size_t)n + 1);
     carry_item *items = malloc(sizeof(carry_item) * ((size_t)n_items + 1));
@@ -279,36 +316,60 @@ static char *render_output(const model *m, const int32_t *ids, int n, const beam
     tok_list words = {0}, fill = {0};
     float *align = NULL;
     char *text = NULL;
-    int rc = -1, kept = 0, n_order = 0, oom = 0;
+    int kept = 0, n_order = 0, oom = 0;
 
-    if (!units || !out_kind || !joins || !items || !take || !at || !order)
+    if (!units || !own || !item_text || !out_kind || !joins || !items || !take || !at || !order)
         goto done;
+
+    /* Items: the originals of placeholders (rendered as their placeholder,
+     * filled from fill), unknown words, then protected known words. */
+    for (int k = 0; k < n_saved; k++) {
+        items[k] = (carry_item){src->saved_at[k], (int)tok_classify(src->saved.items[k]), 1};
+        item_text[k] = NULL;
+    }
+    /* A word-level model learned from its training targets where <unk>
+     * goes, and often translates around a rare word, so its unknown words
+     * are inserted only when protected (a number, an emoji). A subword
+     * model never saw <unk> in a target, so all of its unknown words (they
+     * contain characters it never saw) are. */
+    for (int i = 0; i < n_unknown; i++) {
+        const char *word = src->unknown.items[i];
+
+        items[n_saved + i] = (carry_item){src->unknown_at[i], TOK_PLAIN,
+                                          m->tgt_bpe != NULL || tok_is_protected(word)};
+        item_text[n_saved + i] = word;
+    }
+    /* A known protected word is its own carrier: the output unit of the
+     * same text. */
+    for (int i = 0, k = n_saved + n_unknown; k < n_items; i++, k++) {
+        int first = 0;
+
+        while (strcmp(src->known.items[first], src->known.items[i]) != 0)
+            first++;
+        items[k] = (carry_item){src->known_at[i], KIND_KNOWN + first, 1};
+        item_text[k] = src->known.items[i];
+    }
     for (int j = 0; j < n; j++) {
         const char *token = vocab_token(m->tgt_vocab, ids[j]);
         size_t len = strlen(token);
         tok_kind kind = placeholder_kind(token);
 
-        out_kind[j] = ids[j] == VOCAB_UNK ? TOK_PLAIN : kind != TOK_PLAIN ? (int)kind : -1;
+        out_kind[j] = -1;
+        if (ids[j] == VOCAB_UNK)
+            out_kind[j] = TOK_PLAIN;
+        else if (kind != TOK_PLAIN)
+            out_kind[j] = (int)kind;
+        for (int k = n_saved + n_unknown; k < n_items && out_kind[j] < 0; k++)
+            if (strcmp(token, item_text[k]) == 0)
+                out_kind[j] = items[k].kind;
         joins[j] = m->tgt_bpe && len >= 2 && strcmp(token + len - 2, BPE_MARKER) == 0;
-    }
-    for (int k = 0; k < n_saved; k++)
-        items[k] = (carry_item){src->saved_at[k], (int)tok_classify(src->saved.items[k]), 1};
-    /* A word-level model learned from its training targets where <unk>
-     * goes, and often translates around a rare word, so its unknown words
-     * are inserted only when protected (a number, an emoji). A subword
-     * model never saw <unk> in a target, so all of its unknown words (they
-     * hold characters it never saw) are. */
-    for (int k = n_saved; k < n_items; k++) {
-        const char *word = src->unknown.items[k - n_saved];
-
-        items[k] = (carry_item){src->unknown_at[k - n_saved], TOK_PLAIN,
-                                m->tgt_bpe != NULL || tok_is_protected(word)};
     }
     if (n_items > 0) {
         align = source_alignment(m, src, ids, n, &oom);
         if (oom)
             goto done;
-        carry_plan(n, src->len, out_kind, joins, align, items, n_items, take, at);
+        if (carry_plan(n, src->len, out_kind, joins, align, items, n_items, take, at))
+            goto done;
     } else {
         for (int j = 0; j < n; j++)
             take[j] = -1;
@@ -330,49 +391,45 @@ static char *render_output(const model *m, const int32_t *ids, int n, const beam
         order[j] = k;
     }
 
-    /* Units in output order; fill lists the saved tokens in the order of
-     * their placeholders, which placeholder_unmask fills in that order. */
+    /* Units in output order. fill lists the saved tokens in the order of
+     * their placeholders, the order in which placeholder_unmask fills. */
     for (int j = 0, o = 0; j <= n; j++) {
         while (o < n_order && at[order[o]] == j) {
             int k = order[o++];
 
-            if (k < n_saved) {
-                units[kept++] = placeholder_of((tok_kind)items[k].kind);
-                if (tok_list_push(&fill, src->saved.items[k]))
-                    goto done;
-            } else {
-                units[kept++] = src->unknown.items[k - n_saved];
-            }
+            own[kept] = 1;
+            units[kept++] = item_text[k] ? item_text[k] : placeholder_of((tok_kind)items[k].kind);
+            if (!item_text[k] && tok_list_push(&fill, src->saved.items[k]))
+                goto done;
         }
         if (j == n)
             break;
-        if (take[j] >= 0 && take[j] < n_saved) {
-            units[kept++] = placeholder_of((tok_kind)items[take[j]].kind);
-            if (tok_list_push(&fill, src->saved.items[take[j]]))
+        if (take[j] >= 0) {
+            int k = take[j];
+
+            own[kept] = 1;
+            units[kept++] = item_text[k] ? item_text[k] : placeholder_of((tok_kind)items[k].kind);
+            if (!item_text[k] && tok_list_push(&fill, src->saved.items[k]))
                 goto done;
-        } else if (take[j] >= 0) {
-            units[kept++] = src->unknown.items[take[j] - n_saved];
-        } else if (take[j] == -1 && out_kind[j] < 0) {
+        } else if (take[j] == -1 && (out_kind[j] < 0 || out_kind[j] >= KIND_KNOWN)) {
+            /* An ordinary unit, or a known word repeated beyond the source's count. */
+            own[kept] = 0;
             units[kept++] = vocab_token(m->tgt_vocab, ids[j]);
         }
     }
-    if (m->tgt_bpe) {
-        rc = bpe_join(units, (size_t)kept, &words);
-    } else {
-        rc = 0;
-        for (int j = 0; j < kept && rc == 0; j++)
-            rc = tok_list_push(&words, units[j]);
-    }
-    if (rc == 0 && m->placeholders)
-        rc = placeholder_unmask(&words, &fill);
-    if (rc == 0)
-        text = tok_detokenize((const char *const *)words.items, words.count, m->cfg.tgt_lang);
+    if (join_units(m, units, own, kept, &words))
+        goto done;
+    if (m->placeholders && placeholder_unmask(&words, &fill))
+        goto done;
+    text = tok_detokenize((const char *const *)words.items, words.count, m->cfg.tgt_lang);
 
 done:
     tok_list_clear(&words);
     tok_list_clear(&fill);
     free(align);
     free(units);
+    free(own);
+    free(item_text);
     free(out_kind);
     free(joins);
     free(items);
@@ -568,6 +625,8 @@ void beam_source_free(beam_source *src)
     free(src->ids);
     free(src->saved_at);
     free(src->unknown_at);
+    free(src->known_at);
+    tok_list_clear(&src->known);
     tok_list_clear(&src->saved);
     tok_list_clear(&src->unknown);
     memset(src, 0, sizeof(*src));

@@ -61,6 +61,9 @@ typedef struct {
     tok_list unknown; /* source words holding units the vocabulary lacks, for beam_render */
     int32_t *saved_at;   /* [saved.count] position of each one's placeholder in ids */
     int32_t *unknown_at; /* [unknown.count] position of each one's first unknown unit */
+    tok_list known;      /* protected words (numbers, URLs, e-mail addresses, emoji) that
+                            are one known unit, as in a model without placeholders */
+    int32_t *known_at;   /* [known.count] position of each one's unit */
 } beam_source;
 
 /* Tokenizes line, masks placeholders and applies subword codes as

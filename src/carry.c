@@ -3,6 +3,11 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
+
+/* Added to the score of every carrier-item pair, so that a matching with
+ * more pairs always wins over one with fewer (weights are within [-1, 1]). */
+#define PAIR_BONUS 1000.0
 
 /* Alignment weight of output unit t (of n) with source unit p (of S). */
 static float weight(const float *align, int n, int S, int t, int p)
@@ -23,66 +28,121 @@ static int mutual_best(const float *align, int S, int t, int p)
     return 1;
 }
 
-void carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
-                const float *align, const carry_item *items, int n_items, int *take,
-                int *at)
+/* Pairs the nc carriers (output units, ascending) with the ni kind_items
+ * (ascending source position) of one kind, in order on both sides:
+ * as many pairs as the shorter side has, with the highest total weight.
+ * score is scratch of (nc + 1) * (ni + 1) doubles. Writes take[]. */
+static void match_in_order(int n, int S, const float *align, const carry_item *items,
+                           const int *carriers, int nc, const int *kind_items, int ni,
+                           double *score, int *take)
 {
-    for (int k = 0; k < n_items; k++)
-        at[k] = 0; /* 0: free; set to -1 once a carrier takes the item */
+    int w = ni + 1;
 
-    /* Carriers in output order. When a kind has as many carriers as
-     * items, they take the items in source order. Attention alone would
-     * swap them more often, because the model reads every item of a kind
-     * as the same placeholder or <unk>. Otherwise each carrier takes the
-     * free item of its kind it is aligned with best. */
-    for (int j = 0; j < n; j++) {
-        int best = -1, carriers = 0, of_kind = 0;
-        float best_w = -INFINITY;
+    for (int r = 0; r <= nc; r++)
+        for (int s = 0; s <= ni; s++) {
+            double best = 0.0;
 
-        take[j] = -1;
-        if (out_kind[j] < 0)
-            continue;
-        for (int i = 0; i < n; i++)
-            carriers += out_kind[i] == out_kind[j];
-        for (int k = 0; k < n_items; k++)
-            of_kind += items[k].kind == out_kind[j];
-        for (int k = 0; k < n_items; k++) {
-            float w;
-
-            if (at[k] < 0 || items[k].kind != out_kind[j])
-                continue;
-            if (carriers == of_kind) {
-                best = k;
-                break;
+            if (r > 0 && s > 0) {
+                best = score[(r - 1) * w + s - 1] + PAIR_BONUS +
+                       weight(align, n, S, carriers[r - 1], items[kind_items[s - 1]].pos);
             }
-            w = weight(align, n, S, j, items[k].pos);
-            if (best < 0 || w > best_w) {
-                best = k;
-                best_w = w;
-            }
+            if (r > 0 && score[(r - 1) * w + s] > best)
+                best = score[(r - 1) * w + s];
+            if (s > 0 && score[r * w + s - 1] > best)
+                best = score[r * w + s - 1];
+            score[r * w + s] = best;
         }
-        if (best >= 0) {
-            take[j] = best;
-            at[best] = -1;
+    for (int r = nc, s = ni; r > 0 && s > 0;) {
+        if (score[r * w + s] == score[(r - 1) * w + s]) {
+            r--;
+        } else if (score[r * w + s] == score[r * w + s - 1]) {
+            s--;
+        } else {
+            take[carriers[r - 1]] = kind_items[s - 1];
+            r--;
+            s--;
         }
     }
+}
 
-    /* Every item left to insert goes to the output unit aligned with it
-     * best. If that unit is aligned with no other source unit more, the
-     * model rendered the item there in a form of its own ("zwei" for "2"),
-     * so the item replaces the unit's word. Otherwise it goes before that
-     * word. */
+int carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
+               const float *align, const carry_item *items, int n_items, int *take, int *at)
+{
+    int *carriers = malloc(sizeof(int) * ((size_t)n + 1));
+    int *by_pos = malloc(sizeof(int) * ((size_t)n_items + 1));
+    int *kind_items = malloc(sizeof(int) * ((size_t)n_items + 1));
+    int *where = malloc(sizeof(int) * ((size_t)n_items + 1));
+    double *score = malloc(sizeof(double) * ((size_t)n + 1) * ((size_t)n_items + 1));
+    int rc = -1;
+
+    if (!carriers || !by_pos || !kind_items || !where || !score)
+        goto done;
+    for (int j = 0; j < n; j++)
+        take[j] = -1;
+
+    /* Items by source position (insertion sort: there are few). */
     for (int k = 0; k < n_items; k++) {
-        int best = 0, start, end;
+        int i = k;
+
+        for (; i > 0 && items[by_pos[i - 1]].pos > items[k].pos; i--)
+            by_pos[i] = by_pos[i - 1];
+        by_pos[i] = k;
+    }
+
+    /* Carriers take items of their kind in order on both sides. When the
+     * counts differ, attention picks the pairs but not their order, because
+     * the model reads every item of a kind as the same placeholder or <unk>. */
+    for (int j = 0; j < n; j++) {
+        int nc = 0, ni = 0, seen = 0;
+
+        if (out_kind[j] < 0)
+            continue;
+        for (int i = 0; i < j; i++)
+            seen |= out_kind[i] == out_kind[j];
+        if (seen)
+            continue;
+        for (int i = j; i < n; i++)
+            if (out_kind[i] == out_kind[j])
+                carriers[nc++] = i;
+        for (int i = 0; i < n_items; i++)
+            if (items[by_pos[i]].kind == out_kind[j])
+                kind_items[ni++] = by_pos[i];
+        match_in_order(n, S, align, items, carriers, nc, kind_items, ni, score, take);
+    }
+    for (int k = 0; k < n_items; k++)
+        where[k] = -1;
+    for (int j = 0; j < n; j++)
+        if (take[j] >= 0)
+            where[take[j]] = j;
+
+    /* The items left, in source order, each after the output units of the
+     * items before it and before the carrier of the next taken item. An
+     * item goes to the output unit in that range aligned with it best. If
+     * that unit is aligned with no other source unit more, the model
+     * rendered the item there in a form of its own ("zwei" for "2"), so
+     * the item replaces the unit's word. Otherwise it goes before that
+     * word. */
+    for (int i = 0, last = 0; i < n_items; i++) {
+        int k = by_pos[i], hi = n, best, start, end;
         float best_w = -INFINITY;
 
-        if (at[k] < 0)
-            continue;
-        if (!items[k].insert) {
-            at[k] = -1;
+        at[k] = -1;
+        if (where[k] >= 0) {
+            if (where[k] + 1 > last)
+                last = where[k] + 1;
             continue;
         }
-        for (int t = 0; t < n; t++) {
+        if (!items[k].insert)
+            continue;
+        for (int next = i + 1; next < n_items; next++)
+            if (where[by_pos[next]] >= 0) {
+                hi = where[by_pos[next]];
+                break;
+            }
+        if (hi < last)
+            hi = last;
+        best = last;
+        for (int t = last; t <= hi && t < n; t++) {
             float w = weight(align, n, S, t, items[k].pos);
 
             if (w > best_w) {
@@ -91,10 +151,11 @@ void carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
             }
         }
         start = best;
-        while (joins && start > 0 && joins[start - 1])
+        while (joins && start > last && joins[start - 1])
             start--;
         at[k] = start;
-        if (!align || n == 0 || !mutual_best(align, S, best, items[k].pos))
+        last = start;
+        if (!align || best >= n || !mutual_best(align, S, best, items[k].pos))
             continue;
         for (end = start; end < n && joins && joins[end]; end++)
             ;
@@ -109,5 +170,15 @@ void carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
         for (int j = start + 1; j <= end; j++)
             take[j] = CARRY_DROP;
         at[k] = -1;
+        last = end + 1;
     }
+    rc = 0;
+
+done:
+    free(carriers);
+    free(by_pos);
+    free(kind_items);
+    free(where);
+    free(score);
+    return rc;
 }

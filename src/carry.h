@@ -4,10 +4,10 @@
  * lacks.
  *
  * The model marks where such a token goes by emitting its placeholder or
- * <unk>. Each such output unit (a carrier) takes a source token of its
- * kind: the next in source order when the kind has as many carriers as
- * tokens, else the one aligned with it best. A source token no carrier
- * took can still go into the output. It replaces the output word aligned
+ * <unk>. Such output units (carriers) take the source tokens of their
+ * kind in order; with fewer carriers than tokens, the alignment picks the
+ * tokens taken. A source token no carrier took can still go into the
+ * output. It replaces the output word aligned
  * with it when the model rendered it there in a form of its own ("zwei"
  * for "2"), and otherwise goes before the output word aligned with it
  * best. The alignment is the decoder's attention, or for models without
@@ -31,8 +31,7 @@ typedef struct {
 } carry_item;
 
 /* Plans the output of one sentence.
- * n: output units; S: source units (S > 0); items: n_items tokens, those
- *   of one kind in source order.
+ * n: output units; S: source units (S > 0); items: n_items tokens.
  * out_kind[j]: the kind of output unit j when it is a carrier, else -1.
  * joins[j]: nonzero when output unit j ends inside a word (a subword with
  *   the continuation marker); NULL when no unit does.
@@ -43,10 +42,10 @@ typedef struct {
  * The other units of such a word get CARRY_DROP. An ordinary unit, and a
  * carrier left without an item (to be dropped), get -1.
  * Writes at[k], for an item to insert that replaces no unit, the output
- * unit it goes before (0 when n is 0), always the first unit of a word;
- * else -1. */
-void carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
-                const float *align, const carry_item *items, int n_items, int *take,
-                int *at);
+ * unit it goes before (n: after the last); else -1. Items keep their
+ * source order among themselves and with the carriers' items.
+ * Returns 0, or -1 when out of memory. */
+int carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
+               const float *align, const carry_item *items, int n_items, int *take, int *at);
 
 #endif

@@ -585,6 +585,46 @@ static void test_html_format(void)
     http_server_stop(s);
 }
 
+/* Returns the number of times needle occurs in hay. */
+static int occurrences(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + strlen(needle), needle))
+        n++;
+    return n;
+}
+
+/* Numbers, a URL and an emoji of the source reach the translation and
+ * every alternative exactly once, whether the model knows them or not. */
+static void test_protected_tokens_over_http(void)
+{
+    counting_translator c;
+    http_server *s = start_en_de(&c, 0, 0);
+    static const char *const kept[] = {"2", "3", "https://example.org/x?y=1", "\xF0\x9F\x98\x80"};
+    cJSON *json;
+    const cJSON *text, *alternatives, *alt;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    json = post_for_json(http_server_port(s), "/translate",
+                         "{\"q\": \"A man with 2 dogs and 3 cats visits https://example.org/x?y=1 "
+                         "\xF0\x9F\x98\x80\", \"alternatives\": 2}");
+    text = cJSON_GetObjectItemCaseSensitive(json, "translatedText");
+    alternatives = cJSON_GetObjectItemCaseSensitive(json, "alternatives");
+    CU_ASSERT_TRUE_FATAL(cJSON_IsString(text));
+    CU_ASSERT_TRUE(cJSON_IsArray(alternatives));
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        CU_ASSERT_EQUAL(occurrences(text->valuestring, kept[i]), 1);
+        cJSON_ArrayForEach(alt, alternatives)
+        {
+            CU_ASSERT_TRUE_FATAL(cJSON_IsString(alt));
+            CU_ASSERT_EQUAL(occurrences(alt->valuestring, kept[i]), 1);
+        }
+    }
+    cJSON_Delete(json);
+    http_server_stop(s);
+}
+
 static void test_v1_nbest_from_model(void)
 {
     counting_translator c;
@@ -1452,6 +1492,7 @@ int main(void)
     CU_add_test(suite, "batched equals unbatched", test_batched_equals_unbatched);
     CU_add_test(suite, "lines and sentences", test_lines_and_sentences);
     CU_add_test(suite, "html format", test_html_format);
+    CU_add_test(suite, "protected tokens over HTTP", test_protected_tokens_over_http);
     CU_add_test(suite, "v1 n-best from the model", test_v1_nbest_from_model);
     CU_add_test(suite, "v1 ranked by normalized score", test_v1_ranked_by_normalized_score);
     CU_add_test(suite, "token limit of the model", test_token_limit_of_model);

@@ -624,9 +624,9 @@ static int count_of(const char *hay, const char *needle)
     return n;
 }
 
-/* Carriers of a kind with as many source items go in source order, even
- * where attention points the other way; with fewer carriers than items
- * each carrier takes the item aligned with it best. */
+/* Carriers take the items of their kind in source order, even where
+ * attention points the other way. With fewer carriers than items,
+ * attention picks the items taken, and the others keep their order. */
 static void test_carry_plan_carriers(void)
 {
     /* Output "<num> x <num>" for source "2 a 5" (positions 0 and 2). */
@@ -637,7 +637,7 @@ static void test_carry_plan_carriers(void)
                              0.8f, 0.1f, 0.1f}; /* unit 2 at position 0 */
     int take[3], at[2];
 
-    carry_plan(3, 3, kinds, NULL, swapped, items, 2, take, at);
+    CU_ASSERT_EQUAL_FATAL(carry_plan(3, 3, kinds, NULL, swapped, items, 2, take, at), 0);
     CU_ASSERT_EQUAL(take[0], 0);
     CU_ASSERT_EQUAL(take[1], -1);
     CU_ASSERT_EQUAL(take[2], 1);
@@ -650,16 +650,33 @@ static void test_carry_plan_carriers(void)
     const float align[] = {0.7f, 0.2f, 0.1f, 0.1f, 0.1f, 0.8f};
     int take2[2];
 
-    carry_plan(2, 3, one_carrier, NULL, align, items, 2, take2, at);
+    CU_ASSERT_EQUAL_FATAL(carry_plan(2, 3, one_carrier, NULL, align, items, 2, take2, at), 0);
     CU_ASSERT_EQUAL(take2[1], 1);
     CU_ASSERT_EQUAL(take2[0], 0);
     CU_ASSERT_EQUAL(at[0], -1);
     CU_ASSERT_EQUAL(at[1], -1);
+
+    /* Output "<num> x <num>" for source "1 2 3": the carriers look at 2
+     * and 3 and take them. "1" goes before the carrier of "2", not where
+     * attention puts it (after x), so the three keep their order. */
+    const carry_item three[] = {{0, TOK_NUMBER, 1}, {1, TOK_NUMBER, 1}, {2, TOK_NUMBER, 1}};
+    const float late[] = {0.2f, 0.7f, 0.1f, /* unit 0 looks at "2" */
+                          0.6f, 0.2f, 0.2f, /* x at "1" */
+                          0.1f, 0.1f, 0.8f}; /* unit 2 at "3" */
+    int at3[3];
+
+    CU_ASSERT_EQUAL_FATAL(carry_plan(3, 3, kinds, NULL, late, three, 3, take, at3), 0);
+    CU_ASSERT_EQUAL(take[0], 1);
+    CU_ASSERT_EQUAL(take[1], -1);
+    CU_ASSERT_EQUAL(take[2], 2);
+    CU_ASSERT_EQUAL(at3[0], 0);
+    CU_ASSERT_EQUAL(at3[1], -1);
+    CU_ASSERT_EQUAL(at3[2], -1);
 }
 
 /* An item no carrier took goes before the word of the output unit aligned
- * with it best, or replaces that whole word when the unit is aligned best
- * with the item too; items not to insert are left out. */
+ * with it best. When that unit is aligned best with the item too, the item
+ * replaces the whole word. Items not to insert are left out. */
 static void test_carry_plan_insertion(void)
 {
     /* Units "a b@@ c d": b@@ c is one word. Source positions 0..3. */
@@ -676,13 +693,13 @@ static void test_carry_plan_insertion(void)
     const carry_item replace[] = {{2, TOK_URL, 1}};
     int take[4], at[2];
 
-    carry_plan(4, 4, kinds, joins, align, before, 2, take, at);
+    CU_ASSERT_EQUAL_FATAL(carry_plan(4, 4, kinds, joins, align, before, 2, take, at), 0);
     CU_ASSERT_EQUAL(at[0], 1);
     CU_ASSERT_EQUAL(at[1], -1);
     for (int j = 0; j < 4; j++)
         CU_ASSERT_EQUAL(take[j], -1);
 
-    carry_plan(4, 4, kinds, joins, align, replace, 1, take, at);
+    CU_ASSERT_EQUAL_FATAL(carry_plan(4, 4, kinds, joins, align, replace, 1, take, at), 0);
     CU_ASSERT_EQUAL(at[0], -1);
     CU_ASSERT_EQUAL(take[0], -1);
     CU_ASSERT_EQUAL(take[1], 0);
@@ -693,18 +710,18 @@ static void test_carry_plan_insertion(void)
      * last of 4 source positions goes before the last of 4 units. */
     const carry_item last[] = {{3, TOK_NUMBER, 1}};
 
-    carry_plan(4, 4, kinds, NULL, NULL, last, 1, take, at);
+    CU_ASSERT_EQUAL_FATAL(carry_plan(4, 4, kinds, NULL, NULL, last, 1, take, at), 0);
     CU_ASSERT_EQUAL(at[0], 3);
     CU_ASSERT_EQUAL(take[3], -1);
     /* An empty output takes every item at its start. */
-    carry_plan(0, 4, kinds, NULL, NULL, last, 1, take, at);
+    CU_ASSERT_EQUAL_FATAL(carry_plan(0, 4, kinds, NULL, NULL, last, 1, take, at), 0);
     CU_ASSERT_EQUAL(at[0], 0);
 }
 
 /* Translation never loses a protected source token (number, URL, e-mail
  * address, emoji) that the vocabulary lacks, even from a model that never
- * emits <unk>, while an unknown plain word of a word-level model appears
- * only where the model emits <unk>. */
+ * emits <unk>. An unknown plain word of a word-level model appears only
+ * where the model emits <unk>. */
 static void check_protected_tokens_kept(model *m)
 {
     beam_options bo = beam_default_options();
