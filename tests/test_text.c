@@ -685,6 +685,9 @@ static const struct {
     {"de", "Ein Rabatt von 50" NBSP "% für 1" NNBSP "000" NNBSP "000 Menschen."},
     {"en", "It costs 3.5 or 1,000 euros at 10:30 in 2014-2015, about 1.5e3 or 50% more."},
     {"de", "Es kostet 3,50 Euro, also 1.000,00 Euro für 10.000 Stück."},
+    /* Currency signs before and after amounts. */
+    {"de", "Es kostet 20 € für zwei, $5 für einen und 3 £ mehr."},
+    {"en", "The $ sign and the € sign cost $5.50 or €20 each."},
     /* URLs and e-mail addresses next to punctuation. */
     {"en", "see https://example.org/a?b=1&c=2."},
     {"en", "(see http://www.example.com/path_(x)/)"},

@@ -30,6 +30,7 @@
  */
 #include "text.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1207,8 +1208,14 @@ static join join_token(const char *t, const char *prev, const char *next, bool p
         j.closing = all_in(t, ")]}");
         return j;
     }
-    if (all_in(t, OPENING_PUNCT) ||
-        (single_cp(t, &only) && utf8proc_category(only) == UTF8PROC_CATEGORY_SC)) {
+    if (all_in(t, OPENING_PUNCT)) {
+        j.right = true;
+        return j;
+    }
+    /* A currency sign joins the amount after it ("$5"), but keeps its
+     * spaces after an amount ("20 € für"). */
+    if (single_cp(t, &only) && utf8proc_category(only) == UTF8PROC_CATEGORY_SC && next &&
+        isdigit((unsigned char)next[0])) {
         j.right = true;
         return j;
     }

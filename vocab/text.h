@@ -65,9 +65,9 @@ int tok_tokenize(const char *text, const char *lang, tok_list *out);
 
 /* Joins tokens back into natural text, undoing tok_tokenize's splits as
  * Moses' detokenizer.perl does: no space before closing punctuation
- * (, . ! ? : ; % ) ] } and closing quotes), none after opening brackets,
- * currency signs and opening quotes, English clitics ("'s", "'t", "n't")
- * joined to the previous word. ASCII double quotes alternate between
+ * (, . ! ? : ; % ) ] } and closing quotes), none after opening brackets
+ * and opening quotes, nor after a currency sign followed by a digit ("$5"),
+ * English clitics ("'s", "'t", "n't") joined to the previous word. ASCII double quotes alternate between
  * opening and closing; „ opens and “ closes the German pair. Punctuation
  * that carries combining marks ("?⃝") joins like the bare punctuation, and
  * numbers, URLs, e-mail addresses and emoji are spaced like words. Tokens
