@@ -23,21 +23,24 @@ static int render_sentence(const model *m, const beam_source *src, const beam_nb
                            http_sentence *s)
 {
     int count = r->count < s->n_best ? r->count : s->n_best;
+    char **texts;
 
     s->stopped = r->stopped;
     if (r->stopped)
         return 0;
     s->hyps = calloc(count > 0 ? count : 1, sizeof(*s->hyps));
-    if (!s->hyps)
+    texts = calloc(count > 0 ? count : 1, sizeof(char *));
+    if (!s->hyps || !texts || beam_render_nbest(m, r, count, src, texts)) {
+        free(texts);
         return -1;
+    }
     for (int k = 0; k < count; k++) {
-        s->hyps[k].text = beam_render(m, r->hyps[k].ids, r->hyps[k].len, src);
-        if (!s->hyps[k].text)
-            return -1;
+        s->hyps[k].text = texts[k];
         s->hyps[k].score = r->hyps[k].score;
         s->hyps[k].normalized_score = r->hyps[k].normalized_score;
-        s->count = (size_t)k + 1;
     }
+    s->count = (size_t)count;
+    free(texts);
     return 0;
 }
 

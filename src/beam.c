@@ -228,39 +228,63 @@ static int prepare_source(const model *m, const char *line, tok_list *words, tok
     return 0;
 }
 
-/* Alignment of the output units ids with the source units of src, as
- * carry_plan reads it: n rows of src->len weights in source reading order.
+/* Alignments of count outputs ids[b] (lens[b] units each) with the source
+ * units of src, as carry_plan reads them: for output b, lens[b] rows of
+ * src->len weights in source reading order, from *stride floats times b
+ * on. One forward pass over the batch of all outputs computes them.
  * Without input feeding, a decoder step attends to the source of the unit
  * the step before emitted. In "with 3 dogs", the step that emits "Hunden"
  * attends to "with", and the next one to "dogs". So row j is the attention
- * of step j + 1. Returns a malloc'd array, or NULL for a model
- * without attention or when out of memory (*oom then set). */
-static float *source_alignment(const model *m, const beam_source *src, const int32_t *ids,
-                               int n, int *oom)
+ * of step j + 1. Returns a malloc'd array, or NULL for a model without
+ * attention or when out of memory (*oom then set). */
+static float *source_alignments(const model *m, const beam_source *src,
+                                const int32_t *const *ids, const int32_t *lens, int count,
+                                size_t *stride, int *oom)
 {
-    int32_t *src_ids = src->ids, src_len = src->len, *tgt = (int32_t *)ids, tgt_len = n;
-    corpus one = {1, &src_ids, &tgt, &src_len, &tgt_len};
-    size_t index = 0, S = (size_t)src->len, T = (size_t)n + 1, N = (size_t)n;
+    int32_t **srcs = malloc(sizeof(int32_t *) * ((size_t)count + 1));
+    int32_t *src_lens = malloc(sizeof(int32_t) * ((size_t)count + 1));
+    size_t *index = malloc(sizeof(size_t) * ((size_t)count + 1));
+    corpus all = {(size_t)count, srcs, (int32_t **)ids, src_lens, (int32_t *)lens};
+    size_t S = (size_t)src->len, T = 1;
     model_batch batch = {0};
     model_workspace *ws = NULL;
     float *a = NULL, *align = NULL;
     int rc = -1;
 
     *oom = 0;
-    if (!m->cfg.attention)
+    if (!m->cfg.attention) {
+        free(srcs);
+        free(src_lens);
+        free(index);
         return NULL;
+    }
+    for (int b = 0; b < count; b++)
+        if ((size_t)lens[b] + 1 > T)
+            T = (size_t)lens[b] + 1;
+    *stride = (T - 1) * S;
     ws = model_workspace_new();
-    a = malloc(sizeof(float) * S * T);
-    align = malloc(sizeof(float) * S * N + 1);
-    if (ws && a && align && corpus_fill_batch(&one, &index, 1, &batch) == 0)
-        rc = model_attention(m, &batch, ws, a);
-    if (rc == 0) /* the batch contains the source reversed */
-        for (size_t j = 0; j < N; j++)
-            for (size_t p = 0; p < S; p++)
-                align[j * S + p] = a[(j + 1) * S + (S - 1 - p)];
+    a = malloc(sizeof(float) * (size_t)count * T * S);
+    align = malloc(sizeof(float) * (size_t)count * *stride + 1);
+    if (srcs && src_lens && index && ws && a && align) {
+        for (int b = 0; b < count; b++) {
+            srcs[b] = src->ids;
+            src_lens[b] = src->len;
+            index[b] = (size_t)b;
+        }
+        if (corpus_fill_batch(&all, index, count, &batch) == 0)
+            rc = model_attention(m, &batch, ws, a);
+    }
+    if (rc == 0) /* the batch contains the source reversed, unpadded */
+        for (int b = 0; b < count; b++)
+            for (size_t j = 0; j < (size_t)lens[b]; j++)
+                for (size_t p = 0; p < S; p++)
+                    align[b * *stride + j * S + p] = a[(b * T + j + 1) * S + (S - 1 - p)];
     corpus_batch_free(&batch);
     model_workspace_free(ws);
     free(a);
+    free(srcs);
+    free(src_lens);
+    free(index);
     if (rc != 0) {
         free(align);
         *oom = 1;
@@ -299,8 +323,11 @@ static int join_units(const model *m, const char **units, const unsigned char *o
 /* Output text of target ids for src: each placeholder and <unk> the model
  * emitted filled with a source token of its kind, every protected source
  * token the output lacks placed by carry_plan, subwords joined when the
- * model has codes, then detokenized. */
-static char *render_output(const model *m, const int32_t *ids, int n, const beam_source *src)
+ * model has codes, then detokenized. given_align, when aligned is set, is
+ * the output's alignment from source_alignments (NULL without attention);
+ * otherwise render_output computes it when needed. */
+static char *render_output(const model *m, const int32_t *ids, int n, const beam_source *src,
+                           const float *given_align, int aligned)
 {
     int n_saved = (int)src->saved.count, n_unknown = (int)src->unknown.count;
     int n_items = n_saved + n_unknown + (int)src->known.count;
@@ -365,10 +392,16 @@ static char *render_output(const model *m, const int32_t *ids, int n, const beam
         joins[j] = m->tgt_bpe && len >= 2 && strcmp(token + len - 2, BPE_MARKER) == 0;
     }
     if (n_items > 0) {
-        align = source_alignment(m, src, ids, n, &oom);
-        if (oom)
-            goto done;
-        if (carry_plan(n, src->len, out_kind, joins, align, items, n_items, take, at))
+        const float *use = given_align;
+        size_t stride;
+
+        if (!aligned) {
+            align = source_alignments(m, src, &ids, &n, 1, &stride, &oom);
+            if (oom)
+                goto done;
+            use = align;
+        }
+        if (carry_plan(n, src->len, out_kind, joins, use, items, n_items, take, at))
             goto done;
     } else {
         for (int j = 0; j < n; j++)
@@ -461,7 +494,7 @@ static int translate_pieces(const model *m, const beam_options *opt, const char 
     if (beam_search(m, opt, (const int32_t *const *)ids, len, n, hyp, hyp_len))
         goto done;
     for (size_t i = 0; i < n; i++) {
-        out[i] = render_output(m, hyp[i], hyp_len[i], &src[i]);
+        out[i] = render_output(m, hyp[i], hyp_len[i], &src[i], NULL, 0);
         if (!out[i])
             goto done;
     }
@@ -642,7 +675,50 @@ void beam_nbest_free(beam_nbest *r)
 
 char *beam_render(const model *m, const int32_t *ids, int32_t len, const beam_source *src)
 {
-    return render_output(m, ids, len, src);
+    return render_output(m, ids, len, src, NULL, 0);
+}
+
+int beam_render_nbest(const model *m, const beam_nbest *r, int count, const beam_source *src,
+                      char **texts)
+{
+    int32_t **ids = malloc(sizeof(int32_t *) * ((size_t)count + 1));
+    int32_t *lens = malloc(sizeof(int32_t) * ((size_t)count + 1));
+    float *align = NULL;
+    size_t stride = 0;
+    int rc = -1, oom = 0;
+
+    for (int k = 0; k < count; k++)
+        texts[k] = NULL;
+    if (!ids || !lens)
+        goto done;
+    for (int k = 0; k < count; k++) {
+        ids[k] = r->hyps[k].ids;
+        lens[k] = r->hyps[k].len;
+    }
+    if (count > 0 && src->len > 0 &&
+        src->saved.count + src->unknown.count + src->known.count > 0) {
+        align = source_alignments(m, src, (const int32_t *const *)ids, lens, count, &stride,
+                                  &oom);
+        if (oom)
+            goto done;
+    }
+    for (int k = 0; k < count; k++) {
+        texts[k] = render_output(m, ids[k], lens[k], src, align ? align + k * stride : NULL, 1);
+        if (!texts[k])
+            goto done;
+    }
+    rc = 0;
+
+done:
+    if (rc != 0)
+        for (int k = 0; k < count; k++) {
+            free(texts[k]);
+            texts[k] = NULL;
+        }
+    free(align);
+    free(ids);
+    free(lens);
+    return rc;
 }
 
 /* Moves the n_best finished hypotheses of st that rank first

@@ -128,4 +128,10 @@ int beam_search_nbest(const model *m, const beam_options *opt, const beam_nbest_
  * string, or NULL when out of memory. */
 char *beam_render(const model *m, const int32_t *ids, int32_t len, const beam_source *src);
 
+/* Renders the first count hypotheses of r as beam_render does, into
+ * texts[0..count) (malloc'd), computing the attention of all of them in
+ * one batch. Returns 0, or -1 when out of memory (texts then all NULL). */
+int beam_render_nbest(const model *m, const beam_nbest *r, int count, const beam_source *src,
+                      char **texts);
+
 #endif

@@ -777,6 +777,38 @@ static void check_placeholder_after_open_subword(const model *m)
     beam_source_free(&src);
 }
 
+/* beam_render_nbest, which aligns all hypotheses in one batch, renders
+ * each as beam_render does alone. */
+static void check_nbest_render_equals_single(const model *m)
+{
+    beam_options bo = beam_default_options();
+    beam_nbest_options nopt = {.n_best = 4};
+    beam_source src = {0};
+    beam_nbest r = {0};
+    char *texts[4];
+    const int32_t *ids;
+
+    CU_ASSERT_EQUAL_FATAL(
+        beam_source_prepare(m, "Two dogs with 3 balls play near https://example.org/x \xF0\x9F\x98\x80.",
+                            &src),
+        0);
+    ids = src.ids;
+    CU_ASSERT_EQUAL_FATAL(beam_search_nbest(m, &bo, &nopt, &ids, &src.len, 1, &r), 0);
+    CU_ASSERT_TRUE_FATAL(r.count >= 2);
+    CU_ASSERT_EQUAL_FATAL(beam_render_nbest(m, &r, r.count, &src, texts), 0);
+    for (int k = 0; k < r.count; k++) {
+        char *alone = beam_render(m, r.hyps[k].ids, r.hyps[k].len, &src);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(alone);
+        CU_ASSERT_STRING_EQUAL(texts[k], alone);
+        CU_ASSERT_EQUAL(count_of(texts[k], "https://example.org/x"), 1);
+        free(alone);
+        free(texts[k]);
+    }
+    beam_nbest_free(&r);
+    beam_source_free(&src);
+}
+
 static void test_protected_tokens_kept(void)
 {
     char path[400] = "", err[1024];
@@ -797,6 +829,7 @@ static void test_protected_tokens_kept(void)
     CU_ASSERT(m->placeholders && m->cfg.attention && m->tgt_bpe);
     check_protected_tokens_kept(m);
     check_placeholder_after_open_subword(m);
+    check_nbest_render_equals_single(m);
     model_free(m);
 }
 
