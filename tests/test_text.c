@@ -615,6 +615,15 @@ static void test_detok_marks_and_emoji(void)
     expect_detok("en", "( see https://example.org/a_(b) ) .", "(see https://example.org/a_(b)).");
 }
 
+/* A currency sign after one amount and before another belongs to the
+ * first ("20 €"), so the space before the second amount stays. */
+static void test_detok_currency_between_amounts(void)
+{
+    expect_detok("de", "Der Hut kostet 20 € 25 € mehr", "Der Hut kostet 20 € 25 € mehr");
+    expect_detok("en", "It costs 1,000.50 $ 3 times", "It costs 1,000.50 $ 3 times");
+    expect_detok("de", "Es kostet € 20", "Es kostet €20");
+}
+
 static void test_detok_skips_empty_tokens(void)
 {
     const char *tokens[] = {"a", "", NULL, "b", "."};
@@ -892,6 +901,7 @@ int main(void)
     CU_add_test(s, "hyphen keeps spaces", test_detok_hyphen_keeps_spaces);
     CU_add_test(s, "marks and emoji", test_detok_marks_and_emoji);
     CU_add_test(s, "skips empty tokens", test_detok_skips_empty_tokens);
+    CU_add_test(s, "currency between amounts", test_detok_currency_between_amounts);
 
     s = CU_add_suite("round trip", NULL, NULL);
     CU_add_test(s, "sentence table", test_round_trip_table);

@@ -833,6 +833,83 @@ static void test_protected_tokens_kept(void)
     model_free(m);
 }
 
+/* Loads the bundled word-level attention model from SEQMT_SOURCE_DIR, or
+ * returns NULL with a skip message. The caller frees the model. */
+static model *load_bundled_model(void)
+{
+    const char *dir = getenv("SEQMT_SOURCE_DIR");
+    char path[512], err[512];
+    model *m;
+
+    if (!dir) {
+        fprintf(stderr, "SKIP: SEQMT_SOURCE_DIR unset; run this test through ctest\n");
+        return NULL;
+    }
+    snprintf(path, sizeof(path), "%s/models/en-de.seqmt", dir);
+    m = model_load(path, err, sizeof(err));
+    if (!m)
+        fprintf(stderr, "loading %s failed: %s\n", path, err);
+    CU_ASSERT_PTR_NOT_NULL(m);
+    return m;
+}
+
+/* Returns how often token occurs among the tokens of text. */
+static int token_count(const char *text, const char *token)
+{
+    tok_list tokens = {0};
+    int n = 0;
+
+    CU_ASSERT_EQUAL_FATAL(corpus_tokenize(text, NULL, &tokens, NULL), 0);
+    for (size_t i = 0; i < tokens.count; i++)
+        n += strcmp(tokens.items[i], token) == 0;
+    tok_list_clear(&tokens);
+    return n;
+}
+
+/* Two carried numbers with a colon between them in the output must not
+ * merge into a time that the source never had: "Chapter 3: 12 dogs run."
+ * once came out as "Chapter 3:12 laufen.", which contains neither "3" nor
+ * "12" as a number of its own. */
+static void test_carried_numbers_around_colon(void)
+{
+    beam_options bo = beam_default_options();
+    const char *in[] = {"Chapter 3: 12 dogs run."};
+    char *out[1];
+    model *m = load_bundled_model();
+
+    if (!m)
+        return;
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, in, 1, out), 0);
+    if (token_count(out[0], "3") != 1 || token_count(out[0], "12") != 1)
+        fprintf(stderr, "\n  \"%s\" translated as \"%s\"\n", in[0], out[0]);
+    CU_ASSERT_EQUAL(token_count(out[0], "3"), 1);
+    CU_ASSERT_EQUAL(token_count(out[0], "12"), 1);
+    CU_ASSERT_EQUAL(token_count(out[0], "3:12"), 0);
+    free(out[0]);
+    model_free(m);
+}
+
+/* A quoted number stays in the quotes the model wrote for it: 'the number
+ * "93"' once came out with an empty „“ and the 93 in a second pair of
+ * quotes that the model added later. */
+static void test_carried_number_keeps_quotes(void)
+{
+    beam_options bo = beam_default_options();
+    const char *in[] = {"A kid crosscountry skis wearing the number \"93\"."};
+    char *out[1];
+    model *m = load_bundled_model();
+
+    if (!m)
+        return;
+    CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, in, 1, out), 0);
+    if (strstr(out[0], "\xE2\x80\x9E\xE2\x80\x9C"))
+        fprintf(stderr, "\n  \"%s\" translated as \"%s\"\n", in[0], out[0]);
+    CU_ASSERT_EQUAL(token_count(out[0], "93"), 1);
+    CU_ASSERT_PTR_NULL(strstr(out[0], "\xE2\x80\x9E\xE2\x80\x9C"));
+    free(out[0]);
+    model_free(m);
+}
+
 /* An attention model: trains, keeps its architecture through the model
  * file, decodes greedily as the hand-written attention does, and gives
  * the same translations batched and alone. */
@@ -899,6 +976,8 @@ int main(void)
     CU_add_test(s, "attention model", test_attention_model);
     CU_add_test(s, "carry plan carriers", test_carry_plan_carriers);
     CU_add_test(s, "carry plan insertion", test_carry_plan_insertion);
+    CU_add_test(s, "carried numbers around colon", test_carried_numbers_around_colon);
+    CU_add_test(s, "carried number keeps quotes", test_carried_number_keeps_quotes);
     CU_add_test(s, "protected tokens kept", test_protected_tokens_kept);
     return test_run_all();
 }
