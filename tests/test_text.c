@@ -565,7 +565,7 @@ static void test_detok_punctuation(void)
     expect_detok("en", "Wait ... what ?", "Wait... what?");
     expect_detok("en", "50 % off", "50% off");
     expect_detok("en", "It costs $ 5 .", "It costs $5.");
-    expect_detok("en", "at 10 : 30", "at 10:30");
+    expect_detok("de", "Kapitel 3 : 12 Hunde", "Kapitel 3: 12 Hunde");
     expect_detok("en", "Note : it rains", "Note: it rains");
     expect_detok("en", "and / or", "and/or");
     expect_detok("en", "jersey # 8", "jersey #8");

@@ -1037,17 +1037,6 @@ static bool all_in(const char *s, const char *set)
     return true;
 }
 
-static bool all_digits(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-    }
-    return true;
-}
-
 static bool is_ascii_letter(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
@@ -1187,6 +1176,14 @@ static bool join_quote(const char *t, const char *next, detok_state *st, join *j
     }
 }
 
+/* Returns whether the last byte of s is an ASCII digit. */
+static bool ends_with_digit(const char *s)
+{
+    size_t len = strlen(s);
+
+    return len > 0 && isdigit((unsigned char)s[len - 1]);
+}
+
 /* Decides the joins of token t given its neighbours (prev is NULL for the
  * first token, next for the last). */
 static join join_token(const char *t, const char *prev, const char *next, bool prev_closing,
@@ -1198,11 +1195,6 @@ static join join_token(const char *t, const char *prev, const char *next, bool p
     if (join_quote(t, next, st, &j))
         return j;
 
-    /* "10 : 30" is a time. */
-    if (strcmp(t, ":") == 0 && prev && next && all_digits(prev) && all_digits(next)) {
-        j.left = j.right = true;
-        return j;
-    }
     if (all_in(t, CLOSING_PUNCT)) {
         j.left = true;
         j.closing = all_in(t, ")]}");
@@ -1212,10 +1204,10 @@ static join join_token(const char *t, const char *prev, const char *next, bool p
         j.right = true;
         return j;
     }
-    /* A currency sign joins the amount after it ("$5"), but keeps its
-     * spaces after an amount ("20 € für"). */
+    /* A currency sign joins the amount after it ("$5"), unless it follows
+     * an amount of its own ("20 € 25 €", "20 € für"). */
     if (single_cp(t, &only) && utf8proc_category(only) == UTF8PROC_CATEGORY_SC && next &&
-        isdigit((unsigned char)next[0])) {
+        isdigit((unsigned char)next[0]) && !(prev && ends_with_digit(prev))) {
         j.right = true;
         return j;
     }
