@@ -320,6 +320,27 @@ static int join_units(const model *m, const char **units, const unsigned char *o
     return 0;
 }
 
+/* Returns whether carry_plan needs the alignment for these carriers and
+ * items: when some kind has carriers and items in different numbers,
+ * except when its items are only to be left out. Equal numbers pair up in
+ * order without it. */
+static int needs_alignment(const int *out_kind, int n, const carry_item *items, int n_items)
+{
+    for (int k = 0; k < n_items; k++) {
+        int carriers = 0, of_kind = 0, to_insert = 0;
+
+        for (int j = 0; j < n; j++)
+            carriers += out_kind[j] == items[k].kind;
+        for (int i = 0; i < n_items; i++) {
+            of_kind += items[i].kind == items[k].kind;
+            to_insert += items[i].kind == items[k].kind && items[i].insert;
+        }
+        if (carriers != of_kind && (carriers > 0 || to_insert > 0))
+            return 1;
+    }
+    return 0;
+}
+
 /* Output text of target ids for src: each placeholder and <unk> the model
  * emitted filled with a source token of its kind, every protected source
  * token the output lacks placed by carry_plan, subwords joined when the
@@ -395,7 +416,7 @@ static char *render_output(const model *m, const int32_t *ids, int n, const beam
         const float *use = given_align;
         size_t stride;
 
-        if (!aligned) {
+        if (!aligned && needs_alignment(out_kind, n, items, n_items)) {
             align = source_alignments(m, src, &ids, &n, 1, &stride, &oom);
             if (oom)
                 goto done;
