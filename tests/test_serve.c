@@ -585,16 +585,6 @@ static void test_html_format(void)
     http_server_stop(s);
 }
 
-/* Returns the number of times needle occurs in hay. */
-static int occurrences(const char *hay, const char *needle)
-{
-    int n = 0;
-
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + strlen(needle), needle))
-        n++;
-    return n;
-}
-
 /* Numbers, a URL and an emoji of the source reach the translation and
  * every alternative exactly once, whether the model knows them or not. */
 static void test_protected_tokens_over_http(void)
@@ -614,11 +604,11 @@ static void test_protected_tokens_over_http(void)
     CU_ASSERT_TRUE_FATAL(cJSON_IsString(text));
     CU_ASSERT_TRUE(cJSON_IsArray(alternatives));
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
-        CU_ASSERT_EQUAL(occurrences(text->valuestring, kept[i]), 1);
+        CU_ASSERT_EQUAL(test_count_occurrences(text->valuestring, kept[i]), 1);
         cJSON_ArrayForEach(alt, alternatives)
         {
             CU_ASSERT_TRUE_FATAL(cJSON_IsString(alt));
-            CU_ASSERT_EQUAL(occurrences(alt->valuestring, kept[i]), 1);
+            CU_ASSERT_EQUAL(test_count_occurrences(alt->valuestring, kept[i]), 1);
         }
     }
     cJSON_Delete(json);

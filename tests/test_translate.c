@@ -614,16 +614,6 @@ static void test_subword_model_round_trip(void)
 
 /* ---- carrying protected and unknown source tokens ---- */
 
-/* Counts the occurrences of needle in hay. */
-static int count_of(const char *hay, const char *needle)
-{
-    int n = 0;
-
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + strlen(needle), needle))
-        n++;
-    return n;
-}
-
 /* Carriers take the items of their kind in source order, even where
  * attention points the other way. With fewer carriers than items,
  * attention picks the items taken, and the others keep their order. */
@@ -735,12 +725,12 @@ static void check_protected_tokens_kept(model *m)
     CU_ASSERT_EQUAL_FATAL(beam_translate_lines(m, &bo, in, 1, out), 0);
     m->w.out_b[VOCAB_UNK] += 1000.0f;
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
-        if (count_of(out[0], kept[i]) != 1)
+        if (test_count_occurrences(out[0], kept[i]) != 1)
             fprintf(stderr, "\n  \"%s\" not once in \"%s\"\n", kept[i], out[0]);
-        CU_ASSERT_EQUAL(count_of(out[0], kept[i]), 1);
+        CU_ASSERT_EQUAL(test_count_occurrences(out[0], kept[i]), 1);
     }
     if (!m->tgt_bpe)
-        CU_ASSERT_EQUAL(count_of(out[0], "Zyxqv"), 0);
+        CU_ASSERT_EQUAL(test_count_occurrences(out[0], "Zyxqv"), 0);
     CU_ASSERT_PTR_NULL(strstr(out[0], "<"));
     free(out[0]);
 }
@@ -770,9 +760,9 @@ static void check_placeholder_after_open_subword(const model *m)
         fprintf(stderr, "\n  \"%s\" followed by <num> rendered as \"%s\"\n",
                 vocab_token(m->tgt_vocab, ids[0]), text);
     CU_ASSERT_PTR_NULL(strstr(text, "<num>"));
-    CU_ASSERT_EQUAL(count_of(text, "5"), 1);
-    CU_ASSERT_EQUAL(count_of(text, "7"), 1);
-    CU_ASSERT_EQUAL(count_of(text, "8"), 1);
+    CU_ASSERT_EQUAL(test_count_occurrences(text, "5"), 1);
+    CU_ASSERT_EQUAL(test_count_occurrences(text, "7"), 1);
+    CU_ASSERT_EQUAL(test_count_occurrences(text, "8"), 1);
     free(text);
     beam_source_free(&src);
 }
@@ -801,7 +791,7 @@ static void check_nbest_render_equals_single(const model *m)
 
         CU_ASSERT_PTR_NOT_NULL_FATAL(alone);
         CU_ASSERT_STRING_EQUAL(texts[k], alone);
-        CU_ASSERT_EQUAL(count_of(texts[k], "https://example.org/x"), 1);
+        CU_ASSERT_EQUAL(test_count_occurrences(texts[k], "https://example.org/x"), 1);
         free(alone);
         free(texts[k]);
     }

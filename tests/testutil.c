@@ -3,6 +3,7 @@
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 const char *test_data_dir(void)
@@ -28,4 +29,13 @@ int test_run_all(void)
     failures += CU_get_error() != CUE_SUCCESS;
     CU_cleanup_registry();
     return failures ? 1 : 0;
+}
+
+int test_count_occurrences(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + strlen(needle), needle))
+        n++;
+    return n;
 }

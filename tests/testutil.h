@@ -12,4 +12,8 @@ const char *test_data_dir(void);
  * process exit status: 0 when every test passed, 1 otherwise. */
 int test_run_all(void);
 
+/* Returns the number of non-overlapping occurrences of needle (not empty)
+ * in hay. */
+int test_count_occurrences(const char *hay, const char *needle);
+
 #endif
