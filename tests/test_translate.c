@@ -708,6 +708,63 @@ static void test_carry_plan_insertion(void)
     CU_ASSERT_EQUAL(at[0], 0);
 }
 
+/* carry_plan on random plans keeps its promises: every item to insert is
+ * placed once (taken by a unit of its kind, given a word, or inserted at a
+ * word start), no item is placed twice, CARRY_DROP only continues a word
+ * given to an item, and inserted items keep their source order. */
+static void test_carry_plan_random(void)
+{
+    unsigned int seed = 12345;
+
+    for (int round = 0; round < 2000; round++) {
+        int n = rand_r(&seed) % 12, S = 1 + rand_r(&seed) % 10, n_items = rand_r(&seed) % 7;
+        int kinds[12], take[12], at[7], placed[7] = {0};
+        unsigned char joins[12];
+        carry_item items[7];
+        float align[12 * 10];
+        int use_align = rand_r(&seed) % 4 != 0;
+
+        /* Carriers (placeholders, <unk>, protected words) never end in the
+         * continuation marker, but may follow a unit that does. */
+        for (int j = 0; j < n; j++) {
+            kinds[j] = rand_r(&seed) % 3 == 0 ? rand_r(&seed) % 3 : -1;
+            joins[j] = kinds[j] < 0 && j + 1 < n && rand_r(&seed) % 3 == 0;
+        }
+        for (int i = 0; i < n * S; i++)
+            align[i] = (float)(rand_r(&seed) % 1000) / 1000.0f;
+        for (int k = 0; k < n_items; k++)
+            items[k] = (carry_item){rand_r(&seed) % S, rand_r(&seed) % 3, rand_r(&seed) % 4 != 0};
+        CU_ASSERT_EQUAL_FATAL(carry_plan(n, S, kinds, joins, use_align ? align : NULL, items,
+                                         n_items, take, at),
+                              0);
+        for (int j = 0; j < n; j++) {
+            if (take[j] >= 0) {
+                CU_ASSERT_TRUE_FATAL(take[j] < n_items);
+                placed[take[j]]++;
+                CU_ASSERT(kinds[j] < 0 || kinds[j] == items[take[j]].kind);
+            } else if (take[j] == CARRY_DROP) {
+                CU_ASSERT_TRUE(j > 0 && joins[j - 1] && (take[j - 1] >= 0 || take[j - 1] == CARRY_DROP));
+                CU_ASSERT(kinds[j] < 0);
+            } else {
+                CU_ASSERT_EQUAL(take[j], -1);
+            }
+        }
+        for (int k = 0; k < n_items; k++) {
+            if (at[k] >= 0) {
+                CU_ASSERT(at[k] <= n);
+                CU_ASSERT(at[k] == 0 || at[k] == n || !joins[at[k] - 1]);
+                placed[k]++;
+            }
+            CU_ASSERT(placed[k] <= 1);
+            if (items[k].insert)
+                CU_ASSERT_EQUAL(placed[k], 1);
+            for (int i = 0; i < n_items; i++)
+                if (at[k] >= 0 && at[i] >= 0 && items[i].pos < items[k].pos)
+                    CU_ASSERT(at[i] <= at[k]);
+        }
+    }
+}
+
 /* Translation never loses a protected source token (number, URL, e-mail
  * address, emoji) that the vocabulary lacks, even from a model that never
  * emits <unk>. An unknown plain word of a word-level model appears only
@@ -944,6 +1001,7 @@ int main(void)
     CU_add_test(s, "attention model", test_attention_model);
     CU_add_test(s, "carry plan carriers", test_carry_plan_carriers);
     CU_add_test(s, "carry plan insertion", test_carry_plan_insertion);
+    CU_add_test(s, "carry plan random", test_carry_plan_random);
     CU_add_test(s, "carried numbers around colon", test_carried_numbers_around_colon);
     CU_add_test(s, "protected tokens kept", test_protected_tokens_kept);
     return test_run_all();
