@@ -708,10 +708,10 @@ static void test_carry_plan_insertion(void)
     CU_ASSERT_EQUAL(at[0], 0);
 }
 
-/* carry_plan on random plans keeps its promises: every item to insert is
- * placed once (taken by a unit of its kind, given a word, or inserted at a
- * word start), no item is placed twice, CARRY_DROP only continues a word
- * given to an item, and inserted items keep their source order. */
+/* carry_plan on random plans keeps its promises. Every item to insert is
+ * placed once: taken by a unit of its kind, given a word, or inserted at
+ * a word start. CARRY_DROP only continues a word given to an item, and
+ * inserted items keep their source order. */
 static void test_carry_plan_random(void)
 {
     unsigned int seed = 12345;
