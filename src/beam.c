@@ -178,8 +178,9 @@ int beam_search(const model *m, const beam_options *opt, const int32_t *const *s
  * tokenized, protected tokens replaced by placeholders (the originals go to
  * src->saved) when the model uses them, then split into subwords when the
  * model has codes, and mapped to ids. The words holding a unit the source
- * vocabulary lacks go to src->unknown in order. The unit position of each
- * saved token and unknown word is recorded for render_output. */
+ * vocabulary lacks go to src->unknown in order, and protected words that
+ * are one known unit to src->known. The unit position of each saved,
+ * unknown and known token is recorded for render_output. */
 static int prepare_source(const model *m, const char *line, tok_list *words, tok_list *units,
                           beam_source *src)
 {
@@ -241,23 +242,20 @@ static float *source_alignments(const model *m, const beam_source *src,
                                 const int32_t *const *ids, const int32_t *lens, int count,
                                 size_t *stride, int *oom)
 {
-    int32_t **srcs = malloc(sizeof(int32_t *) * ((size_t)count + 1));
-    int32_t *src_lens = malloc(sizeof(int32_t) * ((size_t)count + 1));
-    size_t *index = malloc(sizeof(size_t) * ((size_t)count + 1));
-    corpus all = {(size_t)count, srcs, (int32_t **)ids, src_lens, (int32_t *)lens};
-    size_t S = (size_t)src->len, T = 1;
+    int32_t **srcs, *src_lens;
+    size_t *index, S = (size_t)src->len, T = 1;
     model_batch batch = {0};
-    model_workspace *ws = NULL;
-    float *a = NULL, *align = NULL;
+    model_workspace *ws;
+    float *a, *align;
     int rc = -1;
 
     *oom = 0;
-    if (!m->cfg.attention) {
-        free(srcs);
-        free(src_lens);
-        free(index);
+    if (!m->cfg.attention)
         return NULL;
-    }
+    srcs = malloc(sizeof(int32_t *) * ((size_t)count + 1));
+    src_lens = malloc(sizeof(int32_t) * ((size_t)count + 1));
+    index = malloc(sizeof(size_t) * ((size_t)count + 1));
+    corpus all = {(size_t)count, srcs, (int32_t **)ids, src_lens, (int32_t *)lens};
     for (int b = 0; b < count; b++)
         if ((size_t)lens[b] + 1 > T)
             T = (size_t)lens[b] + 1;
@@ -341,6 +339,13 @@ static int needs_alignment(const int *out_kind, int n, const carry_item *items, 
     return 0;
 }
 
+/* Returns the output unit of item k: its text, or for the original of a
+ * placeholder (no text) the placeholder, which placeholder_unmask fills. */
+static const char *item_unit(const carry_item *items, const char *const *item_text, int k)
+{
+    return item_text[k] ? item_text[k] : placeholder_of((tok_kind)items[k].kind);
+}
+
 /* Output text of target ids for src: each placeholder and <unk> the model
  * emitted filled with a source token of its kind, every protected source
  * token the output lacks placed by carry_plan, subwords joined when the
@@ -364,7 +369,7 @@ static char *render_output(const model *m, const int32_t *ids, int n, const beam
     tok_list words = {0}, fill = {0};
     float *align = NULL;
     char *text = NULL;
-    int kept = 0, n_order = 0, oom = 0;
+    int n_units = 0, n_order = 0, oom = 0;
 
     if (!units || !own || !item_text || !out_kind || !joins || !items || !take || !at || !order)
         goto done;
@@ -428,50 +433,40 @@ static char *render_output(const model *m, const int32_t *ids, int n, const beam
         for (int j = 0; j < n; j++)
             take[j] = -1;
     }
-    for (int k = 0; k < n_items; k++)
-        if (at[k] >= 0)
-            order[n_order++] = k;
-    /* By insertion point, then source position (few items: insertion sort). */
-    for (int i = 1; i < n_order; i++) {
-        int k = order[i], j = i;
-
-        for (; j > 0; j--) {
-            int prev = order[j - 1];
-
-            if (at[prev] < at[k] || (at[prev] == at[k] && items[prev].pos < items[k].pos))
-                break;
-            order[j] = prev;
-        }
-        order[j] = k;
-    }
+    /* Inserted items in source order, which carry_plan keeps in the order
+     * of their insertion points. */
+    carry_sort_by_position(items, n_items, order);
+    for (int i = 0; i < n_items; i++)
+        if (at[order[i]] >= 0)
+            order[n_order++] = order[i];
 
     /* Units in output order. fill lists the saved tokens in the order of
      * their placeholders, the order in which placeholder_unmask fills. */
     for (int j = 0, o = 0; j <= n; j++) {
-        while (o < n_order && at[order[o]] == j) {
-            int k = order[o++];
+        int k;
 
-            own[kept] = 1;
-            units[kept++] = item_text[k] ? item_text[k] : placeholder_of((tok_kind)items[k].kind);
+        while (o < n_order && at[order[o]] == j) {
+            k = order[o++];
+            own[n_units] = 1;
+            units[n_units++] = item_unit(items, item_text, k);
             if (!item_text[k] && tok_list_push(&fill, src->saved.items[k]))
                 goto done;
         }
         if (j == n)
             break;
-        if (take[j] >= 0) {
-            int k = take[j];
-
-            own[kept] = 1;
-            units[kept++] = item_text[k] ? item_text[k] : placeholder_of((tok_kind)items[k].kind);
+        k = take[j];
+        if (k >= 0) {
+            own[n_units] = 1;
+            units[n_units++] = item_unit(items, item_text, k);
             if (!item_text[k] && tok_list_push(&fill, src->saved.items[k]))
                 goto done;
-        } else if (take[j] == -1 && (out_kind[j] < 0 || out_kind[j] >= KIND_KNOWN)) {
+        } else if (k == -1 && (out_kind[j] < 0 || out_kind[j] >= KIND_KNOWN)) {
             /* An ordinary unit, or a known word repeated beyond the source's count. */
-            own[kept] = 0;
-            units[kept++] = vocab_token(m->tgt_vocab, ids[j]);
+            own[n_units] = 0;
+            units[n_units++] = vocab_token(m->tgt_vocab, ids[j]);
         }
     }
-    if (join_units(m, units, own, kept, &words))
+    if (join_units(m, units, own, n_units, &words))
         goto done;
     if (m->placeholders && placeholder_unmask(&words, &fill))
         goto done;

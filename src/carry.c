@@ -65,6 +65,18 @@ static void match_in_order(int n, int S, const float *align, const carry_item *i
     }
 }
 
+void carry_sort_by_position(const carry_item *items, int n_items, int *order)
+{
+    /* Insertion sort: a sentence has few items. */
+    for (int k = 0; k < n_items; k++) {
+        int i = k;
+
+        for (; i > 0 && items[order[i - 1]].pos > items[k].pos; i--)
+            order[i] = order[i - 1];
+        order[i] = k;
+    }
+}
+
 int carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
                const float *align, const carry_item *items, int n_items, int *take, int *at)
 {
@@ -80,14 +92,7 @@ int carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
     for (int j = 0; j < n; j++)
         take[j] = -1;
 
-    /* Items by source position (insertion sort: there are few). */
-    for (int k = 0; k < n_items; k++) {
-        int i = k;
-
-        for (; i > 0 && items[by_pos[i - 1]].pos > items[k].pos; i--)
-            by_pos[i] = by_pos[i - 1];
-        by_pos[i] = k;
-    }
+    carry_sort_by_position(items, n_items, by_pos);
 
     /* Carriers take items of their kind in order on both sides. When the
      * counts differ, attention picks the pairs but not their order, because

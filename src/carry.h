@@ -30,6 +30,10 @@ typedef struct {
     int insert;
 } carry_item;
 
+/* Writes the indices 0..n_items-1 to order, sorted by source position
+ * (items of equal position keep their index order). */
+void carry_sort_by_position(const carry_item *items, int n_items, int *order);
+
 /* Plans the output of one sentence.
  * n: output units; S: source units (S > 0); items: n_items tokens.
  * out_kind[j]: the kind of output unit j when it is a carrier, else -1.

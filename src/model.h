@@ -120,7 +120,7 @@ int model_loss(const model *m, const model_batch *batch, const model_views *grad
                double *loss);
 
 /* Writes the attention weights of an attention model over bt to a, in
- * the layout [B][T, S]: row t of sentence b holds the weights of decoder
+ * the layout [B][T, S]: row t of sentence b contains the weights of decoder
  * step t (the step that predicts tgt_out) over the reversed source
  * positions of bt->src, 0 on padding. No dropout. Returns 0, 1 when the
  * model has no attention (a untouched), or -1 when out of memory. */

@@ -586,7 +586,8 @@ static void test_html_format(void)
 }
 
 /* Numbers, a URL and an emoji of the source reach the translation and
- * every alternative exactly once, whether the model knows them or not. */
+ * every alternative exactly once, whether the model's vocabulary contains
+ * them or not. */
 static void test_protected_tokens_over_http(void)
 {
     counting_translator c;

@@ -783,7 +783,8 @@ static void check_protected_tokens_kept(model *m)
     m->w.out_b[VOCAB_UNK] += 1000.0f;
     for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
         if (test_count_occurrences(out[0], kept[i]) != 1)
-            fprintf(stderr, "\n  \"%s\" not once in \"%s\"\n", kept[i], out[0]);
+            fprintf(stderr, "\n  \"%s\" occurs %d times in \"%s\", expected once\n", kept[i],
+                    test_count_occurrences(out[0], kept[i]), out[0]);
         CU_ASSERT_EQUAL(test_count_occurrences(out[0], kept[i]), 1);
     }
     if (!m->tgt_bpe)
