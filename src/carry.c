@@ -126,7 +126,10 @@ int carry_plan(int n, int S, const int *out_kind, const unsigned char *joins,
      * that unit is aligned with no other source unit more, the model
      * rendered the item there in a form of its own ("zwei" for "2"), so
      * the item replaces the unit's word. Otherwise it goes before that
-     * word. */
+     * word.
+     * NOTE: attention can also single out a content word that only stands
+     * near the item ("Ziellinie" for "8 second clock"), and that word is
+     * then lost. On Multi30k test this was 1 of 13 replacements. */
     for (int i = 0, last = 0; i < n_items; i++) {
         int k = by_pos[i], hi = n, best, start, end;
         float best_w = -INFINITY;
